@@ -1,0 +1,171 @@
+// Reads the one YAML config file, resolves secrets, fills defaults and validates, failing with
+// an error that names the bad key (`backends[1].address: must be an IP address`).
+
+import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+import { Value } from 'typebox/value'
+import { parse as parseYaml, YAMLParseError } from 'yaml'
+import { ConfigError } from '../errors.js'
+import { canonicalAddress, canonicalDomain } from '../resolve/address.js'
+import { ConfigSchema, LOCAL_MAP_PREFIX, MAP_NAMES, SECRET_PATHS, type Config } from './schema.js'
+
+type Raw = Record<string, unknown>
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    throw new ConfigError('', `cannot read config file ${path}: ${(e as Error).message}`)
+  }
+  return parseConfig(text, path, env)
+}
+
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: unknown
+  try {
+    raw = parseYaml(text)
+  } catch (e) {
+    const where = e instanceof YAMLParseError && e.linePos ? ` line ${e.linePos[0].line}` : ''
+    throw new ConfigError('', `${source}${where}: not valid YAML: ${(e as Error).message.split('\n')[0]}`)
+  }
+  if (raw === null || raw === undefined) raw = {}
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('', `${source}: must be a YAML mapping`)
+  return validateConfig(raw as Raw, env)
+}
+
+export function validateConfig(raw: Raw, env: NodeJS.ProcessEnv = process.env): Config {
+  const copy = structuredClone(raw)
+  resolveSecrets(copy, env)
+  const withDefaults = Value.Default(ConfigSchema, copy) as unknown
+  const errors = [...Value.Errors(ConfigSchema, withDefaults)]
+  if (errors.length > 0) throw schemaError(errors)
+  const config = withDefaults as Config
+  checkSemantics(config)
+  return config
+}
+
+/** `/backends/1/address` -> `backends[1].address` */
+export function keyOf(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '')
+}
+
+interface SchemaIssue {
+  keyword: string
+  instancePath: string
+  message: string
+  params: unknown
+}
+
+function schemaError(errors: readonly SchemaIssue[]): ConfigError {
+  // Prefer the most specific error: unknown keys first (typos), then the deepest path.
+  const unknown = errors.find((e) => e.keyword === 'boolean' && e.message === 'schema is false')
+  if (unknown) return new ConfigError(keyOf(unknown.instancePath), 'unknown key')
+  const deepest = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length)[0]!
+  return new ConfigError(keyOf(deepest.instancePath) || '(top level)', deepest.message)
+}
+
+function resolveSecrets(raw: Raw, env: NodeJS.ProcessEnv): void {
+  for (const path of SECRET_PATHS) {
+    const parent = path.slice(0, -1).reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Raw)[k] : undefined), raw)
+    if (!parent || typeof parent !== 'object') continue
+    const obj = parent as Raw
+    const key = path[path.length - 1]!
+    const dotted = path.join('.')
+    const fileKey = `${key}File`
+    const envKey = `${key}Env`
+    const given = [key, fileKey, envKey].filter((k) => obj[k] !== undefined)
+    if (given.length > 1) throw new ConfigError(dotted, `give only one of ${given.join(', ')}`)
+    if (obj[fileKey] !== undefined) {
+      const file = obj[fileKey]
+      if (typeof file !== 'string') throw new ConfigError(`${dotted}File`, 'must be a file path')
+      try {
+        obj[key] = readFileSync(file, 'utf8').replace(/\r?\n$/, '')
+      } catch (e) {
+        throw new ConfigError(`${dotted}File`, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`)
+      }
+      delete obj[fileKey]
+    } else if (obj[envKey] !== undefined) {
+      const name = obj[envKey]
+      if (typeof name !== 'string') throw new ConfigError(`${dotted}Env`, 'must be an environment variable name')
+      const value = env[name]
+      if (value === undefined || value === '') throw new ConfigError(`${dotted}Env`, `environment variable ${name} is not set`)
+      obj[key] = value
+      delete obj[envKey]
+    }
+  }
+}
+
+function checkSemantics(c: Config): void {
+  if (c.directory.type === 'ldap' && !c.directory.ldap) {
+    throw new ConfigError('directory.ldap', 'required when directory.type is ldap')
+  }
+  const addrOpts = c.addresses
+  if (/[\s@]/.test(addrOpts.extensionDelimiters)) {
+    throw new ConfigError('addresses.extensionDelimiters', 'must not contain whitespace or @')
+  }
+
+  const ids = new Set<string>()
+  const hosts = new Map<string, string>()
+  c.backends.forEach((b, i) => {
+    const at = `backends[${i}]`
+    if (ids.has(b.id)) throw new ConfigError(`${at}.id`, `duplicate backend id ${b.id}`)
+    ids.add(b.id)
+    if (isIP(b.address) === 0) throw new ConfigError(`${at}.address`, 'must be an IP address (proxies need IP literals)')
+    for (const h of [b.id, ...b.mailHosts]) {
+      const other = hosts.get(h.toLowerCase())
+      if (other !== undefined && other !== b.id) {
+        throw new ConfigError(`${at}.mailHosts`, `${h} already names backend ${other}`)
+      }
+      hosts.set(h.toLowerCase(), b.id)
+    }
+  })
+
+  const names = new Map<string, number>()
+  c.domains.forEach((d, i) => {
+    const name = canonicalDomain(d.name)
+    if (!name) throw new ConfigError(`domains[${i}].name`, `not a valid domain: ${d.name}`)
+    if (names.has(name)) throw new ConfigError(`domains[${i}].name`, `duplicate domain ${name}`)
+    names.set(name, i)
+  })
+  c.domains.forEach((d, i) => {
+    if (d.aliasFor !== undefined) {
+      const target = canonicalDomain(d.aliasFor)
+      const ti = target === undefined ? undefined : names.get(target)
+      if (ti === undefined) throw new ConfigError(`domains[${i}].aliasFor`, `${d.aliasFor} is not a configured domain`)
+      if (c.domains[ti]!.aliasFor !== undefined) {
+        throw new ConfigError(`domains[${i}].aliasFor`, `${d.aliasFor} is itself an alias domain`)
+      }
+      if (d.catchAll) throw new ConfigError(`domains[${i}].catchAll`, "an alias domain uses its target's catch-all")
+    }
+    d.catchAll?.forEach((t, j) => {
+      if (!canonicalAddress(t, addrOpts).ok) throw new ConfigError(`domains[${i}].catchAll[${j}]`, `not an address: ${t}`)
+    })
+  })
+
+  const ports = new Map<string, string>()
+  const claim = (host: string, port: number, key: string) => {
+    if (port === 0) return
+    const k = `${host}:${port}`
+    const prior = ports.get(k)
+    if (prior) throw new ConfigError(key, `${k} is already used by ${prior}`)
+    ports.set(k, key)
+  }
+  if (c.listen.socketmap) claim(c.listen.socketmap.host, c.listen.socketmap.port, 'listen.socketmap')
+  if (c.listen.http) claim(c.listen.http.host, c.listen.http.port, 'listen.http')
+  c.listen.tcpTable.forEach((t, i) => {
+    const key = `listen.tcpTable[${i}]`
+    if (!isMapName(t.map, ids)) throw new ConfigError(`${key}.map`, `unknown map ${t.map}`)
+    claim(t.host, t.port, key)
+  })
+}
+
+/** transport, recipient, alias, or local/<configured backend id>. */
+export function isMapName(map: string, backendIds: ReadonlySet<string>): boolean {
+  if ((MAP_NAMES as readonly string[]).includes(map)) return true
+  return map.startsWith(LOCAL_MAP_PREFIX) && backendIds.has(map.slice(LOCAL_MAP_PREFIX.length))
+}

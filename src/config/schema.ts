@@ -1,0 +1,222 @@
+// The configuration file's schema: one place for every key, its type and its default.
+// Durations are written the Postfix way ("500ms", "3s", "2m", "1h") or as plain seconds.
+
+import { Type, type Static } from 'typebox'
+
+const Duration = (def: string, description: string) =>
+  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^\\s*\\d+\\s*(ms|s|m|h|d)?\\s*$' })], {
+    default: def,
+    description,
+  })
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535 })
+
+const Listener = (port: number) =>
+  Type.Object(
+    {
+      host: Type.String({ default: '127.0.0.1', minLength: 1 }),
+      port: Type.Integer({ minimum: 0, maximum: 65535, default: port }),
+    },
+    { additionalProperties: false, default: {} },
+  )
+
+export const MAP_NAMES = ['transport', 'recipient', 'alias'] as const
+/** `local/<backend-id>` is the fourth, parameterised map. */
+export const LOCAL_MAP_PREFIX = 'local/'
+
+const LdapAttributes = Type.Object(
+  {
+    address: Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      default: ['mail', 'mailLocalAddress'],
+      description: 'Attributes holding addresses the entry owns (each value is one address).',
+    }),
+    canonical: Type.String({ default: 'mail', description: "The mailbox's primary address." }),
+    mailHost: Type.String({ default: 'mailHost', minLength: 1 }),
+    routingAddress: Type.String({
+      default: 'mailRoutingAddress',
+      description: 'Rewrite target; on an entry without mailHost it makes the entry an alias.',
+    }),
+    status: Type.String({
+      default: 'mailhostdAccountStatus',
+      description: "Account status attribute; '' when the directory has none (all active).",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
+const Ldap = Type.Object(
+  {
+    url: Type.String({ pattern: '^ldaps?://', description: 'ldap://host:port or ldaps://host:port' }),
+    bindDN: Type.String({ default: '' }),
+    bindPassword: Type.String({ default: '' }),
+    baseDN: Type.String({ minLength: 1 }),
+    scope: Type.Union([Type.Literal('sub'), Type.Literal('one'), Type.Literal('base')], { default: 'sub' }),
+    filter: Type.String({
+      default: '(objectClass=inetLocalMailRecipient)',
+      description: 'Extra filter ANDed with the address match.',
+    }),
+    attributes: LdapAttributes,
+    disabledValues: Type.Array(Type.String(), { default: ['disabled', 'inactive', 'locked'] }),
+    connections: Type.Integer({ minimum: 1, maximum: 32, default: 2 }),
+    timeout: Duration('2s', 'Per-operation timeout.'),
+    connectTimeout: Duration('1s', 'TCP/TLS connect timeout.'),
+    startTLS: Type.Boolean({ default: false }),
+    tls: Type.Object(
+      {
+        caFile: Type.Optional(Type.String()),
+        rejectUnauthorized: Type.Boolean({ default: true }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+)
+
+const Domain = Type.Object(
+  {
+    name: Type.String({ minLength: 1 }),
+    aliasFor: Type.Optional(Type.String({ minLength: 1, description: 'Makes this an alias domain of that domain.' })),
+    catchAll: Type.Optional(
+      Type.Array(Type.String({ minLength: 3 }), { minItems: 1, description: 'Targets for unknown local parts.' }),
+    ),
+  },
+  { additionalProperties: false },
+)
+
+const Backend = Type.Object(
+  {
+    id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' }),
+    mailHosts: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'mailHost values that mean this backend (the id always does).',
+    }),
+    address: Type.String({ minLength: 2, description: 'IP address (IPv4 or IPv6).' }),
+    route: Type.Union([Type.Literal('lmtp'), Type.Literal('smtp')], { default: 'lmtp' }),
+    ports: Type.Object(
+      {
+        lmtp: Type.Integer({ minimum: 1, maximum: 65535, default: 24 }),
+        smtp: Type.Integer({ minimum: 1, maximum: 65535, default: 25 }),
+        imap: Type.Integer({ minimum: 1, maximum: 65535, default: 143 }),
+        pop3: Type.Integer({ minimum: 1, maximum: 65535, default: 110 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+)
+
+export const ConfigSchema = Type.Object(
+  {
+    dataDir: Type.String({ default: './data', description: 'PGlite database and runtime files.' }),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info' },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    store: Type.Object(
+      {
+        url: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'Unset: embedded PGlite.' })),
+        poolSize: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+        connectTimeout: Duration('5s', 'pg connectionTimeoutMillis.'),
+        statementTimeout: Duration('5s', 'Server-side statement_timeout for every session.'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    directory: Type.Object(
+      {
+        type: Type.Union([Type.Literal('sql'), Type.Literal('ldap')], { default: 'sql' }),
+        ldap: Type.Optional(Ldap),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    domains: Type.Array(Domain, { default: [] }),
+    backends: Type.Array(Backend, { default: [] }),
+    routing: Type.Object(
+      {
+        unknownMailHost: Type.String({
+          default: 'smtp:[{mailHost}]:25',
+          pattern: '^[a-z][a-z0-9_-]*:.*\\{mailHost\\}',
+          description: 'Route for a mailHost that names no known backend.',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    addresses: Type.Object(
+      {
+        extensionDelimiters: Type.String({ default: '+', description: "Like Postfix's recipient_delimiter." }),
+        foldLocalPart: Type.Boolean({ default: true }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    lookup: Type.Object(
+      { deadline: Duration('3s', 'Answer (temporary failure at worst) within this time.') },
+      { additionalProperties: false, default: {} },
+    ),
+    cache: Type.Object(
+      {
+        maxEntries: Type.Integer({ minimum: 1, default: 100000 }),
+        ttl: Duration('2m', 'Freshness of found answers.'),
+        negativeTtl: Duration('30s', 'Freshness of authoritative misses.'),
+        maxStale: Duration('1h', 'Oldest answer served while the directory fails.'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    circuit: Type.Object(
+      {
+        failureThreshold: Type.Integer({ minimum: 1, default: 5 }),
+        openFor: Duration('5s', 'How long to stop calling a failing directory.'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    listen: Type.Object(
+      {
+        socketmap: Type.Union([Listener(10040), Type.Literal(false)], { default: {} }),
+        tcpTable: Type.Array(
+          Type.Object(
+            { map: Type.String({ minLength: 1 }), host: Type.String({ default: '127.0.0.1' }), port: Port },
+            { additionalProperties: false },
+          ),
+          {
+            default: [
+              { map: 'transport', port: 10041 },
+              { map: 'recipient', port: 10042 },
+            ],
+          },
+        ),
+        http: Type.Union([Listener(10090), Type.Literal(false)], { default: {} }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    limits: Type.Object(
+      {
+        maxConnections: Type.Integer({ minimum: 1, default: 1024, description: 'Per listener.' }),
+        idleTimeout: Duration('30m', 'Close a connection idle this long between requests.'),
+        requestTimeout: Duration('10s', 'A started request must be complete within this time.'),
+        maxRequestBytes: Type.Integer({ minimum: 512, maximum: 1048576, default: 16384 }),
+        shutdownGrace: Duration('10s', 'On SIGTERM, time for in-flight requests to finish.'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+)
+
+export type Config = Static<typeof ConfigSchema>
+export type LdapConfig = Static<typeof Ldap>
+export type DomainConfig = Static<typeof Domain>
+export type BackendConfig = Static<typeof Backend>
+export type DurationValue = Config['lookup']['deadline']
+
+/**
+ * Config paths whose values are secrets. Each may instead be given as `<key>File` (a file whose
+ * content, minus a trailing newline, is the value) or `<key>Env` (an environment variable name).
+ */
+export const SECRET_PATHS = [
+  ['directory', 'ldap', 'bindPassword'],
+  ['store', 'url'],
+] as const

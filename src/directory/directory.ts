@@ -1,0 +1,42 @@
+// The one interface both directories (LDAP, SQL) implement. The resolver only ever asks
+// "who owns exactly this address?"; extension stripping, alias domains and catch-alls are
+// the resolver's job, so a directory stays a thin, escaped query.
+
+export type AccountStatus = 'active' | 'disabled'
+
+export interface AccountEntry {
+  readonly kind: 'account'
+  /** Stable identity for logs and duplicate detection: the LDAP DN or `sql:accounts:<id>`. */
+  readonly id: string
+  /**
+   * The canonical address of the mailbox: LDAP mailRoutingAddress, else the primary address
+   * attribute (`mail`); SQL accounts.address. Undefined when the entry names none, in which case
+   * the matched address is its own canonical form.
+   */
+  readonly canonical: string | undefined
+  /** The mailHost value as stored (a backend's mailHost name, or an arbitrary host). */
+  readonly mailHost: string
+  readonly status: AccountStatus
+}
+
+export interface AliasEntry {
+  readonly kind: 'alias'
+  readonly id: string
+  /** Raw target addresses, not yet canonicalised. Never empty. */
+  readonly targets: readonly string[]
+}
+
+export type DirectoryEntry = AccountEntry | AliasEntry
+
+export interface Directory {
+  readonly kind: 'ldap' | 'sql'
+  /**
+   * Every entry that owns `address` (already canonical: trimmed, domain lowercased, ASCII).
+   * An empty array is an authoritative miss. Throws DirectoryError when the directory cannot
+   * answer and DirectoryDataError when an entry is unusable; never returns [] on failure.
+   */
+  findByAddress(address: string, signal?: AbortSignal): Promise<DirectoryEntry[]>
+  /** Cheap reachability probe (readiness, circuit half-open). Throws DirectoryError. */
+  ping(signal?: AbortSignal): Promise<void>
+  close(): Promise<void>
+}
