@@ -60,6 +60,14 @@ export class DirectoryDataError extends MailhostdError {
   }
 }
 
+/** The lookup deadline passed before the directory answered. */
+export class DeadlineError extends MailhostdError {
+  constructor(ms: number) {
+    super(ErrorCodes.LOOKUP_DEADLINE, `directory did not answer within ${ms} ms`, { transient: true })
+    this.name = 'DeadlineError'
+  }
+}
+
 export function isMailhostdError(e: unknown): e is MailhostdError {
   return e instanceof MailhostdError
 }

@@ -35,3 +35,28 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: pino
 
 /** A logger that drops everything, for unit tests and library use. */
 export const silentLogger: Logger = pino({ level: 'silent' })
+
+/**
+ * Logs at most once per `intervalMs` for each topic and says how many were suppressed, so a
+ * directory outage yields a readable log instead of one warning per Postfix request.
+ */
+export class LogThrottle {
+  readonly #last = new Map<string, { at: number; suppressed: number }>()
+  constructor(
+    private readonly intervalMs: number,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  /** Calls `emit(suppressedSinceLast)` if the topic may log now. */
+  run(topic: string, emit: (suppressed: number) => void): void {
+    const t = this.now()
+    const seen = this.#last.get(topic)
+    if (seen && t - seen.at < this.intervalMs) {
+      seen.suppressed++
+      return
+    }
+    if (this.#last.size > 1000) this.#last.clear()
+    this.#last.set(topic, { at: t, suppressed: 0 })
+    emit(seen?.suppressed ?? 0)
+  }
+}

@@ -1,0 +1,105 @@
+// Stops calling a directory that keeps failing. Without it, every lookup during an outage
+// waits for a connect or operation timeout before the cache may serve a stale answer; with
+// it, after `failureThreshold` consecutive failures calls fail at once for `openForMs`, then
+// a single trial call decides whether to close again. Data errors (duplicates) mean the
+// directory answered, so they count as success here.
+
+import type { Logger } from 'pino'
+import { DirectoryError, ErrorCodes } from '../errors.js'
+import type { Directory, DirectoryEntry } from './directory.js'
+
+export type CircuitState = 'closed' | 'open' | 'half-open'
+
+export interface CircuitOptions {
+  readonly failureThreshold: number
+  readonly openForMs: number
+  readonly now?: () => number
+}
+
+export class CircuitBreakerDirectory implements Directory {
+  readonly #inner: Directory
+  readonly #opts: CircuitOptions
+  readonly #now: () => number
+  readonly #logger: Logger
+  #failures = 0
+  #openedAt = 0
+  #state: CircuitState = 'closed'
+  #trialInFlight = false
+
+  constructor(inner: Directory, opts: CircuitOptions, logger: Logger) {
+    this.#inner = inner
+    this.#opts = opts
+    this.#now = opts.now ?? (() => performance.now())
+    this.#logger = logger
+  }
+
+  get kind() {
+    return this.#inner.kind
+  }
+
+  get state(): CircuitState {
+    return this.#state
+  }
+
+  async findByAddress(address: string, signal?: AbortSignal): Promise<DirectoryEntry[]> {
+    const trial = this.#admit()
+    try {
+      const entries = await this.#inner.findByAddress(address, signal)
+      this.#succeeded()
+      return entries
+    } catch (e) {
+      if (e instanceof DirectoryError) this.#failed(e)
+      else this.#succeeded()
+      throw e
+    } finally {
+      if (trial) this.#trialInFlight = false
+    }
+  }
+
+  async ping(signal?: AbortSignal): Promise<void> {
+    try {
+      await this.#inner.ping(signal)
+      this.#succeeded()
+    } catch (e) {
+      if (e instanceof DirectoryError) this.#failed(e)
+      throw e
+    }
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close()
+  }
+
+  /** Throws while open; returns true when this call is the half-open trial. */
+  #admit(): boolean {
+    if (this.#state === 'closed') return false
+    if (this.#state === 'open' && this.#now() - this.#openedAt >= this.#opts.openForMs) {
+      this.#state = 'half-open'
+    }
+    if (this.#state === 'half-open' && !this.#trialInFlight) {
+      this.#trialInFlight = true
+      return true
+    }
+    throw new DirectoryError(ErrorCodes.DIRECTORY_CIRCUIT_OPEN, `${this.#inner.kind} directory failing; not called for now`)
+  }
+
+  #succeeded(): void {
+    if (this.#state !== 'closed') this.#logger.info({ directory: this.#inner.kind }, 'directory answering again; circuit closed')
+    this.#state = 'closed'
+    this.#failures = 0
+  }
+
+  #failed(e: DirectoryError): void {
+    this.#failures++
+    if (this.#state === 'half-open' || (this.#state === 'closed' && this.#failures >= this.#opts.failureThreshold)) {
+      if (this.#state === 'closed') {
+        this.#logger.warn(
+          { directory: this.#inner.kind, failures: this.#failures, err: e.message, openForMs: this.#opts.openForMs },
+          'directory failing; circuit open: answering from cache or with temporary failures',
+        )
+      }
+      this.#state = 'open'
+      this.#openedAt = this.#now()
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// The business logic every listener calls: map name and key in, one outcome out, within the
+// deadline. Order matters for the failure model: first the answers that need no directory
+// (bad map name, non-address keys, unserved domains), then the cache, then the directory.
+
+import type { Logger } from 'pino'
+import type { LookupCache } from '../cache/lookup-cache.js'
+import { describeError, isMailhostdError } from '../errors.js'
+import { LogThrottle } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import { canonicalAddress, type AddressOptions } from './address.js'
+import { notFound, perm, temp, type Answer, type Layer, type LookupResult, type LookupService } from './answer.js'
+import { answerFor, parseMapName, type RouteOptions } from './maps.js'
+import type { Registry } from './registry.js'
+
+export interface LookupServiceOptions {
+  readonly registry: () => Registry
+  readonly cache: LookupCache
+  readonly addresses: AddressOptions
+  readonly routes: RouteOptions
+  readonly deadlineMs: number
+  readonly logger: Logger
+  readonly metrics?: Metrics
+}
+
+export class Lookups implements LookupService {
+  readonly #o: LookupServiceOptions
+  readonly #throttle = new LogThrottle(10_000)
+
+  constructor(options: LookupServiceOptions) {
+    this.#o = options
+  }
+
+  async lookup(map: string, key: string | null, protocol: string): Promise<LookupResult> {
+    const started = performance.now()
+    const { answer, layer } = await this.#answer(map, key)
+    const elapsedMs = performance.now() - started
+    this.#o.metrics?.recordLookup(protocol, map, answer.outcome, layer, elapsedMs / 1000)
+    if (this.#o.logger.isLevelEnabled('debug')) {
+      const detail = answer.outcome === 'found' ? answer.value : answer.reason
+      this.#o.logger.debug({ protocol, map, key, outcome: answer.outcome, detail, layer, ms: round(elapsedMs) }, 'lookup')
+    }
+    return { answer, layer, elapsedMs }
+  }
+
+  async #answer(map: string, key: string | null): Promise<{ answer: Answer; layer: Layer }> {
+    const registry = this.#o.registry()
+    const mapName = parseMapName(map, registry)
+    if (!mapName) return { answer: perm(`unknown map ${printable(map)}`), layer: 'rules' }
+    if (key === null) return { answer: notFound('key is not valid UTF-8'), layer: 'rules' }
+    const addr = canonicalAddress(key, this.#o.addresses)
+    if (!addr.ok) return { answer: notFound(addr.reason), layer: 'rules' }
+    if (!registry.domain(addr.domain)) return { answer: notFound('domain not served'), layer: 'rules' }
+
+    const got = await this.#o.cache.get(addr.address, this.#o.deadlineMs)
+    if (!got.ok) return { answer: this.#failure(map, addr.address, got.error), layer: 'none' }
+    return { answer: answerFor(mapName, got.resolution, registry, this.#o.routes), layer: got.layer }
+  }
+
+  #failure(map: string, address: string, error: unknown): Answer {
+    const code = isMailhostdError(error) ? error.code : 'MH_INTERNAL'
+    const reason = describeError(error)
+    if (isMailhostdError(error) && !error.transient) {
+      // Data errors were already logged loudly where found; say here what Postfix was told.
+      this.#throttle.run(`${code}:${address}`, (suppressed) =>
+        this.#o.logger.error({ map, address, code, reason, suppressed }, 'answering temporary failure: directory data needs fixing'),
+      )
+    } else {
+      this.#throttle.run(code, (suppressed) =>
+        this.#o.logger.warn({ map, address, code, reason, suppressed }, 'answering temporary failure: directory unavailable and no usable cached answer'),
+      )
+    }
+    return temp(`${code} ${reason}`)
+  }
+}
+
+const round = (ms: number) => Math.round(ms * 1000) / 1000
+
+/** Map names come off the wire; keep logs and replies printable. */
+function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64)
+}

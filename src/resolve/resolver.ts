@@ -1,0 +1,168 @@
+// The resolver turns one canonical address into a Resolution (architecture.md §3.3): exact
+// address, then without its extension, then the alias domain's target, then the catch-all.
+// Aliases are followed to their final mailboxes. It throws on directory failure and on data
+// it must not guess about (duplicate owners, alias loops); it never turns either into a miss.
+
+import type { Logger } from 'pino'
+import type { AccountEntry, AccountStatus, Directory, DirectoryEntry } from '../directory/directory.js'
+import { DirectoryDataError, ErrorCodes } from '../errors.js'
+import { canonicalAddress, withExtension, type AddressOptions, type CanonicalAddress } from './address.js'
+import type { Registry } from './registry.js'
+
+/** A mailbox the key finally reaches. */
+export interface Mailbox {
+  readonly id: string
+  /** Canonical address of the mailbox. */
+  readonly address: string
+  readonly mailHost: string
+  readonly status: AccountStatus
+}
+
+export type Via = 'account' | 'alias' | 'alias-domain' | 'catch-all'
+
+export type Resolution =
+  | { readonly kind: 'none' }
+  | {
+      readonly kind: 'found'
+      readonly via: Via
+      /** Mailboxes in the cluster the key delivers to (empty for a purely external alias). */
+      readonly mailboxes: readonly Mailbox[]
+      /** Addresses outside the served domains that the key expands to. */
+      readonly external: readonly string[]
+      /** What virtual_alias_maps should rewrite the key to; empty when the key is already canonical. */
+      readonly rewrite: readonly string[]
+    }
+
+
+/** Alias chains deeper than this are treated as a loop (a configuration error). */
+export const MAX_ALIAS_DEPTH = 8
+
+// A mailHost goes into a Postfix route; anything but a host name or IP would corrupt it.
+const MAIL_HOST = /^[A-Za-z0-9_]([A-Za-z0-9_.:-]{0,253})$/
+
+export class Resolver {
+  constructor(
+    private readonly directory: Directory,
+    private readonly registry: () => Registry,
+    private readonly addressOptions: AddressOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  /** `addr` must be in a served domain (the caller checks that without a directory query). */
+  async resolve(addr: CanonicalAddress, signal?: AbortSignal): Promise<Resolution> {
+    return this.#resolve(addr, [], signal)
+  }
+
+  async #resolve(addr: CanonicalAddress, chain: readonly string[], signal?: AbortSignal): Promise<Resolution> {
+    if (chain.includes(addr.address) || chain.length > MAX_ALIAS_DEPTH) {
+      throw new DirectoryDataError(ErrorCodes.ALIAS_LOOP, `alias loop or chain too deep: ${[...chain, addr.address].join(' -> ')}`)
+    }
+    const path = [...chain, addr.address]
+    const domain = this.registry().domain(addr.domain)
+    if (!domain) return { kind: 'none' }
+
+    const exact = await this.#owners(addr.address, signal)
+    if (exact) return this.#fromEntry(exact, addr.address, addr, undefined, path, signal)
+    if (addr.base !== undefined) {
+      const base = await this.#owners(addr.base, signal)
+      if (base) return this.#fromEntry(base, addr.base, addr, addr, path, signal)
+    }
+    if (domain.aliasFor !== undefined) {
+      const target = this.#canonical(`${addr.local}@${domain.aliasFor}`)
+      if (!target) return { kind: 'none' }
+      const inner = await this.#resolve(target, path, signal)
+      if (inner.kind === 'none') return inner
+      return { ...inner, via: 'alias-domain', rewrite: inner.rewrite.length > 0 ? inner.rewrite : [target.address] }
+    }
+    if (domain.catchAll !== undefined) {
+      // The catch-all's own targets do not inherit the unknown local part's extension.
+      return this.#expand(domain.catchAll, undefined, 'catch-all', path, signal)
+    }
+    return { kind: 'none' }
+  }
+
+  /** The single owner of `address`, undefined when none; several owners are a data error. */
+  async #owners(address: string, signal?: AbortSignal): Promise<DirectoryEntry | undefined> {
+    const entries = await this.directory.findByAddress(address, signal)
+    const unique = [...new Map(entries.map((e) => [e.id, e])).values()]
+    if (unique.length > 1) {
+      const ids = unique.map((e) => e.id).join(' | ')
+      this.logger.error({ address, owners: ids }, 'DUPLICATE OWNERS: one address owned by several directory entries; answering temporary failure until fixed')
+      throw new DirectoryDataError(ErrorCodes.DUPLICATE_OWNER, `${address} has ${unique.length} owners`)
+    }
+    return unique[0]
+  }
+
+  async #fromEntry(
+    entry: DirectoryEntry,
+    matched: string,
+    key: CanonicalAddress,
+    viaExtension: CanonicalAddress | undefined,
+    path: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<Resolution> {
+    if (entry.kind === 'alias') {
+      const ext = viaExtension && { delimiter: viaExtension.delimiter, extension: viaExtension.extension }
+      return this.#expand(entry.targets, ext, 'alias', path, signal)
+    }
+    const mailbox = this.#mailbox(entry, matched)
+    const canonical = withExtension(mailbox.address, viaExtension?.delimiter, viaExtension?.extension)
+    return {
+      kind: 'found',
+      via: 'account',
+      mailboxes: [mailbox],
+      external: [],
+      rewrite: canonical === key.address ? [] : [canonical],
+    }
+  }
+
+  #mailbox(entry: AccountEntry, matched: string): Mailbox {
+    if (!MAIL_HOST.test(entry.mailHost)) {
+      throw new DirectoryDataError(ErrorCodes.DIRECTORY_DATA, `entry ${entry.id} has an unusable mailHost`)
+    }
+    const canonical = entry.canonical === undefined ? undefined : this.#canonical(entry.canonical)
+    return { id: entry.id, address: canonical?.address ?? matched, mailHost: entry.mailHost, status: entry.status }
+  }
+
+  async #expand(
+    targets: readonly string[],
+    ext: { delimiter: string | undefined; extension: string | undefined } | undefined,
+    via: Via,
+    path: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<Resolution> {
+    const mailboxes = new Map<string, Mailbox>()
+    const external = new Set<string>()
+    const rewrite = new Set<string>()
+    for (const raw of targets) {
+      const target = this.#canonical(raw)
+      if (!target) {
+        this.logger.warn({ alias: path.at(-1), target: raw }, 'alias target is not an address; ignored')
+        continue
+      }
+      if (!this.registry().domain(target.domain)) {
+        const outside = withExtension(raw.trim(), ext?.delimiter, ext?.extension)
+        external.add(outside)
+        rewrite.add(outside)
+        continue
+      }
+      const inner = await this.#resolve(target, path, signal)
+      if (inner.kind === 'none') {
+        this.logger.warn({ alias: path.at(-1), target: target.address }, 'alias target does not exist; ignored')
+        continue
+      }
+      for (const m of inner.mailboxes) mailboxes.set(m.id, m)
+      for (const x of inner.external) external.add(x)
+      // Rewrite straight to the final addresses; the caller's extension follows them.
+      const finals = inner.rewrite.length > 0 ? inner.rewrite : [target.address]
+      for (const f of finals) rewrite.add(withExtension(f, ext?.delimiter, ext?.extension))
+    }
+    if (mailboxes.size === 0 && external.size === 0) return { kind: 'none' }
+    return { kind: 'found', via, mailboxes: [...mailboxes.values()], external: [...external], rewrite: [...rewrite] }
+  }
+
+  #canonical(raw: string): CanonicalAddress | undefined {
+    const c = canonicalAddress(raw, this.addressOptions)
+    return c.ok ? c : undefined
+  }
+}

@@ -1,0 +1,84 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { loadConfigFile, parseConfig, keyOf } from '../../src/config/load.js'
+import { toMs } from '../../src/config/duration.js'
+import { ConfigError } from '../../src/errors.js'
+
+const ldap = `directory:\n  type: ldap\n  ldap:\n    url: ldap://127.0.0.1:389\n    baseDN: dc=example,dc=org\n`
+
+t.test('empty config gets every default', async (t) => {
+  const c = parseConfig('', 'x.yaml')
+  t.equal(c.directory.type, 'sql')
+  t.same(c.listen.socketmap, { host: '127.0.0.1', port: 10040 })
+  t.same(c.listen.tcpTable.map((x) => [x.map, x.port]), [['transport', 10041], ['recipient', 10042]])
+  t.same(c.listen.http, { host: '127.0.0.1', port: 10090 })
+  t.equal(toMs(c.lookup.deadline), 3000)
+  t.equal(toMs(c.cache.maxStale), 3_600_000)
+  t.equal(c.addresses.extensionDelimiters, '+')
+})
+
+t.test('demo config is valid', async (t) => {
+  const c = loadConfigFile(new URL('../../fixtures/demo/mailhostd.yaml', import.meta.url).pathname)
+  t.equal(c.backends.length, 2)
+  t.equal(c.domains.length, 3)
+})
+
+t.test('durations', async (t) => {
+  t.equal(toMs('500ms'), 500)
+  t.equal(toMs(' 2 m '), 120_000)
+  t.equal(toMs(3), 3000)
+  t.equal(toMs('1d'), 86_400_000)
+  t.throws(() => toMs('soon'))
+})
+
+t.test('errors name the bad key', async (t) => {
+  const cases: [string, string, RegExp?][] = [
+    ['lisen:\n  http: false\n', 'lisen', /unknown key/],
+    ['cache:\n  ttl: soon\n', 'cache.ttl'],
+    ['backends:\n  - id: mx1\n    address: mx1.example.org\n', 'backends[0].address', /IP address/],
+    ['backends:\n  - id: mx1\n    address: 10.0.0.1\n  - id: mx1\n    address: 10.0.0.2\n', 'backends[1].id', /duplicate/],
+    ['backends:\n  - id: mx1\n    address: 10.0.0.1\n    portz: {}\n', 'backends[0].portz', /unknown key/],
+    ['domains:\n  - name: example.net\n    aliasFor: example.org\n', 'domains[0].aliasFor'],
+    ['domains:\n  - name: "bad domain"\n', 'domains[0].name'],
+    ['domains:\n  - name: example.org\n    catchAll: ["nope"]\n', 'domains[0].catchAll[0]'],
+    ['directory:\n  type: ldap\n', 'directory.ldap'],
+    ['listen:\n  tcpTable:\n    - map: mailbox\n      port: 10043\n', 'listen.tcpTable[0].map'],
+    ['listen:\n  tcpTable:\n    - map: transport\n      port: 10040\n', 'listen.tcpTable[0]', /already used/],
+    ['addresses:\n  extensionDelimiters: "@"\n', 'addresses.extensionDelimiters'],
+    ['- just\n- a list\n', ''],
+    ['a: [unclosed\n', '', /line \d+: not valid YAML/],
+  ]
+  for (const [yaml, key, msg] of cases) {
+    const err = t.throws(() => parseConfig(yaml, 'test.yaml')) as unknown as ConfigError
+    t.type(err, ConfigError, yaml)
+    t.equal(err.key, key, `key for ${JSON.stringify(yaml)}: ${err.message}`)
+    if (msg) t.match(err.message, msg)
+  }
+})
+
+t.test('secrets from files and the environment, never both', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mh-config-'))
+  const file = join(dir, 'pw')
+  writeFileSync(file, 's3cret\n')
+  const fromFile = parseConfig(`${ldap}    bindPasswordFile: ${file}\n`, 'x')
+  t.equal(fromFile.directory.ldap?.bindPassword, 's3cret', 'trailing newline dropped')
+  const fromEnv = parseConfig(`${ldap}    bindPasswordEnv: MH_TEST_PW\nstore:\n  urlEnv: MH_TEST_URL\n`, 'x', { MH_TEST_PW: 'p', MH_TEST_URL: 'postgres://u:p@127.0.0.1/db' })
+  t.equal(fromEnv.directory.ldap?.bindPassword, 'p')
+  t.equal(fromEnv.store.url, 'postgres://u:p@127.0.0.1/db')
+  t.throws(() => parseConfig(`${ldap}    bindPasswordEnv: MH_UNSET_X\n`, 'x', {}), { key: 'directory.ldap.bindPasswordEnv' })
+  t.throws(() => parseConfig(`${ldap}    bindPasswordFile: ${dir}/missing\n`, 'x'), { key: 'directory.ldap.bindPasswordFile' })
+  t.throws(() => parseConfig(`${ldap}    bindPassword: a\n    bindPasswordEnv: B\n`, 'x'), { key: 'directory.ldap.bindPassword' })
+  const err = t.throws(() => parseConfig(`${ldap}    bindPasswordFile: ${dir}/missing\n`, 'x')) as unknown as Error
+  t.notMatch(err.message, /s3cret/)
+})
+
+t.test('keyOf', async (t) => {
+  t.equal(keyOf('/backends/1/ports/lmtp'), 'backends[1].ports.lmtp')
+  t.equal(keyOf(''), '')
+})
+
+t.test('unreadable file', async (t) => {
+  t.throws(() => loadConfigFile('/nonexistent/mailhostd.yaml'), ConfigError)
+})

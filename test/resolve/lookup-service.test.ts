@@ -1,0 +1,76 @@
+// The demo case table through the real resolver, maps and cache, on the in-memory directory.
+
+import t from 'tap'
+import { LookupCache } from '../../src/cache/lookup-cache.js'
+import { canonicalAddress } from '../../src/resolve/address.js'
+import { Lookups } from '../../src/resolve/lookup-service.js'
+import { backendRoute } from '../../src/resolve/maps.js'
+import { Resolver } from '../../src/resolve/resolver.js'
+import { silentLogger } from '../../src/log.js'
+import { DEMO_FOUND, DEMO_MISSES, MAILHOST } from '../cases/demo-cases.js'
+import { DEMO_BACKENDS, demoDirectory, demoRegistry, type MemoryDirectory } from '../fakes/memory-directory.js'
+
+const addresses = { extensionDelimiters: '+', foldLocalPart: true }
+
+export function makeLookups(dir: MemoryDirectory, deadlineMs = 1000) {
+  const registry = demoRegistry()
+  const resolver = new Resolver(dir, () => registry, addresses, silentLogger)
+  const cache = new LookupCache({ maxEntries: 100, ttlMs: 60_000, negativeTtlMs: 10_000, maxStaleMs: 3_600_000 }, (key) => {
+    const a = canonicalAddress(key, addresses)
+    return a.ok ? resolver.resolve(a) : Promise.resolve({ kind: 'none' })
+  })
+  const lookups = new Lookups({ registry: () => registry, cache, addresses, routes: { unknownMailHost: 'smtp:[{mailHost}]:25' }, deadlineMs, logger: silentLogger })
+  return { lookups, cache }
+}
+
+const route = (id: 'mx1' | 'mx2') => backendRoute(DEMO_BACKENDS.find((b) => b.id === id)!)
+
+t.test('demo case table: found', async (t) => {
+  const { lookups } = makeLookups(demoDirectory())
+  for (const c of DEMO_FOUND) {
+    const tr = await lookups.lookup('transport', c.key, 'test')
+    t.same(tr.answer, { outcome: 'found', value: route(c.owner!) }, `transport ${c.key} (${c.why})`)
+    const rc = await lookups.lookup('recipient', c.key, 'test')
+    t.same(rc.answer, { outcome: 'found', value: MAILHOST[c.owner!] }, `recipient ${c.key}`)
+    const al = await lookups.lookup('alias', c.key, 'test')
+    if (c.alias) t.same(al.answer, { outcome: 'found', value: c.alias }, `alias ${c.key}`)
+    else t.equal(al.answer.outcome, 'notfound', `no rewrite for ${c.key}`)
+    const own = await lookups.lookup(`local/${c.owner!}`, c.key, 'test')
+    t.equal(own.answer.outcome, c.local ? 'found' : 'notfound', `local/${c.owner!} ${c.key}`)
+    const other = await lookups.lookup(`local/${c.owner === 'mx1' ? 'mx2' : 'mx1'}`, c.key, 'test')
+    t.equal(other.answer.outcome, 'notfound', `not local on the other backend: ${c.key}`)
+  }
+})
+
+t.test('demo case table: misses, and which need no directory query', async (t) => {
+  const dir = demoDirectory()
+  const { lookups } = makeLookups(dir)
+  for (const c of DEMO_MISSES) {
+    for (const map of ['transport', 'recipient', 'alias', 'local/mx1']) {
+      const r = await lookups.lookup(map, c.key, 'test')
+      t.equal(r.answer.outcome, 'notfound', `${map} ${JSON.stringify(c.key).slice(0, 40)} (${c.why})`)
+    }
+  }
+  dir.queries.length = 0
+  for (const k of ['*', 'example.org', '', 'someone@unserved.test', 'x'.repeat(300)]) {
+    const r = await lookups.lookup('transport', k, 'test')
+    t.equal(r.layer, 'rules', `answered by rules: ${k.slice(0, 20)}`)
+  }
+  t.same(dir.queries, [], 'no directory query for non-address keys and unserved domains')
+})
+
+t.test('bad map name and undecodable key', async (t) => {
+  const { lookups } = makeLookups(demoDirectory())
+  t.match((await lookups.lookup('mailbox', 'alice@example.org', 't')).answer, { outcome: 'perm' })
+  t.match((await lookups.lookup('local/mx9', 'alice@example.org', 't')).answer, { outcome: 'perm' })
+  t.match((await lookups.lookup('local/', 'alice@example.org', 't')).answer, { outcome: 'perm' })
+  t.match((await lookups.lookup('transport', null, 't')).answer, { outcome: 'notfound' })
+})
+
+t.test('second lookup of a key, any map, is a cache hit', async (t) => {
+  const dir = demoDirectory()
+  const { lookups } = makeLookups(dir)
+  t.equal((await lookups.lookup('transport', 'bob@example.org', 't')).layer, 'directory')
+  t.equal((await lookups.lookup('recipient', 'BOB@example.org', 't')).layer, 'cache')
+  t.same(dir.queries, ['bob@example.org'])
+})
