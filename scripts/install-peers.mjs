@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// `npm test` needs real peers (slapd, PostgreSQL, Postfix). This installs the Debian packages
+// that are missing, as root, with `apt-get update` first, and keeps the packages' own system
+// services from starting (the tests start throwaway instances on loopback). When a peer is
+// missing and we are not root, it fails loudly: tests never silently skip.
+
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs'
+
+/** Each peer: the Debian package and a file that proves it is installed. */
+const PEERS = [
+  { pkg: 'slapd', probe: () => existsSync('/usr/sbin/slapd') && existsSync('/usr/sbin/slapadd') },
+  { pkg: 'ldap-utils', probe: () => existsSync('/usr/bin/ldapmodify') },
+  { pkg: 'postfix', probe: () => ['/usr/sbin/postfix', '/usr/sbin/postmap', '/usr/sbin/smtp-sink'].every(existsSync) },
+  { pkg: 'postgresql', probe: () => postgresBin() !== undefined },
+]
+
+function postgresBin() {
+  const root = '/usr/lib/postgresql'
+  if (!existsSync(root)) return undefined
+  const versions = readdirSync(root).filter((v) => existsSync(`${root}/${v}/bin/postgres`) && existsSync(`${root}/${v}/bin/initdb`))
+  return versions.length ? `${root}/${versions.sort((a, b) => Number(b) - Number(a))[0]}/bin` : undefined
+}
+
+const missing = PEERS.filter((p) => !p.probe()).map((p) => p.pkg)
+if (missing.length === 0) process.exit(0)
+
+const isRoot = process.getuid?.() === 0
+if (!isRoot) {
+  console.error(`install-peers: missing Debian packages: ${missing.join(' ')}`)
+  console.error(`install-peers: run as root, or: sudo apt-get update && sudo apt-get install -y ${missing.join(' ')}`)
+  process.exit(1)
+}
+
+console.error(`install-peers: installing ${missing.join(' ')} (apt-get)`)
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+// Postfix asks which mail setup to create; "No configuration" leaves /etc/postfix alone.
+execFileSync('debconf-set-selections', { input: 'postfix postfix/main_mailer_type select No configuration\n', env, stdio: ['pipe', 'inherit', 'inherit'] })
+
+// invoke-rc.d consults policy-rc.d: exit 101 means "do not start services". Only add one for
+// the duration of the install when the machine has none of its own.
+const POLICY = '/usr/sbin/policy-rc.d'
+const ownPolicy = !existsSync(POLICY)
+if (ownPolicy) writeFileSync(POLICY, '#!/bin/sh\n# mailhostd test setup: keep package services stopped\nexit 101\n', { mode: 0o755 })
+try {
+  for (const args of [['update'], ['install', '-y', '--no-install-recommends', ...missing]]) {
+    const r = spawnSync('apt-get', args, { env, stdio: 'inherit' })
+    if (r.status !== 0) {
+      console.error(`install-peers: apt-get ${args.join(' ')} failed (exit ${r.status})`)
+      process.exit(1)
+    }
+  }
+} finally {
+  if (ownPolicy) unlinkSync(POLICY)
+}
+
+const still = PEERS.filter((p) => !p.probe()).map((p) => p.pkg)
+if (still.length > 0) {
+  console.error(`install-peers: still missing after install: ${still.join(' ')}`)
+  process.exit(1)
+}
+console.error('install-peers: peers installed')
