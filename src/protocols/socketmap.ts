@@ -85,8 +85,7 @@ export class SocketmapDecoder {
 }
 
 export function cleanReason(reason: string, fallback: string): string {
-  // eslint-disable-next-line no-control-regex
-  const text = reason.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim()
+  const text = reason.replace(/\p{Cc}/gu, ' ').trim()
   return text === '' ? fallback : text.slice(0, MAX_REASON_CHARS)
 }
 
