@@ -82,3 +82,17 @@ t.test('keyOf', async (t) => {
 t.test('unreadable file', async (t) => {
   t.throws(() => loadConfigFile('/nonexistent/mailhostd.yaml'), ConfigError)
 })
+
+t.test('shipped example configs are valid', async (t) => {
+  const env = { MAILHOSTD_STORE_URL: 'postgres://u:p@127.0.0.1/mailhostd' }
+  const dir = mkdtempSync(join(tmpdir(), 'mh-examples-'))
+  // The examples read secrets from files a real host has; give them stand-ins.
+  for (const example of ['ldap', 'postgres']) {
+    let text = (await import('node:fs')).readFileSync(new URL(`../../examples/${example}.yaml`, import.meta.url), 'utf8')
+    text = text.replace('/etc/mailhostd/store-url', join(dir, 'url')).replace('/etc/mailhostd/ldap-password', join(dir, 'pw'))
+    writeFileSync(join(dir, 'url'), 'postgres://u:p@127.0.0.1/mailhostd\n')
+    writeFileSync(join(dir, 'pw'), 'secret\n')
+    const c = parseConfig(text, `${example}.yaml`, env)
+    t.ok(c.backends.length >= 2, `${example}.yaml`)
+  }
+})
