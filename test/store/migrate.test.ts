@@ -95,7 +95,7 @@ async function migrationCases(t: Test, open: () => Promise<Store>) {
   })
 }
 
-t.test('migration list is in sequence', async (t) => {
+void t.test('migration list is in sequence', async (t) => {
   MIGRATIONS.forEach((m, i) => t.equal(m.version, i + 1, `${m.name} is version ${i + 1}`))
   t.equal(LATEST_VERSION, MIGRATIONS.length)
   const store = await openPglite(IN_MEMORY)
@@ -105,7 +105,7 @@ t.test('migration list is in sequence', async (t) => {
   t.same(await tables(store), [], 'nothing ran')
 })
 
-t.test('PGlite', async (t) => {
+void t.test('PGlite', async (t) => {
   await migrationCases(t, () => openPglite(IN_MEMORY))
 
   await t.test('on disk: created under <dataDir>/pglite and persists across opens', async (t) => {
@@ -125,7 +125,7 @@ t.test('PGlite', async (t) => {
   })
 })
 
-t.test('PostgreSQL', async (t) => {
+void t.test('PostgreSQL', async (t) => {
   const server = await startPostgres()
   t.teardown(() => server.stop())
   let n = 0

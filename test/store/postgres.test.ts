@@ -34,7 +34,7 @@ const opts = (url: string, over: Partial<{ statementTimeoutMs: number; connectTi
   ...over,
 })
 
-t.test('describePostgresUrl names the server without credentials', async (t) => {
+void t.test('describePostgresUrl names the server without credentials', (t) => {
   t.equal(describePostgresUrl('postgres://u:s3cret@db.example:6432/mail'), 'db.example:6432/mail')
   t.equal(describePostgresUrl('postgresql://u@127.0.0.1/mail'), '127.0.0.1:5432/mail')
   t.throws(() => describePostgresUrl('postgres://u:s3cret@[bad'), ConfigError)
@@ -43,9 +43,10 @@ t.test('describePostgresUrl names the server without credentials', async (t) => 
   } catch (e) {
     t.notMatch((e as Error).message, /s3cret/, 'the message does not echo the URL')
   }
+  t.end()
 })
 
-t.test('unreachable server: a coded error that holds no password, promptly', async (t) => {
+void t.test('unreachable server: a coded error that holds no password, promptly', async (t) => {
   const port = await freePort()
   const { logger, text } = capturingLogger()
   await t.rejects(openPostgres(opts(`postgres://postgres:hunter2-secret@127.0.0.1:${port}/mailhostd`), logger), {
@@ -58,7 +59,7 @@ t.test('unreachable server: a coded error that holds no password, promptly', asy
   t.notMatch(text(), /hunter2/)
 })
 
-t.test('against a real server', async (t) => {
+void t.test('against a real server', async (t) => {
   const server = await startPostgres()
   t.teardown(() => server.stop())
 
@@ -114,7 +115,7 @@ t.test('against a real server', async (t) => {
   })
 })
 
-t.test('openStore picks the engine and migrates', async (t) => {
+void t.test('openStore picks the engine and migrates', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mailhostd-open-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 

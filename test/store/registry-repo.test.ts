@@ -147,7 +147,7 @@ async function registryCases(t: Test, open: () => Promise<Store>) {
   })
 }
 
-t.test('alias domains listed before their target seed in one go', async (t) => {
+void t.test('alias domains listed before their target seed in one go', async (t) => {
   const store = await openPglite(IN_MEMORY)
   t.teardown(() => store.close())
   await migrate(store)
@@ -158,7 +158,7 @@ t.test('alias domains listed before their target seed in one go', async (t) => {
   t.same((await loadRegistry(store)).domains, [{ name: 'example.net', aliasFor: 'example.org' }, { name: 'example.org' }])
 })
 
-t.test('a failed seed leaves nothing behind', async (t) => {
+void t.test('a failed seed leaves nothing behind', async (t) => {
   const store = await openPglite(IN_MEMORY)
   t.teardown(() => store.close())
   await migrate(store)
@@ -169,9 +169,9 @@ t.test('a failed seed leaves nothing behind', async (t) => {
   t.same(await audit(store), [])
 })
 
-t.test('PGlite', (t) => registryCases(t, () => openPglite(IN_MEMORY)))
+void t.test('PGlite', (t) => registryCases(t, () => openPglite(IN_MEMORY)))
 
-t.test('PostgreSQL', async (t) => {
+void t.test('PostgreSQL', async (t) => {
   const server = await startPostgres()
   t.teardown(() => server.stop())
   await registryCases(t, () =>
