@@ -69,6 +69,8 @@ void t.test('against a real server', async (t) => {
     t.equal(store.kind, 'postgres')
     await store.exec('create table tx_probe (n int primary key); insert into tx_probe values (1)')
     t.same((await store.query('select n from tx_probe where n = $1', [1])).rows, [{ n: 1 }])
+    await t.rejects(store.exec('insert into tx_probe values (7); select no_such_column'))
+    t.same((await store.query('select n from tx_probe where n = 7')).rows, [], 'a failing exec is all or nothing')
 
     const got = await store.transaction(async (tx) => {
       await tx.query('insert into tx_probe values ($1)', [2])

@@ -1,0 +1,85 @@
+// The SQL directory: accounts, their alternate addresses and aliases in the store's own tables.
+// One parameterised query answers "who owns exactly this address?"; the address is always a
+// bound parameter compared with `=`, so quotes, `%`, `_` and backslashes mean nothing special.
+
+import { DirectoryError, ErrorCodes, describeError } from '../errors.js'
+import type { Store } from '../store/store.js'
+import type { AccountStatus, Directory, DirectoryEntry } from './directory.js'
+
+interface OwnerRow {
+  kind: 'account' | 'alias'
+  id: string | null
+  canonical: string | null
+  mailhost: string | null
+  status: AccountStatus | null
+  targets: string[] | null
+}
+
+// An account matching by its address and by an alternate is one row (the OR is in one WHERE);
+// two accounts, or an account and an alias, owning the address are separate rows, which the
+// resolver reports as duplicates. All targets of an alias come back as one row.
+const FIND_OWNERS = `
+  select 'account' as kind, a.id::text as id, a.address as canonical, a.mailhost, a.status,
+         null::text[] as targets
+    from accounts a
+   where a.address = $1
+      or a.id in (select x.account_id from account_addresses x where x.address = $1)
+  union all
+  select 'alias', null, null, null, null, array_agg(al.target order by al.target)
+    from aliases al
+   where al.address = $1
+  having count(*) > 0
+  order by kind, id`
+
+export class SqlDirectory implements Directory {
+  readonly kind = 'sql'
+  readonly #store: Store
+
+  constructor(store: Store) {
+    this.#store = store
+  }
+
+  async findByAddress(address: string, signal?: AbortSignal): Promise<DirectoryEntry[]> {
+    const { rows } = await this.#ask(() => this.#store.query<OwnerRow>(FIND_OWNERS, [address]), signal)
+    return rows.map((r): DirectoryEntry =>
+      r.kind === 'account'
+        ? { kind: 'account', id: `sql:account:${r.id}`, canonical: r.canonical!, mailHost: r.mailhost!, status: r.status! }
+        : { kind: 'alias', id: `sql:alias:${address}`, targets: r.targets! },
+    )
+  }
+
+  async ping(signal?: AbortSignal): Promise<void> {
+    await this.#ask(() => this.#store.query('select 1'), signal)
+  }
+
+  /** The store is shared with the registry and the admin API; the daemon closes it last. */
+  async close(): Promise<void> {}
+
+  /**
+   * Turns every store failure into a DirectoryError (never an empty answer), and stops waiting
+   * when the caller's deadline fires; the store's own statement timeout ends the query itself.
+   */
+  async #ask<T>(run: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) throw aborted()
+    const failed = (e: unknown) =>
+      new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, `SQL directory: ${describeError(e)}`, { cause: e })
+    const query = run()
+    if (signal === undefined) return query.catch((e: unknown) => Promise.reject(failed(e)))
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(aborted())
+      signal.addEventListener('abort', onAbort, { once: true })
+      query.then(
+        (v) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(v)
+        },
+        (e: unknown) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(failed(e))
+        },
+      )
+    })
+  }
+}
+
+const aborted = () => new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, 'SQL directory: query abandoned at the lookup deadline')
