@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ErrorCodes, MailhostdError } from '../../src/errors.js'
@@ -103,6 +103,17 @@ void t.test('migration list is in sequence', async (t) => {
   const gap: Migration = { version: 3, name: 'gap', statements: [] }
   await t.rejects(migrate(store, silentLogger, [...MIGRATIONS, gap]), { code: ErrorCodes.STORE_MIGRATION, message: /out of sequence/ })
   t.same(await tables(store), [], 'nothing ran')
+})
+
+void t.test('an unusable store is a coded error, not a crash', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailhostd-pglite-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'pglite'), 'a file where the database directory should be')
+  await t.rejects(openPglite(dir), { code: ErrorCodes.STORE_UNAVAILABLE, message: /cannot open the embedded database/ })
+  const closed = await openPglite(IN_MEMORY)
+  await closed.close()
+  await closed.close()
+  await t.rejects(migrate(closed), { code: ErrorCodes.STORE_UNAVAILABLE, message: /cannot migrate the store/ })
 })
 
 void t.test('PGlite', async (t) => {
