@@ -18,6 +18,11 @@ export default tseslint.config(
     },
   },
   {
+    // tap runs top-level t.test() calls itself; awaiting or void-ing each one is noise.
+    files: ['test/**/*.ts'],
+    rules: { '@typescript-eslint/no-floating-promises': 'off' },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
   },

@@ -6,7 +6,7 @@ export type AccountStatus = 'active' | 'disabled'
 
 export interface AccountEntry {
   readonly kind: 'account'
-  /** Stable identity for logs and duplicate detection: the LDAP DN or `sql:accounts:<id>`. */
+  /** Stable identity for logs and duplicate detection: the LDAP DN or `sql:account:<id>`. */
   readonly id: string
   /**
    * The canonical address of the mailbox: LDAP mailRoutingAddress, else the primary address
