@@ -1,0 +1,248 @@
+// One client connection of a lookup listener: decode requests, answer them strictly in order and
+// one at a time, and close on protocol errors, timeouts or shutdown. Protocol details come in
+// through a Wire; the lookup itself is the injected LookupService.
+
+import type { Socket } from 'node:net'
+import { describeError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { temp, type Answer, type LookupService } from '../resolve/answer.js'
+import type { ListenerLimits } from './options.js'
+
+export type RequestError = 'malformed' | 'too-large'
+
+export type DecodedItem<R> =
+  | { readonly type: 'request'; readonly request: R }
+  | { readonly type: 'error'; readonly error: RequestError }
+
+export interface RequestDecoder<R> {
+  /** Bytes buffered that have not been returned by next(). */
+  readonly pendingBytes: number
+  push(chunk: Buffer): void
+  /** A request, an error (after which it yields nothing), or undefined when it needs more bytes. */
+  next(): DecodedItem<R> | undefined
+}
+
+/** What a protocol plugs into the generic listener. */
+export interface Wire<R> {
+  /** The protocol label passed to LookupService.lookup. */
+  readonly protocol: string
+  decoder(maxRequestBytes: number): RequestDecoder<R>
+  target(request: R): { readonly map: string; readonly key: string | null }
+  encode(answer: Answer): Buffer
+  errorReply(error: RequestError): Buffer
+}
+
+export interface ConnectionContext {
+  readonly lookup: LookupService
+  readonly logger: Logger
+  readonly limits: ListenerLimits
+}
+
+/**
+ * Decoded requests held per connection before reading pauses. Postfix never pipelines; this
+ * only bounds the memory a pipelining client can make us hold.
+ */
+const QUEUE_LIMIT = 16
+
+/**
+ * After the final reply and our FIN, keep reading (and discarding) this long. Closing a socket
+ * with unread input makes the kernel send RST, which can destroy the reply before the peer
+ * reads it: exactly the `request too large` case.
+ */
+const LINGER_MS = 2000
+
+export class Connection<R> {
+  /** Resolves once the socket is fully closed. */
+  readonly closed: Promise<void>
+  readonly #socket: Socket
+  readonly #wire: Wire<R>
+  readonly #ctx: ConnectionContext
+  readonly #log: Logger
+  readonly #decoder: RequestDecoder<R>
+  readonly #queue: DecodedItem<R>[] = []
+  /** A request is being answered (lookup or reply write in progress). */
+  #busy = false
+  /** No more requests will be answered: final reply sent, or the socket is gone. */
+  #ending = false
+  #draining = false
+  #peerEnded = false
+  #pausedFull = false
+  #idleTimer: NodeJS.Timeout | undefined
+  #requestTimer: NodeJS.Timeout | undefined
+
+  constructor(socket: Socket, wire: Wire<R>, ctx: ConnectionContext) {
+    this.#socket = socket
+    this.#wire = wire
+    this.#ctx = ctx
+    this.#log = ctx.logger.child({ peer: `${socket.remoteAddress}:${socket.remotePort}` })
+    this.#decoder = wire.decoder(ctx.limits.maxRequestBytes)
+    let closed!: () => void
+    this.closed = new Promise((resolve) => (closed = resolve))
+    socket.setNoDelay(true)
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk))
+    socket.on('end', () => this.#onEnd())
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#log.debug({ code: err.code, err: err.message }, 'socket error'))
+    socket.on('close', () => {
+      this.#ending = true
+      this.#clearTimers()
+      closed()
+    })
+    this.#armTimers()
+  }
+
+  /** Shutdown: close at the first moment no request is in flight; requests not yet started are dropped. */
+  drain(): void {
+    this.#draining = true
+    if (!this.#busy) this.#finish()
+  }
+
+  destroy(): void {
+    this.#socket.destroy()
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#ending) return
+    this.#decoder.push(chunk)
+    this.#fill()
+    void this.#pump()
+  }
+
+  #onEnd(): void {
+    this.#peerEnded = true
+    // A half-received request can never complete now; requests already received still get replies.
+    if (!this.#busy && this.#queue.length === 0) this.#finish()
+  }
+
+  /** Moves decoded requests into the queue, pausing the socket when the queue is full. */
+  #fill(): void {
+    let got = false
+    while (this.#queue.length < QUEUE_LIMIT) {
+      const item = this.#decoder.next()
+      if (item === undefined) break
+      this.#queue.push(item)
+      got = true
+    }
+    // The request timeout runs per request: a completed one stops it, the next restarts it.
+    if (got) this.#clearRequestTimer()
+    if (this.#queue.length >= QUEUE_LIMIT && !this.#pausedFull) {
+      this.#pausedFull = true
+      this.#socket.pause()
+    }
+    this.#armTimers()
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#busy) return
+    this.#busy = true
+    try {
+      for (;;) {
+        if (this.#ending) return
+        const item = this.#queue.shift()
+        if (item === undefined) break
+        if (this.#pausedFull) {
+          this.#pausedFull = false
+          this.#socket.resume()
+          this.#fill()
+        }
+        this.#armTimers()
+        if (item.type === 'error') {
+          this.#log.debug({ error: item.error }, 'bad request; closing')
+          this.#finish(this.#wire.errorReply(item.error))
+          return
+        }
+        const reply = this.#wire.encode(await this.#answer(item.request))
+        // The peer may have gone while we waited; 'close' can lag behind destroy by a tick.
+        if (this.#ending || this.#socket.destroyed) return
+        if (!this.#socket.write(reply)) await this.#writable()
+        if (this.#draining) {
+          this.#finish()
+          return
+        }
+      }
+      if (this.#peerEnded) this.#finish()
+    } finally {
+      this.#busy = false
+      this.#armTimers()
+    }
+  }
+
+  async #answer(request: R): Promise<Answer> {
+    const { map, key } = this.#wire.target(request)
+    try {
+      return (await this.#ctx.lookup.lookup(map, key, this.#wire.protocol)).answer
+    } catch (err) {
+      // The service is meant never to reject; if it does, defer the mail rather than drop the connection.
+      this.#log.error({ map, err: describeError(err) }, 'lookup failed')
+      return temp('internal error')
+    }
+  }
+
+  /** Waits until the reply is flushed; a peer that stops reading replies loses the connection. */
+  #writable(): Promise<void> {
+    const socket = this.#socket
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        socket.off('drain', done)
+        socket.off('close', done)
+        resolve()
+      }
+      const timer = setTimeout(() => {
+        this.#log.debug('peer does not read replies; closing')
+        socket.destroy()
+      }, this.#ctx.limits.requestTimeoutMs)
+      socket.once('drain', done)
+      socket.once('close', done)
+    })
+  }
+
+  /** Sends an optional last reply, half-closes, and lingers (discarding input) before destroying. */
+  #finish(lastReply?: Buffer): void {
+    if (this.#ending) return
+    this.#ending = true
+    this.#clearTimers()
+    this.#queue.length = 0
+    const socket = this.#socket
+    if (socket.destroyed) return
+    if (lastReply === undefined) socket.end()
+    else socket.end(lastReply)
+    socket.resume()
+    const linger = setTimeout(() => socket.destroy(), LINGER_MS)
+    socket.once('close', () => clearTimeout(linger))
+  }
+
+  #armTimers(): void {
+    if (this.#ending) return this.#clearTimers()
+    // With the queue not full every complete request has been taken, so pending bytes are a partial one.
+    const partial = !this.#pausedFull && this.#decoder.pendingBytes > 0
+    if (!partial) this.#clearRequestTimer()
+    else
+      this.#requestTimer ??= setTimeout(() => {
+        this.#log.debug('request not completed in time; closing')
+        this.#finish()
+      }, this.#ctx.limits.requestTimeoutMs)
+
+    const idle = !this.#busy && this.#queue.length === 0 && this.#decoder.pendingBytes === 0
+    if (!idle) this.#clearIdleTimer()
+    else
+      this.#idleTimer ??= setTimeout(() => {
+        this.#log.debug('idle; closing')
+        this.#finish()
+      }, this.#ctx.limits.idleTimeoutMs)
+  }
+
+  #clearRequestTimer(): void {
+    clearTimeout(this.#requestTimer)
+    this.#requestTimer = undefined
+  }
+
+  #clearIdleTimer(): void {
+    clearTimeout(this.#idleTimer)
+    this.#idleTimer = undefined
+  }
+
+  #clearTimers(): void {
+    this.#clearRequestTimer()
+    this.#clearIdleTimer()
+  }
+}

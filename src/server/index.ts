@@ -1,0 +1,5 @@
+// The lookup listeners' public surface.
+
+export { createSocketmapServer } from './socketmap-server.js'
+export { createTcpTableServer } from './tcp-table-server.js'
+export type { ListenerLimits, LineServer, ServerOptions } from './options.js'
