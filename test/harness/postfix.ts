@@ -10,8 +10,9 @@
 // master calls setsid() and writes its PID to $queue_directory/pid/master.pid; the instance is up
 // when the process named there holds smtpd's listening socket. We stop it by that PID with
 // SIGTERM; the master then signals its whole process group (every daemon it started) and exits,
-// and the shell exits with it. `postfix start` would detach the master instead (`master -w`), and
-// `postfix stop` goes through the same pid file, so start-fg only saves a detour.
+// and the shell exits with it. `postfix start` would work too (`master -w` reports a failed start
+// in its exit status, and the same pid file names the detached master), but with start-fg the
+// master stays in our process tree and the shell's exit shows at once that the master is gone.
 
 import { chmod, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -346,7 +347,13 @@ function instance(p: {
     const deadline = Date.now() + 10_000
     for (const pid of daemons) {
       while ((await isRunning(pid)) && Date.now() < deadline) await sleep(25)
-      if (await isRunning(pid)) process.kill(pid, 'SIGKILL')
+      if (await isRunning(pid)) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          // exited between the check and the kill
+        }
+      }
     }
     await rm(p.dir, { recursive: true, force: true })
   }
