@@ -2,6 +2,7 @@
 // killed when the test process exits, so a failing test never leaves a slapd or Postfix behind.
 
 import { spawn, execFile, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -91,10 +92,19 @@ export function untrack(pid: number): void {
   live.delete(pid)
 }
 
+/**
+ * True while pid runs. A zombie counts as dead: in containers whose PID 1 does not reap
+ * orphans, a stopped daemon can stay a zombie for good, and waiting on it would never end.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
+  } catch {
+    return false
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
   } catch {
     return false
   }
@@ -116,7 +126,7 @@ export async function stopPid(pid: number, signal: NodeJS.Signals = 'SIGTERM', g
     } catch {
       /* gone */
     }
-    while (isAlive(pid)) await sleep(25)
+    for (let i = 0; i < 200 && isAlive(pid); i++) await sleep(25)
   }
   untrack(pid)
 }
