@@ -37,7 +37,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
 export function validateConfig(raw: Raw, env: NodeJS.ProcessEnv = process.env): Config {
   const copy = structuredClone(raw)
   resolveSecrets(copy, env)
-  const withDefaults = Value.Default(ConfigSchema, copy) as unknown
+  const withDefaults: unknown = Value.Default(ConfigSchema, copy)
   const errors = [...Value.Errors(ConfigSchema, withDefaults)]
   if (errors.length > 0) throw schemaError(errors)
   const config = withDefaults as Config

@@ -34,7 +34,7 @@ t.test('withExtension', async (t) => {
   t.equal(withExtension('alice@example.org', undefined, undefined), 'alice@example.org')
 })
 
-t.test('property: total, bounded, idempotent', async (t) => {
+t.test('property: total, bounded, idempotent', async () => {
   fc.assert(
     fc.property(fc.string({ unit: 'binary', maxLength: 400 }), (s) => {
       const c = canonicalAddress(s, opts)
@@ -52,7 +52,7 @@ t.test('property: total, bounded, idempotent', async (t) => {
   )
 })
 
-t.test('property: case and trailing dot never change the key', async (t) => {
+t.test('property: case and trailing dot never change the key', async () => {
   const local = fc.stringMatching(/^[a-z0-9.]{1,20}$/)
   const domain = fc.stringMatching(/^[a-z]{1,10}\.[a-z]{2,6}$/)
   fc.assert(

@@ -1,0 +1,180 @@
+// Wires one mailhostd instance: store (migrated, seeded), registry, directory behind a circuit
+// breaker, cache, lookup service, and the listeners. start() resolves once every listener is
+// bound; close() drains in reverse order so in-flight requests still find their directory.
+
+import type { Logger } from 'pino'
+import { LookupCache } from './cache/lookup-cache.js'
+import { toMs } from './config/duration.js'
+import type { Config } from './config/schema.js'
+import { CircuitBreakerDirectory } from './directory/circuit-breaker.js'
+import type { Directory } from './directory/directory.js'
+import { LdapDirectory } from './directory/ldap.js'
+import { SqlDirectory } from './directory/sql.js'
+import { startHttp, type HttpServer } from './http/server.js'
+import { Metrics } from './metrics.js'
+import { canonicalAddress } from './resolve/address.js'
+import { Lookups } from './resolve/lookup-service.js'
+import { Registry } from './resolve/registry.js'
+import { Resolver } from './resolve/resolver.js'
+import { createSocketmapServer, createTcpTableServer, type ListenerLimits, type LineServer } from './server/index.js'
+import { openStore } from './store/open.js'
+import { loadRegistry, seedFromConfig } from './store/registry-repo.js'
+import { applySqlFile } from './store/sql-file.js'
+import type { Store } from './store/store.js'
+
+export interface DaemonOptions {
+  /** SQL files applied at every start (idempotent), e.g. the demo directory. */
+  readonly seedSql?: readonly string[]
+}
+
+export interface BoundAddress {
+  readonly name: string
+  readonly host: string
+  readonly port: number
+}
+
+export class Daemon {
+  readonly metrics = new Metrics()
+  readonly bound: BoundAddress[] = []
+  #registry = new Registry([], [])
+  #store: Store | undefined
+  #directory: CircuitBreakerDirectory | undefined
+  #cache: LookupCache | undefined
+  #servers: LineServer[] = []
+  #http: HttpServer | undefined
+  #closing: Promise<void> | undefined
+
+  constructor(
+    readonly config: Config,
+    readonly logger: Logger,
+    private readonly options: DaemonOptions = {},
+  ) {}
+
+  get registry(): Registry {
+    return this.#registry
+  }
+
+  get directory(): CircuitBreakerDirectory {
+    if (!this.#directory) throw new Error('daemon not started')
+    return this.#directory
+  }
+
+  get store(): Store {
+    if (!this.#store) throw new Error('daemon not started')
+    return this.#store
+  }
+
+  get cache(): LookupCache {
+    if (!this.#cache) throw new Error('daemon not started')
+    return this.#cache
+  }
+
+  async start(): Promise<this> {
+    const c = this.config
+    const log = this.logger
+    const store = await openStore(c, log)
+    this.#store = store
+    await seedFromConfig(store, c)
+    for (const file of this.options.seedSql ?? []) await applySqlFile(store, file)
+    await this.reloadRegistry()
+
+    const inner: Directory = c.directory.type === 'ldap' ? new LdapDirectory(c.directory.ldap!, log) : new SqlDirectory(store)
+    this.#directory = new CircuitBreakerDirectory(
+      inner,
+      { failureThreshold: c.circuit.failureThreshold, openForMs: toMs(c.circuit.openFor) },
+      log,
+    )
+    const resolver = new Resolver(this.#directory, () => this.#registry, c.addresses, log)
+    this.#cache = new LookupCache(
+      {
+        maxEntries: c.cache.maxEntries,
+        ttlMs: toMs(c.cache.ttl),
+        negativeTtlMs: toMs(c.cache.negativeTtl),
+        maxStaleMs: toMs(c.cache.maxStale),
+      },
+      async (key, signal) => {
+        // Keys are stored canonical, so this never fails; it recovers the extension split.
+        const addr = canonicalAddress(key, c.addresses)
+        if (!addr.ok) return { kind: 'none' }
+        return resolver.resolve(addr, signal)
+      },
+    )
+    this.#registerGauges()
+    const lookups = new Lookups({
+      registry: () => this.#registry,
+      cache: this.#cache,
+      addresses: c.addresses,
+      routes: c.routing,
+      deadlineMs: toMs(c.lookup.deadline),
+      logger: log,
+      metrics: this.metrics,
+    })
+
+    const limits: ListenerLimits = {
+      maxConnections: c.limits.maxConnections,
+      idleTimeoutMs: toMs(c.limits.idleTimeout),
+      requestTimeoutMs: toMs(c.limits.requestTimeout),
+      maxRequestBytes: c.limits.maxRequestBytes,
+    }
+    try {
+      if (c.listen.socketmap) {
+        await this.#listen('socketmap', createSocketmapServer({ ...c.listen.socketmap, lookup: lookups, logger: log, limits }))
+      }
+      for (const t of c.listen.tcpTable) {
+        await this.#listen(`tcp_table ${t.map}`, createTcpTableServer(t.map, { host: t.host, port: t.port, lookup: lookups, logger: log, limits }))
+      }
+      if (c.listen.http) {
+        this.#http = await startHttp({ ...c.listen.http, daemon: this, lookups, logger: log })
+        this.bound.push({ name: 'http', ...this.#http.address })
+      }
+    } catch (e) {
+      await this.close(0)
+      throw e
+    }
+    log.info({ directory: c.directory.type, store: store.kind, listeners: this.bound }, 'mailhostd ready')
+    return this
+  }
+
+  /** Re-reads domains and backends from the store; cached resolutions may depend on them. */
+  async reloadRegistry(): Promise<void> {
+    const { domains, backends } = await loadRegistry(this.store)
+    this.#registry = new Registry(domains, backends)
+    this.#cache?.clear()
+    this.logger.info({ domains: domains.length, backends: backends.length }, 'registry loaded')
+  }
+
+  async #listen(name: string, server: LineServer): Promise<void> {
+    this.#servers.push(server)
+    const addr = await server.listen()
+    this.bound.push({ name, ...addr })
+    this.metrics.trackConnections(name, () => server.connections)
+  }
+
+  #registerGauges(): void {
+    const cache = this.#cache!
+    const dir = this.#directory!
+    this.metrics.gauge('mailhostd_cache_entries', 'Entries in the lookup cache.', () => cache.size)
+    this.metrics.gauge('mailhostd_cache_hits', 'Fresh cache hits since start.', () => cache.stats.hits)
+    this.metrics.gauge('mailhostd_cache_misses', 'Cache misses since start.', () => cache.stats.misses)
+    this.metrics.gauge('mailhostd_cache_stale_served', 'Stale answers served since start.', () => cache.stats.staleServed)
+    this.metrics.gauge('mailhostd_cache_evictions', 'Entries evicted for space since start.', () => cache.stats.evictions)
+    this.metrics.gauge('mailhostd_directory_circuit_open', '1 while the directory circuit is open.', () => (dir.state === 'closed' ? 0 : 1))
+  }
+
+  /** Stops accepting, lets in-flight requests finish within graceMs, then releases everything. */
+  close(graceMs: number): Promise<void> {
+    this.#closing ??= this.#close(graceMs)
+    return this.#closing
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    const results = await Promise.allSettled([
+      ...this.#servers.map((s) => s.close(graceMs)),
+      ...(this.#http ? [this.#http.close()] : []),
+    ])
+    for (const r of results) if (r.status === 'rejected') this.logger.warn({ err: String(r.reason) }, 'listener close failed')
+    await this.#directory?.close().catch((e: unknown) => this.logger.warn({ err: String(e) }, 'directory close failed'))
+    await this.#store?.close().catch((e: unknown) => this.logger.warn({ err: String(e) }, 'store close failed'))
+    this.logger.info('mailhostd stopped')
+  }
+}

@@ -1,0 +1,130 @@
+// The HTTP listener (default 127.0.0.1:10090). In this version it serves operations only:
+// liveness, readiness, Prometheus metrics, and the lookup endpoint behind `mailhostctl lookup`.
+// It binds to loopback by default; the lookup endpoint reveals no more than the socketmap port.
+
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyError } from 'fastify'
+import type { Logger } from 'pino'
+import { Type } from 'typebox'
+import type { Daemon } from '../daemon.js'
+import { describeError } from '../errors.js'
+import type { LookupService } from '../resolve/answer.js'
+
+export interface HttpServer {
+  readonly address: { host: string; port: number }
+  close(): Promise<void>
+}
+
+export interface HttpOptions {
+  readonly host: string
+  readonly port: number
+  readonly daemon: Daemon
+  readonly lookups: LookupService
+  readonly logger: Logger
+}
+
+const PROBE_TIMEOUT_MS = 2000
+
+const LookupQuery = Type.Object(
+  {
+    map: Type.String({ minLength: 1, maxLength: 256 }),
+    key: Type.String({ maxLength: 4096 }),
+  },
+  { additionalProperties: false },
+)
+
+const LookupReply = Type.Object({
+  map: Type.String(),
+  key: Type.String(),
+  outcome: Type.Union([Type.Literal('found'), Type.Literal('notfound'), Type.Literal('temp'), Type.Literal('perm')]),
+  value: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+  layer: Type.String(),
+  elapsedMs: Type.Number(),
+})
+
+export async function startHttp(o: HttpOptions): Promise<HttpServer> {
+  const app = Fastify({ loggerInstance: o.logger.child({ listener: 'http' }), disableRequestLogging: true }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // Errors as RFC 9457 problem+json with our stable codes.
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500
+    if (status >= 500) o.logger.error({ err: describeError(err) }, 'http handler failed')
+    void reply
+      .code(status)
+      .type('application/problem+json')
+      .send({
+        type: 'about:blank',
+        title: status >= 500 ? 'Internal error' : 'Bad request',
+        status,
+        detail: status >= 500 ? 'internal error' : err.message,
+        code: err.validation ? 'MH_HTTP_VALIDATION' : (err.code ?? 'MH_HTTP_ERROR'),
+      })
+  })
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).type('application/problem+json').send({
+      type: 'about:blank',
+      title: 'Not found',
+      status: 404,
+      detail: `no route ${req.method} ${req.url.split('?')[0]}`,
+      code: 'MH_HTTP_NOT_FOUND',
+    })
+  })
+
+  app.get('/healthz', () => ({ status: 'ok' }))
+
+  app.get('/readyz', async (_req, reply) => {
+    const [store, directory] = await Promise.all([
+      probe(() => o.daemon.store.query('select 1')),
+      probe(() => o.daemon.directory.ping(AbortSignal.timeout(PROBE_TIMEOUT_MS))),
+    ])
+    const ready = store.ok && directory.ok
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'not ready',
+      store: { kind: o.daemon.store.kind, ...store },
+      directory: { kind: o.daemon.directory.kind, circuit: o.daemon.directory.state, ...directory },
+      listeners: o.daemon.bound,
+    })
+  })
+
+  app.get('/metrics', async (_req, reply) => {
+    return reply.type(o.daemon.metrics.registry.contentType).send(await o.daemon.metrics.registry.metrics())
+  })
+
+  app.get('/v1/lookup', { schema: { querystring: LookupQuery, response: { 200: LookupReply } } }, async (req) => {
+    const { map, key } = req.query
+    const r = await o.lookups.lookup(map, key, 'http')
+    const a = r.answer
+    return {
+      map,
+      key,
+      outcome: a.outcome,
+      ...(a.outcome === 'found' ? { value: a.value } : { reason: a.reason }),
+      layer: r.layer,
+      elapsedMs: r.elapsedMs,
+    }
+  })
+
+  await app.listen({ host: o.host, port: o.port })
+  const addr = app.server.address()
+  const port = addr && typeof addr === 'object' ? addr.port : o.port
+  return { address: { host: o.host, port }, close: () => app.close() }
+}
+
+async function probe(fn: () => Promise<unknown>): Promise<{ ok: boolean; error?: string; ms: number }> {
+  const t = performance.now()
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS)
+      }),
+    ])
+    return { ok: true, ms: Math.round(performance.now() - t) }
+  } catch (e) {
+    return { ok: false, error: describeError(e), ms: Math.round(performance.now() - t) }
+  } finally {
+    clearTimeout(timer)
+  }
+}
