@@ -35,7 +35,7 @@ t.test('daemon in-process', async (t) => {
   t.equal(ready.status, 200)
   t.match(JSON.parse(ready.body), { status: 'ready', store: { kind: 'pglite', ok: true }, directory: { kind: 'sql', ok: true, circuit: 'closed' } })
 
-  const first = JSON.parse((await get('/v1/lookup?map=transport&key=alice%40example.org')).body)
+  const first: unknown = JSON.parse((await get('/v1/lookup?map=transport&key=alice%40example.org')).body)
   t.match(first, { outcome: 'found', value: 'lmtp:inet:[10.0.0.11]:24', layer: 'directory' })
   t.match(JSON.parse((await get('/v1/lookup?map=recipient&key=alice%40example.org')).body), { outcome: 'found', layer: 'cache' })
   t.match(JSON.parse((await get('/v1/lookup?map=transport&key=*')).body), { outcome: 'notfound', layer: 'rules' })
