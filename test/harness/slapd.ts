@@ -1,0 +1,275 @@
+// Throwaway OpenLDAP servers for tests: a slapd.conf instance in a temp dir, loaded with the demo
+// directory by slapadd, run in the foreground on a free loopback port so this process owns its
+// PID and can kill, freeze (SIGSTOP) or restart it to play "directory dies" and "directory hangs".
+
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { validateConfig } from '../../src/config/load.js'
+import type { LdapConfig } from '../../src/config/schema.js'
+import { start, mustRun, type Started } from './process.js'
+import { freePort, waitForPort } from './ports.js'
+
+const FIXTURES_DIR = fileURLToPath(new URL('../../fixtures/ldap/', import.meta.url)).replace(/\/$/, '')
+const SCHEMA_DIR = '/etc/ldap/schema'
+const SLAPD = '/usr/sbin/slapd'
+const HOST = '127.0.0.1'
+const START_TIMEOUT_MS = 20_000
+
+export const DEMO_BASE_DN = 'dc=example,dc=org'
+export const DEMO_BIND_DN = 'cn=mailhostd,ou=services,dc=example,dc=org'
+/** The demo service account's password: a published test value (fixtures/ldap/demo.ldif). */
+export const DEMO_BIND_PASSWORD = 'mailhostd-secret'
+const ROOT_DN = 'cn=admin,dc=example,dc=org'
+
+export interface SlapdOptions {
+  /** LDIF texts loaded with slapadd after demo.ldif, in order (parents before children). */
+  extraLdif?: string[]
+  /** Let anonymous binds read entries (never userPassword). Off by default, as in production. */
+  anonymousRead?: boolean
+  /** Serve StartTLS with a certificate for 127.0.0.1 from a throwaway CA (see `caFile`). */
+  tls?: boolean
+}
+
+export interface Slapd {
+  /** ldap://127.0.0.1:PORT */
+  readonly url: string
+  readonly port: number
+  readonly baseDN: string
+  /** The read-only service account mailhostd binds as. */
+  readonly bindDN: string
+  readonly bindPassword: string
+  /** The rootdn, which may write; ldapadd/ldapmodify use it. */
+  readonly rootDN: string
+  readonly rootPassword: string
+  /** PEM of the CA that signed the server certificate, when started with `tls`. */
+  readonly caFile: string | undefined
+  /** The current slapd process; changes on restart(). */
+  readonly pid: number
+  /** Everything the current slapd process wrote (errors only: it runs with `-d none`). */
+  output(): string
+  /** SIGTERM, wait for exit, remove the temp dir. Safe to call more than once. */
+  stop(): Promise<void>
+  /** SIGKILL and wait: the directory dies. The data dir stays for restart(). */
+  kill(): Promise<void>
+  /**
+   * SIGSTOP, resolved once the kernel reports slapd stopped: the directory hangs, while TCP
+   * connects still succeed through the listen backlog.
+   */
+  pause(): Promise<void>
+  /** SIGCONT, resolved once slapd runs again. */
+  resume(): Promise<void>
+  /** Stops slapd if it runs, starts it again on the same port with the same data. */
+  restart(): Promise<void>
+  ldapmodify(ldif: string): Promise<void>
+  ldapadd(ldif: string): Promise<void>
+}
+
+// A crashed test must not leave temp dirs behind; the processes themselves are killed by process.ts.
+const liveDirs = new Set<string>()
+let exitHooked = false
+function removeDirsOnExit(dir: string) {
+  liveDirs.add(dir)
+  if (exitHooked) return
+  exitHooked = true
+  process.on('exit', () => {
+    for (const d of liveDirs) rmSync(d, { recursive: true, force: true })
+  })
+}
+
+function fill(template: string, values: Record<string, string>): string {
+  return template.replace(/@@([A-Z_]+)@@/g, (_, name: string) => {
+    const v = values[name]
+    if (v === undefined) throw new Error(`slapd.conf.template: no value for @@${name}@@`)
+    return v
+  })
+}
+
+async function makeCertificates(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+  const ca = join(dir, 'ca.pem')
+  const caKey = join(dir, 'ca.key')
+  const cert = join(dir, 'server.pem')
+  const key = join(dir, 'server.key')
+  const csr = join(dir, 'server.csr')
+  const ext = join(dir, 'server.ext')
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  await mustRun('openssl', ['req', '-x509', ...ec, '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=mailhostd test CA'])
+  await mustRun('openssl', ['req', ...ec, '-keyout', key, '-out', csr, '-subj', '/CN=127.0.0.1'])
+  await writeFile(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n')
+  await mustRun('openssl', [
+    'x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial',
+    '-out', cert, '-days', '2', '-extfile', ext,
+  ])
+  return { ca, cert, key }
+}
+
+/** The process state letter from /proc (R, S, T for stopped, ...). */
+async function procState(pid: number): Promise<string> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  // The command name in parentheses may contain spaces; the state follows the last ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+}
+
+async function signalAndWait(pid: number, signal: 'SIGSTOP' | 'SIGCONT'): Promise<void> {
+  process.kill(pid, signal)
+  const wantStopped = signal === 'SIGSTOP'
+  const deadline = Date.now() + 5_000
+  while (((await procState(pid)) === 'T') !== wantStopped) {
+    if (Date.now() > deadline) throw new Error(`slapd ${pid} did not react to ${signal}`)
+    await sleep(10)
+  }
+}
+
+/** Waits until slapd accepts connections; fails with slapd's own output if it exits first. */
+async function waitUntilUp(proc: Started, port: number): Promise<void> {
+  let exitCode: number | null | undefined
+  void proc.exited.then((code) => (exitCode = code))
+  const deadline = Date.now() + START_TIMEOUT_MS
+  for (;;) {
+    if (exitCode !== undefined) {
+      throw new Error(`slapd exited (code ${String(exitCode)}) before listening on ${port}:\n${proc.output().trim()}`)
+    }
+    try {
+      await waitForPort(port, HOST, 250)
+      return
+    } catch {
+      if (Date.now() > deadline) {
+        await proc.stop('SIGKILL')
+        throw new Error(`slapd did not listen on ${port} within ${START_TIMEOUT_MS} ms:\n${proc.output().trim()}`)
+      }
+      await sleep(25)
+    }
+  }
+}
+
+export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
+  const dir = await mkdtemp(join(tmpdir(), 'mailhostd-slapd-'))
+  removeDirsOnExit(dir)
+  try {
+    return await setUp(dir, opts)
+  } catch (e) {
+    liveDirs.delete(dir)
+    await rm(dir, { recursive: true, force: true })
+    throw e
+  }
+}
+
+async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
+  const dataDir = join(dir, 'data')
+  const runDir = join(dir, 'run')
+  await mkdir(dataDir)
+  await mkdir(runDir)
+  const rootPassword = randomBytes(12).toString('hex')
+  // ldap-utils read the password from a file (-y), so it never shows in argv or error messages.
+  const rootPasswordFile = join(dir, 'rootpw')
+  await writeFile(rootPasswordFile, rootPassword, { mode: 0o600 })
+
+  let caFile: string | undefined
+  let tls = ''
+  if (opts.tls) {
+    const certs = await makeCertificates(dir)
+    caFile = certs.ca
+    tls = [
+      `TLSCACertificateFile\t${certs.ca}`,
+      `TLSCertificateFile\t${certs.cert}`,
+      `TLSCertificateKeyFile\t${certs.key}`,
+    ].join('\n')
+  }
+
+  const template = await readFile(join(FIXTURES_DIR, 'slapd.conf.template'), 'utf8')
+  const conf = join(dir, 'slapd.conf')
+  await writeFile(
+    conf,
+    fill(template, {
+      SCHEMA_DIR,
+      FIXTURES_DIR,
+      RUN_DIR: runDir,
+      DATA_DIR: dataDir,
+      ROOT_PASSWORD: rootPassword,
+      TLS: tls,
+      ANONYMOUS: opts.anonymousRead ? 'by anonymous read' : 'by anonymous none',
+    }),
+  )
+
+  const ldifFiles = [join(FIXTURES_DIR, 'demo.ldif')]
+  for (const [i, ldif] of (opts.extraLdif ?? []).entries()) {
+    const file = join(dir, `extra-${i}.ldif`)
+    await writeFile(file, ldif)
+    ldifFiles.push(file)
+  }
+  for (const file of ldifFiles) await mustRun('slapadd', ['-q', '-f', conf, '-l', file])
+
+  const port = await freePort(HOST)
+  const url = `ldap://${HOST}:${port}`
+  const launch = async (): Promise<Started> => {
+    // `-d none`: stay in the foreground (so we own the PID) and print only errors.
+    const proc = start(SLAPD, ['-d', 'none', '-f', conf, '-h', `${url}/`])
+    await waitUntilUp(proc, port)
+    return proc
+  }
+
+  let proc = await launch()
+  let paused = false
+  let stopped = false
+
+  const ldapTool = async (extra: string[], ldif: string) => {
+    await mustRun('ldapmodify', ['-x', '-H', url, '-D', ROOT_DN, '-y', rootPasswordFile, ...extra], { input: ldif })
+  }
+  const resumeIfPaused = async () => {
+    if (paused) await signalAndWait(proc.pid, 'SIGCONT')
+    paused = false
+  }
+
+  return {
+    url,
+    port,
+    baseDN: DEMO_BASE_DN,
+    bindDN: DEMO_BIND_DN,
+    bindPassword: DEMO_BIND_PASSWORD,
+    rootDN: ROOT_DN,
+    rootPassword,
+    caFile,
+    get pid() {
+      return proc.pid
+    },
+    output: () => proc.output(),
+    async stop() {
+      if (stopped) return
+      stopped = true
+      await resumeIfPaused()
+      await proc.stop('SIGTERM')
+      liveDirs.delete(dir)
+      await rm(dir, { recursive: true, force: true })
+    },
+    async kill() {
+      await proc.stop('SIGKILL')
+      paused = false
+    },
+    async pause() {
+      await signalAndWait(proc.pid, 'SIGSTOP')
+      paused = true
+    },
+    resume: resumeIfPaused,
+    async restart() {
+      if (stopped) throw new Error('slapd was stopped for good; start a new one')
+      await resumeIfPaused()
+      await proc.stop('SIGTERM')
+      proc = await launch()
+    },
+    ldapmodify: (ldif) => ldapTool([], ldif),
+    ldapadd: (ldif) => ldapTool(['-a'], ldif),
+  }
+}
+
+/**
+ * A validated `directory.ldap` config (defaults filled in) for this server's service account,
+ * with `overrides` (raw config keys, e.g. `{ timeout: '1s' }`) on top.
+ */
+export function ldapConfig(slapd: Slapd, overrides: Record<string, unknown> = {}): LdapConfig {
+  const ldap = { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, ...overrides }
+  return validateConfig({ directory: { type: 'ldap', ldap } }).directory.ldap!
+}
