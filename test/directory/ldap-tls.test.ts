@@ -1,0 +1,72 @@
+// StartTLS against a slapd with a certificate from a throwaway CA: verified connections work,
+// unverifiable ones fail as DirectoryError (never a plain-text fallback, never []), and a
+// StartTLS connection heals after slapd restarts, upgraded and bound again.
+
+import t from 'tap'
+import { LdapDirectory } from '../../src/directory/ldap.js'
+import { DirectoryError, ErrorCodes } from '../../src/errors.js'
+import { createLogger, silentLogger } from '../../src/log.js'
+import { ldapConfig, startSlapd } from '../harness/slapd.js'
+
+const alice = { kind: 'account', id: 'uid=alice,ou=people,dc=example,dc=org', mailHost: 'mx1.example.org', status: 'active' }
+
+void t.test('StartTLS', async (t) => {
+  const slapd = await startSlapd({ tls: true, anonymousRead: true })
+  t.teardown(() => slapd.stop())
+  const caFile = slapd.caFile!
+  t.ok(caFile, 'the harness made a CA')
+
+  let logText = ''
+  const logger = createLogger('debug', { write: (s: string) => void (logText += s) })
+  const dir = new LdapDirectory(
+    ldapConfig(slapd, { startTLS: true, tls: { caFile }, timeout: '2s', connectTimeout: '1s', connections: 2 }),
+    logger,
+  )
+  t.teardown(() => dir.close())
+
+  await t.test('verified against the configured CA', async (t) => {
+    for (let i = 0; i < 4; i++) t.match(await dir.findByAddress('alice@example.org'), [alice])
+    await dir.ping()
+  })
+
+  await t.test('anonymous over StartTLS', async (t) => {
+    const anonymous = new LdapDirectory(ldapConfig(slapd, { bindDN: '', bindPassword: '', startTLS: true, tls: { caFile } }), silentLogger)
+    t.teardown(() => anonymous.close())
+    t.match(await anonymous.findByAddress('alice@example.org'), [alice])
+    await anonymous.ping()
+  })
+
+  await t.test('an unknown CA is refused, and stays refused', async (t) => {
+    const untrusted = new LdapDirectory(ldapConfig(slapd, { startTLS: true }), silentLogger)
+    t.teardown(() => untrusted.close())
+    for (let i = 0; i < 3; i++) {
+      const err = await untrusted.findByAddress('alice@example.org').catch((e: unknown) => e)
+      t.ok(err instanceof DirectoryError, 'DirectoryError, not a plain-text fallback')
+      t.match(err, { code: ErrorCodes.DIRECTORY_UNAVAILABLE, message: /certificate/i })
+    }
+    const unverified = new LdapDirectory(ldapConfig(slapd, { startTLS: true, tls: { rejectUnauthorized: false } }), silentLogger)
+    t.teardown(() => unverified.close())
+    t.match(await unverified.findByAddress('alice@example.org'), [alice], 'rejectUnauthorized: false accepts it')
+  })
+
+  await t.test('the same instance heals after a restart, upgraded again', async (t) => {
+    await slapd.kill()
+    for (let i = 0; i < 2; i++) {
+      await t.rejects(dir.findByAddress('alice@example.org'), { name: 'DirectoryError', code: ErrorCodes.DIRECTORY_UNAVAILABLE })
+    }
+    await slapd.restart()
+    for (let i = 0; i < 4; i++) t.match(await dir.findByAddress('alice@example.org'), [alice])
+  })
+
+  t.notOk(logText.includes(slapd.bindPassword), 'the bind password never reaches the log')
+})
+
+void t.test('StartTLS against a server without TLS fails as DirectoryError', async (t) => {
+  const plain = await startSlapd()
+  t.teardown(() => plain.stop())
+  const dir = new LdapDirectory(ldapConfig(plain, { startTLS: true }), silentLogger)
+  t.teardown(() => dir.close())
+  for (let i = 0; i < 2; i++) {
+    await t.rejects(dir.findByAddress('alice@example.org'), { name: 'DirectoryError', code: ErrorCodes.DIRECTORY_UNAVAILABLE })
+  }
+})
