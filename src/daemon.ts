@@ -91,6 +91,7 @@ export class Daemon {
         ttlMs: toMs(c.cache.ttl),
         negativeTtlMs: toMs(c.cache.negativeTtl),
         maxStaleMs: toMs(c.cache.maxStale),
+        directory: this.#directory,
       },
       async (key, signal) => {
         // Keys are stored canonical, so this never fails; it recovers the extension split.

@@ -19,6 +19,11 @@ export interface CacheOptions {
   readonly maxStaleMs: number
   /** Monotonic clock in ms; injectable so tests can move time. */
   readonly now?: () => number
+  /**
+   * Whether the directory would be called at all now (the circuit breaker). When it would
+   * refuse, the cache answers from its stale reserve at once, without starting a fetch.
+   */
+  readonly directory?: { readonly accepting: boolean; readonly refusal: Error }
 }
 
 export type CacheLayer = 'cache' | 'stale' | 'directory'
@@ -80,6 +85,8 @@ export class LookupCache {
       return { ok: true, resolution: fresh.resolution, layer: 'cache', ageMs: this.#now() - fresh.fetchedAt }
     }
     this.stats.misses++
+    const dir = this.#opts.directory
+    if (dir && !dir.accepting) return this.#staleOr(key, dir.refusal)
     const fetching = this.#lru.fetch(key)
     // The fetch may outlive this caller (deadline): its rejection must never go unhandled.
     fetching.catch(() => undefined)

@@ -41,6 +41,19 @@ export class CircuitBreakerDirectory implements Directory {
     return this.#state
   }
 
+  /**
+   * False while calls would be refused at once (open, trial not yet due, or a trial running).
+   * Lets callers skip the whole call, and the error it would build, during an outage.
+   */
+  get accepting(): boolean {
+    if (this.#state === 'closed') return true
+    if (this.#state === 'open') return this.#now() - this.#openedAt >= this.#opts.openForMs
+    return !this.#trialInFlight
+  }
+
+  /** The error a refused call fails with (one instance: an outage must not allocate per request). */
+  readonly refusal = new DirectoryError(ErrorCodes.DIRECTORY_CIRCUIT_OPEN, 'directory failing; not called for now')
+
   async findByAddress(address: string, signal?: AbortSignal): Promise<DirectoryEntry[]> {
     const trial = this.#admit()
     try {
@@ -80,7 +93,7 @@ export class CircuitBreakerDirectory implements Directory {
       this.#trialInFlight = true
       return true
     }
-    throw new DirectoryError(ErrorCodes.DIRECTORY_CIRCUIT_OPEN, `${this.#inner.kind} directory failing; not called for now`)
+    throw this.refusal
   }
 
   #succeeded(): void {

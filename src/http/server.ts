@@ -3,7 +3,7 @@
 // It binds to loopback by default; the lookup endpoint reveals no more than the socketmap port.
 
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyError } from 'fastify'
+import Fastify, { LogController, type FastifyError } from 'fastify'
 import type { Logger } from 'pino'
 import { Type } from 'typebox'
 import type { Daemon } from '../daemon.js'
@@ -44,7 +44,11 @@ const LookupReply = Type.Object({
 })
 
 export async function startHttp(o: HttpOptions): Promise<HttpServer> {
-  const app = Fastify({ loggerInstance: o.logger.child({ listener: 'http' }), disableRequestLogging: true }).withTypeProvider<TypeBoxTypeProvider>()
+  // Lookups are logged by the lookup service; fastify's own per-request lines would double them.
+  const app = Fastify({
+    loggerInstance: o.logger.child({ listener: 'http' }),
+    logController: new LogController({ disableRequestLogging: true }),
+  }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Errors as RFC 9457 problem+json with our stable codes.
   app.setErrorHandler((err: FastifyError, _req, reply) => {

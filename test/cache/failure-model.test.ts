@@ -142,3 +142,23 @@ t.test('multi-target and external aliases', async (t) => {
   t.equal((await lookups.lookup('transport', 'mixed@example.org', 't')).answer.outcome, 'notfound')
   t.same((await lookups.lookup('transport', 'remote@example.org', 't')).answer, { outcome: 'found', value: 'smtp:[mail.partner.test]:25' }, 'unknown mailHost')
 })
+
+t.test('while the circuit refuses, answers come from the stale reserve without a fetch', async (t) => {
+  let now = 1_000_000 // lru-cache reads a start time of 0 as "no TTL"
+  let loads = 0
+  const refusal = new Error('circuit open')
+  const gate = { accepting: true, refusal }
+  const cache = new LookupCache({ maxEntries: 10, ttlMs: 1000, negativeTtlMs: 100, maxStaleMs: 60_000, now: () => now, directory: gate }, async () => {
+    loads++
+    return { kind: 'found', via: 'account', mailboxes: [], external: ['x@elsewhere.test'], rewrite: [] }
+  })
+  t.match(await cache.get('a@example.org', 100), { ok: true, layer: 'directory' })
+  gate.accepting = false
+  now += 2000
+  t.match(await cache.get('a@example.org', 100), { ok: true, layer: 'stale' })
+  t.match(await cache.get('cold@example.org', 100), { ok: false, error: refusal })
+  t.equal(loads, 1, 'no fetch while refused')
+  gate.accepting = true
+  t.match(await cache.get('a@example.org', 100), { ok: true, layer: 'directory' })
+  t.equal(loads, 2)
+})

@@ -16,6 +16,7 @@ t.test('opens after consecutive failures, fails fast, recovers through one trial
   inner.down()
   for (let i = 0; i < 3; i++) await t.rejects(cb.findByAddress('alice@example.org'), { code: ErrorCodes.DIRECTORY_UNAVAILABLE })
   t.equal(cb.state, 'open')
+  t.equal(cb.accepting, false, 'open: refusing')
   const before = inner.queries.length
   await t.rejects(cb.findByAddress('alice@example.org'), { code: ErrorCodes.DIRECTORY_CIRCUIT_OPEN })
   t.equal(inner.queries.length, before, 'open circuit does not call the directory')
@@ -23,12 +24,15 @@ t.test('opens after consecutive failures, fails fast, recovers through one trial
   await t.rejects(cb.findByAddress('alice@example.org'), { code: ErrorCodes.DIRECTORY_UNAVAILABLE }, 'trial call goes through')
   t.equal(cb.state, 'open', 'failed trial reopens')
   advance(5000)
+  t.equal(cb.accepting, true, 'trial due')
   inner.up()
   inner.delayMs = 20
   const trial = cb.findByAddress('alice@example.org')
+  t.equal(cb.accepting, false, 'trial running')
   await t.rejects(cb.findByAddress('bob@example.org'), { code: ErrorCodes.DIRECTORY_CIRCUIT_OPEN }, 'only one trial at a time')
   t.equal((await trial).length, 1)
   t.equal(cb.state, 'closed')
+  t.equal(cb.accepting, true)
 })
 
 t.test('data errors and successes reset the count; ping passes through', async (t) => {
