@@ -35,10 +35,12 @@ class Slot {
   /** When an operation on this connection last timed out (ms since epoch; 0: never). */
   timedOutAt = 0
   readonly #options: ClientOptions
+  readonly #handshakeTimeoutMs: number
   #upgraded: TLSSocket | undefined
   #upgradeLost = false
 
-  constructor(options: ClientOptions, startTLS: boolean) {
+  constructor(options: ClientOptions, startTLS: boolean, handshakeTimeoutMs: number) {
+    this.#handshakeTimeoutMs = handshakeTimeoutMs
     this.#options = startTLS
       ? { ...options, createConnection: this.#gatedConnect, createSecureConnection: this.#watchedUpgrade }
       : options
@@ -68,8 +70,12 @@ class Slot {
 
   // ldapts keeps listening for "close" on the pre-upgrade socket, which never reports it, so a
   // dead StartTLS connection would look alive and swallow requests until each one timed out.
+  // It also puts no limit on the handshake: a server that hangs in it would leave this
+  // connection preparing forever, so the handshake gets the connect timeout.
   readonly #watchedUpgrade = ((options: ConnectionOptions) => {
     const socket = tlsConnect(options)
+    socket.setTimeout(this.#handshakeTimeoutMs, () => socket.destroy(new Error('StartTLS handshake timed out')))
+    socket.once('secureConnect', () => socket.setTimeout(0))
     this.#upgraded = socket
     socket.once('close', () => {
       if (this.#upgraded === socket) this.#upgradeLost = true
@@ -84,6 +90,8 @@ export class LdapPool {
   /** host:port, for messages and logs (a URL could carry credentials). */
   readonly #server: string
   readonly #tlsOptions: ConnectionOptions
+  /** What making a connection ready involves, for messages: "connect (StartTLS) and bind as ...". */
+  readonly #prepareStep: string
   readonly #slots: Slot[] = []
   #next = 0
   #closed = false
@@ -94,6 +102,7 @@ export class LdapPool {
     this.#log = logger
     const url = new URL(opts.url)
     this.#server = url.host
+    this.#prepareStep = `connect${opts.startTLS ? ' (StartTLS)' : ''}${opts.bindDN !== '' ? ` and bind as ${opts.bindDN}` : ''}`
     const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1')
     // SNI takes names only; an IP literal is still verified, against the certificate's IP SANs.
     this.#tlsOptions = { ...opts.tls, ...(isIP(hostname) === 0 ? { servername: hostname } : {}) }
@@ -105,7 +114,7 @@ export class LdapPool {
       // Passing TLS options to ldapts for ldap:// would make it speak TLS from the first byte.
       ...(url.protocol === 'ldaps:' ? { tlsOptions: this.#tlsOptions } : {}),
     }
-    for (let i = 0; i < opts.size; i++) this.#slots.push(new Slot(clientOptions, opts.startTLS))
+    for (let i = 0; i < opts.size; i++) this.#slots.push(new Slot(clientOptions, opts.startTLS, opts.connectTimeoutMs))
   }
 
   /**
@@ -119,7 +128,7 @@ export class LdapPool {
     // Which step failed or hung (connecting, binding, or the operation itself) goes into the error.
     let step = operation
     const work = (async () => {
-      step = this.#opts.bindDN !== '' ? `bind as ${this.#opts.bindDN}` : 'connect'
+      step = this.#prepareStep
       await this.#ready(slot)
       step = operation
       return fn(slot.client)

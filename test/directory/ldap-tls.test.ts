@@ -3,12 +3,41 @@
 // StartTLS connection heals after slapd restarts, upgraded and bound again.
 
 import t from 'tap'
+import { connect, createServer, type AddressInfo } from 'node:net'
 import { LdapDirectory } from '../../src/directory/ldap.js'
 import { DirectoryError, ErrorCodes } from '../../src/errors.js'
 import { createLogger, silentLogger } from '../../src/log.js'
 import { ldapConfig, startSlapd } from '../harness/slapd.js'
 
 const alice = { kind: 'account', id: 'uid=alice,ou=people,dc=example,dc=org', mailHost: 'mx1.example.org', status: 'active' }
+
+/**
+ * A TCP relay in front of slapd. With `hang` set, a connection passes only the server's first
+ * reply (the StartTLS result) and swallows the rest: a server that hangs mid-handshake.
+ */
+async function relay(targetPort: number) {
+  const state = { hang: false }
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1')
+    const hang = state.hang
+    let replies = 0
+    client.pipe(upstream)
+    upstream.on('data', (chunk: Buffer) => {
+      if (!hang || replies++ === 0) client.write(chunk)
+    })
+    const close = () => {
+      client.destroy()
+      upstream.destroy()
+    }
+    for (const s of [client, upstream]) s.on('error', close).on('close', close)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    state,
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
+}
 
 void t.test('StartTLS', async (t) => {
   const slapd = await startSlapd({ tls: true, anonymousRead: true })
@@ -47,6 +76,26 @@ void t.test('StartTLS', async (t) => {
     const unverified = new LdapDirectory(ldapConfig(slapd, { startTLS: true, tls: { rejectUnauthorized: false } }), silentLogger)
     t.teardown(() => unverified.close())
     t.match(await unverified.findByAddress('alice@example.org'), [alice], 'rejectUnauthorized: false accepts it')
+  })
+
+  await t.test('a server that hangs in the handshake: bounded, then healed', async (t) => {
+    const r = await relay(slapd.port)
+    t.teardown(() => r.close())
+    const viaRelay = new LdapDirectory(
+      ldapConfig(slapd, { url: `ldap://127.0.0.1:${r.port}`, startTLS: true, tls: { caFile }, timeout: '1s', connectTimeout: '500ms', connections: 1 }),
+      silentLogger,
+    )
+    t.teardown(() => viaRelay.close())
+    r.state.hang = true
+    const started = Date.now()
+    await t.rejects(viaRelay.findByAddress('alice@example.org'), {
+      name: 'DirectoryError',
+      code: ErrorCodes.DIRECTORY_TIMEOUT,
+      message: /StartTLS handshake timed out/,
+    })
+    t.ok(Date.now() - started < 1500 + 2000, 'within connectTimeout + timeout, with slack')
+    r.state.hang = false
+    t.match(await viaRelay.findByAddress('alice@example.org'), [alice], 'the same connection slot heals')
   })
 
   await t.test('the same instance heals after a restart, upgraded again', async (t) => {
