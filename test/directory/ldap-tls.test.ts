@@ -78,6 +78,19 @@ void t.test('StartTLS', async (t) => {
     t.match(await unverified.findByAddress('alice@example.org'), [alice], 'rejectUnauthorized: false accepts it')
   })
 
+  await t.test('ldaps://', async (t) => {
+    const ldaps = new LdapDirectory(ldapConfig(slapd, { url: slapd.ldapsUrl, tls: { caFile } }), silentLogger)
+    t.teardown(() => ldaps.close())
+    t.match(await ldaps.findByAddress('alice@example.org'), [alice])
+    const untrusted = new LdapDirectory(ldapConfig(slapd, { url: slapd.ldapsUrl }), silentLogger)
+    t.teardown(() => untrusted.close())
+    await t.rejects(untrusted.findByAddress('alice@example.org'), {
+      name: 'DirectoryError',
+      code: ErrorCodes.DIRECTORY_UNAVAILABLE,
+      message: /certificate/i,
+    })
+  })
+
   await t.test('a server that hangs in the handshake: bounded, then healed', async (t) => {
     const r = await relay(slapd.port)
     t.teardown(() => r.close())

@@ -31,7 +31,10 @@ export interface SlapdOptions {
   extraLdif?: string[]
   /** Let anonymous binds read entries (never userPassword). Off by default, as in production. */
   anonymousRead?: boolean
-  /** Serve StartTLS with a certificate for 127.0.0.1 from a throwaway CA (see `caFile`). */
+  /**
+   * Serve StartTLS, and ldaps:// on a second port (`ldapsUrl`), with a certificate for
+   * 127.0.0.1 from a throwaway CA (`caFile`).
+   */
   tls?: boolean
 }
 
@@ -48,6 +51,8 @@ export interface Slapd {
   readonly rootPassword: string
   /** PEM of the CA that signed the server certificate, when started with `tls`. */
   readonly caFile: string | undefined
+  /** ldaps://127.0.0.1:PORT2, when started with `tls`. */
+  readonly ldapsUrl: string | undefined
   /** The current slapd process; changes on restart(). */
   readonly pid: number
   /** Everything the current slapd process wrote (errors only: it runs with `-d none`). */
@@ -205,9 +210,11 @@ async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
 
   const port = await freePort(HOST)
   const url = `ldap://${HOST}:${port}`
+  const ldapsUrl = opts.tls ? `ldaps://${HOST}:${await freePort(HOST)}` : undefined
+  const listeners = [url, ...(ldapsUrl ? [ldapsUrl] : [])].map((u) => `${u}/`).join(' ')
   const launch = async (): Promise<Started> => {
     // `-d none`: stay in the foreground (so we own the PID) and print only errors.
-    const proc = start(SLAPD, ['-d', 'none', '-f', conf, '-h', `${url}/`])
+    const proc = start(SLAPD, ['-d', 'none', '-f', conf, '-h', listeners])
     await waitUntilUp(proc, port)
     return proc
   }
@@ -233,6 +240,7 @@ async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
     rootDN: ROOT_DN,
     rootPassword,
     caFile,
+    ldapsUrl,
     get pid() {
       return proc.pid
     },
