@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { validateConfig } from '../../src/config/load.js'
 import type { LdapConfig } from '../../src/config/schema.js'
 import { start, mustRun, type Started } from './process.js'
-import { freePort, waitForPort } from './ports.js'
+import { freePorts, waitForPort } from './ports.js'
 
 const FIXTURES_DIR = fileURLToPath(new URL('../../fixtures/ldap/', import.meta.url)).replace(/\/$/, '')
 const SCHEMA_DIR = '/etc/ldap/schema'
@@ -208,9 +208,9 @@ async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
   }
   for (const file of ldifFiles) await mustRun('slapadd', ['-q', '-f', conf, '-l', file])
 
-  const port = await freePort(HOST)
+  const [port, ldapsPort] = (await freePorts(2, HOST)) as [number, number]
   const url = `ldap://${HOST}:${port}`
-  const ldapsUrl = opts.tls ? `ldaps://${HOST}:${await freePort(HOST)}` : undefined
+  const ldapsUrl = opts.tls ? `ldaps://${HOST}:${ldapsPort}` : undefined
   const listeners = [url, ...(ldapsUrl ? [ldapsUrl] : [])].map((u) => `${u}/`).join(' ')
   const launch = async (): Promise<Started> => {
     // `-d none`: stay in the foreground (so we own the PID) and print only errors.
