@@ -178,12 +178,16 @@ export class LdapPool {
   }
 
   #bounded<T>(work: Promise<T>, step: () => string, signal: AbortSignal | undefined): Promise<T> {
-    const budgetMs = this.#opts.connectTimeoutMs + this.#opts.timeoutMs
+    // A timeout of 0 means "none", as in ldapts; the caller's signal still applies.
+    const budgetMs = this.#opts.timeoutMs === 0 ? 0 : this.#opts.connectTimeoutMs + this.#opts.timeoutMs
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP ${step()} on ${this.#server}: no answer within ${budgetMs} ms`)),
-        budgetMs,
-      )
+      const timer =
+        budgetMs === 0
+          ? undefined
+          : setTimeout(
+              () => reject(new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP ${step()} on ${this.#server}: no answer within ${budgetMs} ms`)),
+              budgetMs,
+            )
       const onAbort = () => reject(this.#aborted(step()))
       signal?.addEventListener('abort', onAbort, { once: true })
       void work.then(resolve, reject).finally(() => {

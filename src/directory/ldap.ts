@@ -27,7 +27,7 @@ export class LdapDirectory implements Directory {
   readonly #addressAttributes: readonly string[]
   readonly #mapping: LdapEntryMapping
   readonly #attributes: string[]
-  /** Whole seconds, as LDAP wants: the server gives up too instead of working for nobody. */
+  /** Whole seconds, as LDAP wants: the server gives up too instead of working for nobody. 0: none. */
   readonly #timeLimit: number
 
   constructor(config: LdapConfig, logger: Logger) {
@@ -44,7 +44,7 @@ export class LdapDirectory implements Directory {
     }
     this.#attributes = requestedAttributes(this.#mapping)
     const timeoutMs = toMs(config.timeout)
-    this.#timeLimit = Math.max(1, Math.ceil(timeoutMs / 1000))
+    this.#timeLimit = Math.ceil(timeoutMs / 1000)
     if (config.startTLS && config.url.startsWith('ldaps:')) {
       throw new ConfigError('directory.ldap.startTLS', 'StartTLS needs an ldap:// URL; ldaps:// is encrypted already')
     }
