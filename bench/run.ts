@@ -183,6 +183,11 @@ cache TTL (so its warm runs include a refresh per key per second), and the stale
 slapd after warming and serves from the expired cache. Latency is measured at the client, in ms.
 "Unexpected" counts replies of the wrong kind (it must be 0).
 
+This machine is a 2-core VM shared with other tenants: back-to-back runs have differed by up to
+3x.
+Compare runs made back to back on one machine, and look at ratios rather than absolutes: cold
+lookups cost what the directory costs, warm and stale lookups cost only mailhostd.
+
 | scenario | protocol | lookups/s | p50 | p99 | max | unexpected |
 |---|---|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
