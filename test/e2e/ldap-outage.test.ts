@@ -16,6 +16,16 @@ async function layerOf(m: Mailhostd, key: string): Promise<{ outcome: string; la
   return (await res.json()) as { outcome: string; layer: string }
 }
 
+/** Polls until the directory answers `key` again (the circuit closes after a trial). */
+async function waitForFresh(m: Mailhostd, key: string) {
+  let r = { outcome: '', layer: '' }
+  for (let i = 0; i < 60 && r.layer !== 'directory'; i++) {
+    await sleep(250)
+    r = await layerOf(m, key)
+  }
+  return r
+}
+
 /** postmap through both protocols; returns what Postfix would conclude. */
 async function ask(m: Mailhostd, key: string) {
   const started = Date.now()
@@ -61,12 +71,7 @@ t.test('slapd dies, hangs and comes back', async (t) => {
   t.match(await ask(m, 'someone@unserved.test'), { socketmap: 'miss', tcp: 'miss' }, 'rules still answer misses without the directory')
 
   await slapd.restart()
-  let fresh = { outcome: '', layer: '' }
-  for (let i = 0; i < 60 && fresh.layer !== 'directory'; i++) {
-    await sleep(250)
-    fresh = await layerOf(m, 'carol@example.org')
-  }
-  t.match(fresh, { outcome: 'found', layer: 'directory' }, 'fresh answers resume after slapd restarts')
+  t.match(await waitForFresh(m, 'carol@example.org'), { outcome: 'found', layer: 'directory' }, 'fresh answers resume after slapd restarts')
   t.match(await ask(m, 'nobody@example.org'), { socketmap: 'miss', tcp: 'miss' }, 'authoritative misses again')
 
   await slapd.pause()
@@ -79,10 +84,5 @@ t.test('slapd dies, hangs and comes back', async (t) => {
   t.same([hung.socketmap, hung.tcp], ['temp', 'temp'], 'hung slapd: uncached key is TEMP')
   t.ok(hung.ms < DEADLINE_MS + 2000, `hung slapd: answered within the deadline (${hung.ms} ms)`)
   await slapd.resume()
-  let back = { outcome: '', layer: '' }
-  for (let i = 0; i < 60 && back.layer !== 'directory'; i++) {
-    await sleep(250)
-    back = await layerOf(m, 'alice@example.org')
-  }
-  t.match(back, { outcome: 'found', layer: 'directory' }, 'fresh answers after slapd resumes')
+  t.match(await waitForFresh(m, 'alice@example.org'), { outcome: 'found', layer: 'directory' }, 'fresh answers after slapd resumes')
 })
