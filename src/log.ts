@@ -28,6 +28,8 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: pino
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // "level":"warn" rather than 40: admins grep and jq these lines.
+      formatters: { level: (label) => ({ level: label }) },
     },
     destination,
   )

@@ -86,7 +86,7 @@ for (const f of flavors) {
       t.ok(await extra.closesWithin(2000), `extra connection ${i} closed`)
       t.equal(extra.buffered.length, 0, 'without an answer')
     }
-    const warnings = logLines().filter((l) => l.level === 40)
+    const warnings = logLines().filter((l) => l.level === 'warn')
     t.equal(warnings.length, 1, 'one warning for three refused connections')
     t.match(warnings[0], { msg: /connection limit/, maxConnections: 2 })
     t.equal(server.connections, 2)
