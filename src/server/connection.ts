@@ -1,11 +1,10 @@
-// One client connection of a lookup listener: decode requests, answer them strictly in order and
-// one at a time, and close on protocol errors, timeouts or shutdown. Protocol details come in
-// through a Wire; the lookup itself is the injected LookupService.
+// One client connection of a listener: decode requests, answer them strictly in order and one at
+// a time, and close on protocol errors, timeouts or shutdown. Everything protocol-specific,
+// including the business logic that makes a reply, comes in through a Wire.
 
 import type { Socket } from 'node:net'
 import { describeError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { temp, type Answer, type LookupService } from '../resolve/answer.js'
 import type { ListenerLimits } from './options.js'
 
 export type RequestError = 'malformed' | 'too-large'
@@ -24,16 +23,18 @@ export interface RequestDecoder<R> {
 
 /** What a protocol plugs into the generic listener. */
 export interface Wire<R> {
-  /** The protocol label passed to LookupService.lookup. */
-  readonly protocol: string
   decoder(maxRequestBytes: number): RequestDecoder<R>
-  target(request: R): { readonly map: string; readonly key: string | null }
-  encode(answer: Answer): Buffer
+  /**
+   * The reply bytes for one request. Meant never to reject: a failure should become the
+   * protocol's own temporary answer. If it does reject, the connection closes without a reply,
+   * which every Postfix client treats as a temporary error and retries.
+   */
+  reply(request: R): Promise<Buffer>
+  /** The reply to a malformed or oversized request, sent before closing (may be empty). */
   errorReply(error: RequestError): Buffer
 }
 
 export interface ConnectionContext {
-  readonly lookup: LookupService
   readonly logger: Logger
   readonly limits: ListenerLimits
 }
@@ -150,7 +151,14 @@ export class Connection<R> {
           this.#finish(this.#wire.errorReply(item.error))
           return
         }
-        const reply = this.#wire.encode(await this.#answer(item.request))
+        let reply: Buffer
+        try {
+          reply = await this.#wire.reply(item.request)
+        } catch (err) {
+          this.#log.error({ err: describeError(err) }, 'request failed; closing without a reply')
+          this.#finish()
+          return
+        }
         // The peer may have gone while we waited; 'close' can lag behind destroy by a tick.
         if (this.#ending || this.#socket.destroyed) return
         if (!this.#socket.write(reply)) await this.#writable()
@@ -163,17 +171,6 @@ export class Connection<R> {
     } finally {
       this.#busy = false
       this.#armTimers()
-    }
-  }
-
-  async #answer(request: R): Promise<Answer> {
-    const { map, key } = this.#wire.target(request)
-    try {
-      return (await this.#ctx.lookup.lookup(map, key, this.#wire.protocol)).answer
-    } catch (err) {
-      // The service is meant never to reject; if it does, defer the mail rather than drop the connection.
-      this.#log.error({ map, err: describeError(err) }, 'lookup failed')
-      return temp('internal error')
     }
   }
 

@@ -2,4 +2,4 @@
 
 export { createSocketmapServer } from './socketmap-server.js'
 export { createTcpTableServer } from './tcp-table-server.js'
-export type { ListenerLimits, LineServer, ServerOptions } from './options.js'
+export type { ListenerLimits, LineServer, ListenerOptions, ServerOptions } from './options.js'

@@ -1,11 +1,11 @@
-// A generic TCP listener for lookup protocols: accepts connections up to a limit, runs a
+// A generic TCP listener for line protocols (socketmap, tcp_table, policy): accepts connections up to a limit, runs a
 // Connection per socket, and shuts down gracefully. Protocols differ only in their Wire.
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { describeError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { Connection, type ConnectionContext, type Wire } from './connection.js'
-import type { LineServer, ServerOptions } from './options.js'
+import type { LineServer, ListenerOptions } from './options.js'
 
 /** At most one "connection limit reached" warning per interval, carrying the count dropped. */
 const DROP_WARN_INTERVAL_MS = 60_000
@@ -13,7 +13,7 @@ const DROP_WARN_INTERVAL_MS = 60_000
 export class Listener<R> implements LineServer {
   readonly #server: Server
   readonly #wire: Wire<R>
-  readonly #options: ServerOptions
+  readonly #options: ListenerOptions
   readonly #ctx: ConnectionContext
   readonly #log: Logger
   readonly #conns = new Set<Connection<R>>()
@@ -21,11 +21,11 @@ export class Listener<R> implements LineServer {
   #dropped = 0
   #lastDropWarn = Number.NEGATIVE_INFINITY
 
-  constructor(wire: Wire<R>, options: ServerOptions, logger: Logger) {
+  constructor(wire: Wire<R>, options: ListenerOptions, logger: Logger) {
     this.#wire = wire
     this.#options = options
     this.#log = logger
-    this.#ctx = { lookup: options.lookup, logger, limits: options.limits }
+    this.#ctx = { logger, limits: options.limits }
     // Half-open: a client may send its last request and shut down its side; it still gets the reply.
     this.#server = createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket))
   }

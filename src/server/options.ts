@@ -15,13 +15,17 @@ export interface ListenerLimits {
   readonly maxRequestBytes: number
 }
 
-export interface ServerOptions {
+export interface ListenerOptions {
   readonly host: string
   /** 0 picks a free port; listen() reports the one bound. */
   readonly port: number
-  readonly lookup: LookupService
   readonly logger: Logger
   readonly limits: ListenerLimits
+}
+
+/** Options of the lookup listeners (socketmap, tcp_table). */
+export interface ServerOptions extends ListenerOptions {
+  readonly lookup: LookupService
 }
 
 export interface LineServer {

@@ -6,11 +6,11 @@ import {
   socketmapErrorReply,
   type SocketmapRequest,
 } from '../protocols/socketmap.js'
-import type { Wire } from './connection.js'
 import { Listener } from './listener.js'
+import { lookupWire, type LookupCodec } from './lookup-wire.js'
 import type { LineServer, ServerOptions } from './options.js'
 
-const socketmapWire: Wire<SocketmapRequest> = {
+const socketmapCodec: LookupCodec<SocketmapRequest> = {
   protocol: 'socketmap',
   decoder: (maxRequestBytes) => new SocketmapDecoder(maxRequestBytes),
   target: (request) => request,
@@ -19,5 +19,6 @@ const socketmapWire: Wire<SocketmapRequest> = {
 }
 
 export function createSocketmapServer(options: ServerOptions): LineServer {
-  return new Listener(socketmapWire, options, options.logger.child({ listener: 'socketmap' }))
+  const log = options.logger.child({ listener: 'socketmap' })
+  return new Listener(lookupWire(socketmapCodec, options.lookup, log), options, log)
 }

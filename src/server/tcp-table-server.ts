@@ -7,17 +7,18 @@ import {
   tcpTableErrorReply,
   type TcpTableRequest,
 } from '../protocols/tcp-table.js'
-import type { Wire } from './connection.js'
 import { Listener } from './listener.js'
+import { lookupWire, type LookupCodec } from './lookup-wire.js'
 import type { LineServer, ServerOptions } from './options.js'
 
 export function createTcpTableServer(map: string, options: ServerOptions): LineServer {
-  const wire: Wire<TcpTableRequest> = {
+  const codec: LookupCodec<TcpTableRequest> = {
     protocol: 'tcp_table',
     decoder: (maxRequestBytes) => new TcpTableDecoder(maxRequestBytes),
     target: (request) => ({ map, key: request.key }),
     encode: encodeTcpTableReply,
     errorReply: tcpTableErrorReply,
   }
-  return new Listener(wire, options, options.logger.child({ listener: 'tcp_table', map }))
+  const log = options.logger.child({ listener: 'tcp_table', map })
+  return new Listener(lookupWire(codec, options.lookup, log), options, log)
 }

@@ -1,0 +1,33 @@
+// Adapts a lookup protocol (socketmap, tcp_table) to the generic Wire: the request names a map
+// and a key, the LookupService decides, the codec encodes its Answer.
+
+import { describeError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { temp, type Answer, type LookupService } from '../resolve/answer.js'
+import type { RequestDecoder, RequestError, Wire } from './connection.js'
+
+export interface LookupCodec<R> {
+  /** The protocol label passed to LookupService.lookup (metrics, logs). */
+  readonly protocol: string
+  decoder(maxRequestBytes: number): RequestDecoder<R>
+  target(request: R): { readonly map: string; readonly key: string | null }
+  encode(answer: Answer): Buffer
+  errorReply(error: RequestError): Buffer
+}
+
+export function lookupWire<R>(codec: LookupCodec<R>, lookup: LookupService, log: Logger): Wire<R> {
+  return {
+    decoder: codec.decoder,
+    errorReply: codec.errorReply,
+    async reply(request) {
+      const { map, key } = codec.target(request)
+      try {
+        return codec.encode((await lookup.lookup(map, key, codec.protocol)).answer)
+      } catch (err) {
+        // The service is meant never to reject; if it does, defer the mail rather than drop the connection.
+        log.error({ map, err: describeError(err) }, 'lookup failed')
+        return codec.encode(temp('internal error'))
+      }
+    },
+  }
+}
