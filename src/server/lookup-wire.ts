@@ -17,8 +17,8 @@ export interface LookupCodec<R> {
 
 export function lookupWire<R>(codec: LookupCodec<R>, lookup: LookupService, log: Logger): Wire<R> {
   return {
-    decoder: codec.decoder,
-    errorReply: codec.errorReply,
+    decoder: (maxRequestBytes) => codec.decoder(maxRequestBytes),
+    errorReply: (error) => codec.errorReply(error),
     async reply(request) {
       const { map, key } = codec.target(request)
       try {
