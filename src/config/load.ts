@@ -157,6 +157,10 @@ function checkSemantics(c: Config): void {
   }
   if (c.listen.socketmap) claim(c.listen.socketmap.host, c.listen.socketmap.port, 'listen.socketmap')
   if (c.listen.http) claim(c.listen.http.host, c.listen.http.port, 'listen.http')
+  if (c.listen.policy) claim(c.listen.policy.host, c.listen.policy.port, 'listen.policy')
+  if (!Object.hasOwn(c.policy.ruleSets, c.policy.defaultRuleSet)) {
+    throw new ConfigError('policy.defaultRuleSet', `no rule set named ${c.policy.defaultRuleSet} in policy.ruleSets`)
+  }
   c.listen.tcpTable.forEach((t, i) => {
     const key = `listen.tcpTable[${i}]`
     if (!isMapName(t.map, ids)) throw new ConfigError(`${key}.map`, `unknown map ${t.map}`)

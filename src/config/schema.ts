@@ -41,6 +41,10 @@ const LdapAttributes = Type.Object(
       default: 'mailhostdAccountStatus',
       description: "Account status attribute; '' when the directory has none (all active).",
     }),
+    sendAs: Type.String({
+      default: 'mailhostdSendAs',
+      description: "Extra sender addresses the account may use; '' when the directory has none.",
+    }),
   },
   { additionalProperties: false, default: {} },
 )
@@ -104,6 +108,41 @@ const Backend = Type.Object(
     ),
   },
   { additionalProperties: false },
+)
+
+const RateLimit = Type.Object(
+  {
+    by: Type.Union([Type.Literal('sasl_username'), Type.Literal('client_address')]),
+    messages: Type.Integer({ minimum: 1 }),
+    window: Duration('1h', 'Sliding window the message count applies to.'),
+  },
+  { additionalProperties: false },
+)
+
+const RuleSet = Type.Object(
+  {
+    recipients: Type.Object(
+      {
+        check: Type.Boolean({ default: true, description: 'Reject unknown recipients in served domains (550 5.1.1).' }),
+        disabled: Type.Union([Type.Literal('accept'), Type.Literal('reject')], {
+          default: 'accept',
+          description: 'Recipients whose mailboxes are all disabled: accept, or reject with 550 5.2.1.',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    senderLogin: Type.Object(
+      {
+        check: Type.Boolean({
+          default: true,
+          description: 'When sasl_username is set, the sender must be an address that login owns (553 5.7.1).',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    rateLimits: Type.Array(RateLimit, { default: [] }),
+  },
+  { additionalProperties: false, default: {} },
 )
 
 export const ConfigSchema = Type.Object(
@@ -189,6 +228,17 @@ export const ConfigSchema = Type.Object(
           },
         ),
         http: Type.Union([Listener(10090), Type.Literal(false)], { default: {} }),
+        policy: Type.Union([Listener(10045), Type.Literal(false)], { default: {} }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    policy: Type.Object(
+      {
+        defaultRuleSet: Type.String({ default: 'default', description: 'Used when policy_context is empty.' }),
+        ruleSets: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }), RuleSet, {
+          default: { default: {} },
+          description: 'Named rule sets; policy_context picks one.',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -210,6 +260,8 @@ export type Config = Static<typeof ConfigSchema>
 export type LdapConfig = Static<typeof Ldap>
 export type DomainConfig = Static<typeof Domain>
 export type BackendConfig = Static<typeof Backend>
+export type RuleSetConfig = Static<typeof RuleSet>
+export type RateLimitConfig = Static<typeof RateLimit>
 export type DurationValue = Config['lookup']['deadline']
 
 /**

@@ -47,6 +47,9 @@ t.test('errors name the bad key', async (t) => {
     ['listen:\n  tcpTable:\n    - map: mailbox\n      port: 10043\n', 'listen.tcpTable[0].map'],
     ['listen:\n  tcpTable:\n    - map: transport\n      port: 10040\n', 'listen.tcpTable[0]', /already used/],
     ['addresses:\n  extensionDelimiters: "@"\n', 'addresses.extensionDelimiters'],
+    ['policy:\n  ruleSets:\n    mx: {}\n', 'policy.defaultRuleSet', /no rule set named default/],
+    ['policy:\n  ruleSets:\n    mx:\n      rateLimits:\n        - by: sender\n          messages: 1\n', 'policy.ruleSets.mx.rateLimits[0].by'],
+    ['listen:\n  policy:\n    port: 10040\n', 'listen.policy', /already used/],
     ['- just\n- a list\n', ''],
     ['a: [unclosed\n', '', /line \d+: not valid YAML/],
   ]
