@@ -17,6 +17,11 @@ export interface AccountEntry {
   /** The mailHost value as stored (a backend's mailHost name, or an arbitrary host). */
   readonly mailHost: string
   readonly status: AccountStatus
+  /**
+   * Extra envelope senders the account may use on submission (raw, not yet canonical): exact
+   * addresses, or `@domain` for every address in a domain. Empty for most accounts.
+   */
+  readonly sendAs: readonly string[]
 }
 
 export interface AliasEntry {

@@ -11,6 +11,7 @@ export interface LdapEntryMapping {
   readonly routingAddress: string
   readonly canonical: string
   readonly status: string
+  readonly sendAs: string
   /** Lower-cased status values that mean "disabled". */
   readonly disabledValues: ReadonlySet<string>
 }
@@ -19,7 +20,7 @@ export interface LdapEntryMapping {
 export function requestedAttributes(m: LdapEntryMapping): string[] {
   const seen = new Set<string>()
   const out: string[] = []
-  for (const name of [m.mailHost, m.routingAddress, m.canonical, m.status]) {
+  for (const name of [m.mailHost, m.routingAddress, m.canonical, m.status, m.sendAs]) {
     if (name === '' || seen.has(name.toLowerCase())) continue
     seen.add(name.toLowerCase())
     out.push(name)
@@ -66,7 +67,7 @@ export function toDirectoryEntry(entry: Entry, m: LdapEntryMapping): DirectoryEn
     // directories; its first value is the primary one by the usual convention.
     const canonical = routing[0] ?? values(entry, m.canonical)[0]
     const disabled = values(entry, m.status).some((v) => m.disabledValues.has(v.toLowerCase()))
-    return { kind: 'account', id: dn, canonical, mailHost: host, status: disabled ? 'disabled' : 'active' }
+    return { kind: 'account', id: dn, canonical, mailHost: host, status: disabled ? 'disabled' : 'active', sendAs: values(entry, m.sendAs) }
   }
   if (routing.length > 0) return { kind: 'alias', id: dn, targets: routing }
   const missing = m.routingAddress === '' ? `no ${m.mailHost}` : `neither ${m.mailHost} nor ${m.routingAddress}`

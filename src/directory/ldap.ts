@@ -40,6 +40,7 @@ export class LdapDirectory implements Directory {
       routingAddress: config.attributes.routingAddress,
       canonical: config.attributes.canonical,
       status: config.attributes.status,
+      sendAs: config.attributes.sendAs,
       disabledValues: new Set(config.disabledValues.map((v) => v.toLowerCase())),
     }
     this.#attributes = requestedAttributes(this.#mapping)

@@ -12,6 +12,7 @@ interface OwnerRow {
   canonical: string | null
   mailhost: string | null
   status: AccountStatus | null
+  send_as: string[] | null
   targets: string[] | null
 }
 
@@ -20,12 +21,12 @@ interface OwnerRow {
 // resolver reports as duplicates. All targets of an alias come back as one row.
 const FIND_OWNERS = `
   select 'account' as kind, a.id::text as id, a.address as canonical, a.mailhost, a.status,
-         null::text[] as targets
+         a.send_as, null::text[] as targets
     from accounts a
    where a.address = $1
       or a.id in (select x.account_id from account_addresses x where x.address = $1)
   union all
-  select 'alias', null, null, null, null, array_agg(al.target order by al.target)
+  select 'alias', null, null, null, null, null, array_agg(al.target order by al.target)
     from aliases al
    where al.address = $1
   having count(*) > 0
@@ -43,7 +44,7 @@ export class SqlDirectory implements Directory {
     const { rows } = await this.#ask(() => this.#store.query<OwnerRow>(FIND_OWNERS, [address]), signal)
     return rows.map((r): DirectoryEntry =>
       r.kind === 'account'
-        ? { kind: 'account', id: `sql:account:${r.id}`, canonical: r.canonical!, mailHost: r.mailhost!, status: r.status! }
+        ? { kind: 'account', id: `sql:account:${r.id}`, canonical: r.canonical!, mailHost: r.mailhost!, status: r.status!, sendAs: r.send_as ?? [] }
         : { kind: 'alias', id: `sql:alias:${address}`, targets: r.targets! },
     )
   }

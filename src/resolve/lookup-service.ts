@@ -7,10 +7,19 @@ import type { LookupCache } from '../cache/lookup-cache.js'
 import { describeError, isMailhostdError } from '../errors.js'
 import { LogThrottle } from '../log.js'
 import type { Metrics } from '../metrics.js'
-import { canonicalAddress, type AddressOptions } from './address.js'
+import { canonicalAddress, type AddressOptions, type CanonicalAddress } from './address.js'
 import { notFound, perm, temp, type Answer, type Layer, type LookupResult, type LookupService } from './answer.js'
 import { answerFor, parseMapName, type RouteOptions } from './maps.js'
 import type { Registry } from './registry.js'
+import type { Resolution } from './resolver.js'
+
+/** What a key resolves to, for callers that need mailboxes rather than a map's answer. */
+export type KeyResolution =
+  /** Not an address, or a domain not served: decided by rules, no directory query. */
+  | { readonly kind: 'rules'; readonly reason: string }
+  | { readonly kind: 'resolved'; readonly address: CanonicalAddress; readonly resolution: Resolution; readonly layer: Layer }
+  /** No answer could be had within the deadline (answer a temporary failure). */
+  | { readonly kind: 'failed'; readonly reason: string }
 
 export interface LookupServiceOptions {
   readonly registry: () => Registry
@@ -42,21 +51,32 @@ export class Lookups implements LookupService {
     return { answer, layer, elapsedMs }
   }
 
+  /**
+   * Rules first (no directory query for non-addresses and unserved domains), then the cache,
+   * then the directory; within the deadline. `context` names the caller in failure logs.
+   */
+  async resolve(key: string | null, context: string): Promise<KeyResolution> {
+    if (key === null) return { kind: 'rules', reason: 'key is not valid UTF-8' }
+    const addr = canonicalAddress(key, this.#o.addresses)
+    if (!addr.ok) return { kind: 'rules', reason: addr.reason }
+    if (!this.#o.registry().domain(addr.domain)) return { kind: 'rules', reason: 'domain not served' }
+    const got = await this.#o.cache.get(addr.address, this.#o.deadlineMs)
+    if (!got.ok) return { kind: 'failed', reason: this.#failure(context, addr.address, got.error) }
+    return { kind: 'resolved', address: addr, resolution: got.resolution, layer: got.layer }
+  }
+
   async #answer(map: string, key: string | null): Promise<{ answer: Answer; layer: Layer }> {
     const registry = this.#o.registry()
     const mapName = parseMapName(map, registry)
     if (!mapName) return { answer: perm(`unknown map ${printable(map)}`), layer: 'rules' }
-    if (key === null) return { answer: notFound('key is not valid UTF-8'), layer: 'rules' }
-    const addr = canonicalAddress(key, this.#o.addresses)
-    if (!addr.ok) return { answer: notFound(addr.reason), layer: 'rules' }
-    if (!registry.domain(addr.domain)) return { answer: notFound('domain not served'), layer: 'rules' }
-
-    const got = await this.#o.cache.get(addr.address, this.#o.deadlineMs)
-    if (!got.ok) return { answer: this.#failure(map, addr.address, got.error), layer: 'none' }
-    return { answer: answerFor(mapName, got.resolution, registry, this.#o.routes), layer: got.layer }
+    const r = await this.resolve(key, map)
+    if (r.kind === 'rules') return { answer: notFound(r.reason), layer: 'rules' }
+    if (r.kind === 'failed') return { answer: temp(r.reason), layer: 'none' }
+    return { answer: answerFor(mapName, r.resolution, registry, this.#o.routes), layer: r.layer }
   }
 
-  #failure(map: string, address: string, error: unknown): Answer {
+  /** Logs the failure (throttled) and returns the reason given to the peer. */
+  #failure(map: string, address: string, error: unknown): string {
     const code = isMailhostdError(error) ? error.code : 'MH_INTERNAL'
     const reason = describeError(error)
     if (isMailhostdError(error) && !error.transient) {
@@ -69,7 +89,7 @@ export class Lookups implements LookupService {
         this.#o.logger.warn({ map, address, code, reason, suppressed }, 'answering temporary failure: directory unavailable and no usable cached answer'),
       )
     }
-    return temp(`${code} ${reason}`)
+    return `${code} ${reason}`
   }
 }
 

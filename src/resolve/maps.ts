@@ -42,10 +42,13 @@ export function answerFor(map: MapName, r: Resolution, registry: Registry, opts:
   }
   if (map === 'alias') return r.rewrite.length > 0 ? found(r.rewrite.join(',')) : notFound('already canonical')
   // local/<backend-id>: only addresses of a mailbox on that very backend. Aliases, alias
-  // domains and catch-alls are rewritten on the front-end before mail reaches a backend.
+  // domains and catch-alls are rewritten on the front-end before mail reaches a backend. The
+  // value is the backend's own delivery route, so on the backend one map serves both as
+  // local_recipient_maps (non-empty: local) and as transport_maps (deliver to its LMTP).
   const id = map.slice(LOCAL_MAP_PREFIX.length)
   const m = r.via === 'account' ? r.mailboxes[0] : undefined
-  if (m && registry.backendForMailHost(m.mailHost)?.id === id) return found(m.mailHost)
+  const backend = m && registry.backendForMailHost(m.mailHost)
+  if (backend?.id === id) return found(backendRoute(backend))
   return notFound(`not a mailbox on ${id}`)
 }
 

@@ -16,6 +16,8 @@ export interface Mailbox {
   readonly address: string
   readonly mailHost: string
   readonly status: AccountStatus
+  /** Extra senders the mailbox may use (raw directory values: addresses or `@domain`). */
+  readonly sendAs: readonly string[]
 }
 
 export type Via = 'account' | 'alias' | 'alias-domain' | 'catch-all'
@@ -121,7 +123,13 @@ export class Resolver {
       throw new DirectoryDataError(ErrorCodes.DIRECTORY_DATA, `entry ${entry.id} has an unusable mailHost`)
     }
     const canonical = entry.canonical === undefined ? undefined : this.#canonical(entry.canonical)
-    return { id: entry.id, address: canonical?.address ?? matched, mailHost: entry.mailHost, status: entry.status }
+    return {
+      id: entry.id,
+      address: canonical?.address ?? matched,
+      mailHost: entry.mailHost,
+      status: entry.status,
+      sendAs: entry.sendAs,
+    }
   }
 
   async #expand(

@@ -10,6 +10,7 @@ const mapping: LdapEntryMapping = {
   routingAddress: 'mailRoutingAddress',
   canonical: 'mail',
   status: 'mailhostdAccountStatus',
+  sendAs: 'mailhostdSendAs',
   disabledValues: new Set(['disabled', 'locked']),
 }
 const dn = 'uid=x,ou=people,dc=example,dc=org'
@@ -22,7 +23,13 @@ void t.test('accounts', async (t) => {
     canonical: 'x@example.org',
     mailHost: 'mx1.example.org',
     status: 'active',
+    sendAs: [],
   })
+  t.match(
+    toDirectoryEntry(entry({ mailHost: 'mx1', mailhostdSendAs: ['boss@example.org', ' @example.com ', ''] }), mapping),
+    { sendAs: ['boss@example.org', '@example.com'] },
+    'send-as values trimmed, blanks dropped',
+  )
   t.match(
     toDirectoryEntry(entry({ mailHost: 'mx1', mail: 'x@example.org', mailRoutingAddress: 'real@example.org' }), mapping),
     { kind: 'account', canonical: 'real@example.org' },
@@ -51,7 +58,7 @@ void t.test('accounts', async (t) => {
   const noStatus = { ...mapping, status: '', canonical: '' }
   t.same(
     toDirectoryEntry(entry({ mailHost: 'mx1', mail: 'x@example.org', mailhostdAccountStatus: 'disabled' }), noStatus),
-    { kind: 'account', id: dn, canonical: undefined, mailHost: 'mx1', status: 'active' },
+    { kind: 'account', id: dn, canonical: undefined, mailHost: 'mx1', status: 'active', sendAs: [] },
     "status '' means no status attribute; canonical '' means none",
   )
 })
@@ -101,9 +108,9 @@ void t.test('unusable entries are refused, naming the DN', async (t) => {
 })
 
 void t.test('requested attributes', async (t) => {
-  t.same(requestedAttributes(mapping), ['mailHost', 'mailRoutingAddress', 'mail', 'mailhostdAccountStatus'])
+  t.same(requestedAttributes(mapping), ['mailHost', 'mailRoutingAddress', 'mail', 'mailhostdAccountStatus', 'mailhostdSendAs'])
   t.same(
-    requestedAttributes({ ...mapping, routingAddress: '', status: '', canonical: 'MAILHOST' }),
+    requestedAttributes({ ...mapping, routingAddress: '', status: '', sendAs: '', canonical: 'MAILHOST' }),
     ['mailHost'],
     'empty names and case-insensitive duplicates are dropped',
   )

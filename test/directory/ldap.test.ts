@@ -15,6 +15,7 @@ const alice: AccountEntry = {
   canonical: 'alice@example.org',
   mailHost: 'mx1.example.org',
   status: 'active',
+  sendAs: [],
 }
 const bob: AccountEntry = { ...alice, id: 'uid=bob,ou=people,dc=example,dc=org', canonical: 'bob@example.org', mailHost: 'mx2.example.org' }
 const carol: AccountEntry = { ...alice, id: 'uid=carol,ou=people,dc=example,dc=org', canonical: 'carol@example.org', status: 'disabled' }
@@ -187,7 +188,7 @@ mailLocalAddress: broken@example.org
   const both = sorted(await dir.findByAddress('bob@example.org'))
   t.same(
     both,
-    [bob, { kind: 'account', id: 'uid=bob2,ou=people,dc=example,dc=org', canonical: undefined, mailHost: 'mx1.example.org', status: 'active' }],
+    [bob, { kind: 'account', id: 'uid=bob2,ou=people,dc=example,dc=org', canonical: undefined, mailHost: 'mx1.example.org', status: 'active', sendAs: [] }],
     'two owners are returned as two entries (the resolver reports them)',
   )
 

@@ -43,6 +43,7 @@ const account = (id: string, canonical: string, mailHost: string, status: Accoun
   canonical,
   mailHost,
   status,
+  sendAs: [],
 })
 
 async function directoryCases(t: Test, store: Store) {

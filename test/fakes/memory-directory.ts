@@ -19,8 +19,8 @@ export class MemoryDirectory implements Directory {
     return this
   }
 
-  account(id: string, addresses: string[], mailHost: string, status: AccountEntry['status'] = 'active'): this {
-    const entry: AccountEntry = { kind: 'account', id, canonical: addresses[0], mailHost, status }
+  account(id: string, addresses: string[], mailHost: string, status: AccountEntry['status'] = 'active', sendAs: string[] = []): this {
+    const entry: AccountEntry = { kind: 'account', id, canonical: addresses[0], mailHost, status, sendAs }
     for (const a of addresses) this.add(a, entry)
     return this
   }

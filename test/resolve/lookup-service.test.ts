@@ -36,7 +36,8 @@ t.test('demo case table: found', async (t) => {
     if (c.alias) t.same(al.answer, { outcome: 'found', value: c.alias }, `alias ${c.key}`)
     else t.equal(al.answer.outcome, 'notfound', `no rewrite for ${c.key}`)
     const own = await lookups.lookup(`local/${c.owner!}`, c.key, 'test')
-    t.equal(own.answer.outcome, c.local ? 'found' : 'notfound', `local/${c.owner!} ${c.key}`)
+    if (c.local) t.same(own.answer, { outcome: 'found', value: route(c.owner!) }, `local/${c.owner!} ${c.key}: the backend's own route`)
+    else t.equal(own.answer.outcome, 'notfound', `local/${c.owner!} ${c.key}`)
     const other = await lookups.lookup(`local/${c.owner === 'mx1' ? 'mx2' : 'mx1'}`, c.key, 'test')
     t.equal(other.answer.outcome, 'notfound', `not local on the other backend: ${c.key}`)
   }
