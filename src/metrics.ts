@@ -19,6 +19,12 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   })
+  readonly policyDecisions = new Counter({
+    name: 'mailhostd_policy_decisions_total',
+    help: 'Policy delegation answers by rule set and result (dunno/reject/defer).',
+    labelNames: ['rule_set', 'result'] as const,
+    registers: [this.registry],
+  })
   readonly #connectionSources = new Map<string, () => number>()
   readonly openConnections = new Gauge({
     name: 'mailhostd_open_connections',

@@ -1,0 +1,122 @@
+// The policy delegation decisions (protocols.md §3): a rule set chosen by policy_context, then
+// the sender-login check, the recipient check and the rate limits. Directory trouble always
+// defers (DEFER_IF_PERMIT), never rejects; a rejected or deferred message is not counted against
+// a rate limit. The directory lookups of one request run concurrently, each within the lookup
+// deadline, so the answer comes within the deadline too.
+
+import type { Logger } from 'pino'
+import { toMs } from '../config/duration.js'
+import type { Config, RuleSetConfig } from '../config/schema.js'
+import { LogThrottle } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import { canonicalAddress, type AddressOptions } from '../resolve/address.js'
+import type { KeyResolution } from '../resolve/lookup-service.js'
+import { RateLimiter, type Limit } from './rate-limiter.js'
+import * as R from './replies.js'
+import { ownsSender } from './sender-owner.js'
+import type { PolicyRequest, PolicyService } from './types.js'
+
+export interface KeyResolver {
+  resolve(key: string | null, context: string): Promise<KeyResolution>
+}
+
+export interface PolicyEngineOptions {
+  readonly policy: Config['policy']
+  readonly resolver: KeyResolver
+  readonly addresses: AddressOptions
+  readonly logger: Logger
+  readonly metrics?: Metrics
+  readonly limiter?: RateLimiter
+}
+
+/** Protocol states that concern one message (rate limits and sender checks apply). */
+const MESSAGE_STATES = new Set(['MAIL', 'RCPT', 'DATA', 'END-OF-MESSAGE'])
+
+export class PolicyEngine implements PolicyService {
+  readonly #o: PolicyEngineOptions
+  readonly #limiter: RateLimiter
+  readonly #throttle = new LogThrottle(60_000)
+
+  constructor(options: PolicyEngineOptions) {
+    this.#o = options
+    this.#limiter = options.limiter ?? new RateLimiter()
+  }
+
+  async decide(req: PolicyRequest): Promise<string> {
+    const context = req.get('policy_context') || this.#o.policy.defaultRuleSet
+    const rules = Object.hasOwn(this.#o.policy.ruleSets, context) ? this.#o.policy.ruleSets[context] : undefined
+    if (!rules) {
+      this.#throttle.run(`context:${context}`, (suppressed) =>
+        this.#o.logger.error({ policy_context: context, suppressed }, 'policy_context names no rule set in policy.ruleSets; deferring'),
+      )
+      return this.#done(context, R.unknownContext(context), req)
+    }
+    const state = req.get('protocol_state') ?? ''
+    const [sender, recipient] = await Promise.all([this.#senderLogin(rules, state, req), this.#recipient(rules, state, req)])
+    const verdict = sender ?? recipient ?? this.#rateLimit(context, rules, state, req) ?? R.DUNNO
+    return this.#done(context, verdict, req)
+  }
+
+  async #senderLogin(rules: RuleSetConfig, state: string, req: PolicyRequest): Promise<string | undefined> {
+    const login = req.get('sasl_username')
+    if (!rules.senderLogin.check || login === '' || login === undefined || !MESSAGE_STATES.has(state)) return undefined
+    const sender = req.get('sender')
+    // The null sender (bounces, DSNs) belongs to nobody; no sender attribute, nothing to check.
+    if (sender === '' || sender === undefined) return undefined
+    const [l, s] = await Promise.all([this.#o.resolver.resolve(login, 'policy login'), this.#o.resolver.resolve(sender, 'policy sender')])
+    if (l.kind === 'failed' || s.kind === 'failed') return R.DIRECTORY_DEFER
+    // A login must be exactly one mailbox; an alias or catch-all is not an account to log in as.
+    const mailbox = l.kind === 'resolved' && l.resolution.kind === 'found' && l.resolution.via === 'account' ? l.resolution.mailboxes[0] : undefined
+    const senderAddr = sender === null ? undefined : canonicalAddress(sender, this.#o.addresses)
+    if (mailbox && senderAddr?.ok && ownsSender(mailbox, senderAddr, s.kind === 'resolved' ? s.resolution : undefined, this.#o.addresses)) {
+      return undefined
+    }
+    return R.senderNotOwned(sender ?? '(not UTF-8)', login ?? '(not UTF-8)')
+  }
+
+  async #recipient(rules: RuleSetConfig, state: string, req: PolicyRequest): Promise<string | undefined> {
+    const rcpt = req.get('recipient')
+    if (!rules.recipients.check || state !== 'RCPT' || rcpt === '' || rcpt === undefined || rcpt === null) return undefined
+    const r = await this.#o.resolver.resolve(rcpt, 'policy recipient')
+    // Unserved domains and non-addresses are Postfix's own business (reject_unauth_destination).
+    if (r.kind === 'rules') return undefined
+    if (r.kind === 'failed') return R.DIRECTORY_DEFER
+    if (r.resolution.kind === 'none') return R.UNKNOWN_RECIPIENT
+    const { mailboxes, external } = r.resolution
+    const allDisabled = mailboxes.length > 0 && external.length === 0 && mailboxes.every((m) => m.status === 'disabled')
+    return allDisabled && rules.recipients.disabled === 'reject' ? R.DISABLED_RECIPIENT : undefined
+  }
+
+  #rateLimit(context: string, rules: RuleSetConfig, state: string, req: PolicyRequest): string | undefined {
+    const instance = req.get('instance')
+    if (rules.rateLimits.length === 0 || !MESSAGE_STATES.has(state) || !instance) return undefined
+    const limits: (Limit & { by: string; key: string; window: string })[] = []
+    for (const l of rules.rateLimits) {
+      const key = req.get(l.by)
+      if (!key) continue // unauthenticated session: no sasl_username to count
+      const window = typeof l.window === 'number' ? `${l.window}s` : l.window.trim()
+      limits.push({ bucket: `${context}\0${l.by}\0${key}\0${l.messages}/${window}`, messages: l.messages, windowMs: toMs(l.window), by: l.by, key, window })
+    }
+    const broken = this.#limiter.admit(`${context}\0${instance}`, limits)
+    if (!broken) return undefined
+    return R.rateLimited(broken.by === 'sasl_username' ? 'login' : 'client', broken.key, broken.messages, broken.window)
+  }
+
+  #done(ruleSet: string, action: string, req: PolicyRequest): string {
+    const result = action === R.DUNNO ? 'dunno' : action.startsWith('DEFER') || action.startsWith('4') ? 'defer' : 'reject'
+    this.#o.metrics?.policyDecisions.inc({ rule_set: ruleSet, result })
+    const log = this.#o.logger
+    const fields = {
+      rule_set: ruleSet,
+      state: req.get('protocol_state'),
+      client: req.get('client_address'),
+      login: req.get('sasl_username') || undefined,
+      sender: req.get('sender'),
+      recipient: req.get('recipient'),
+      action,
+    }
+    if (result === 'dunno') log.debug(fields, 'policy')
+    else log.info(fields, 'policy')
+    return action
+  }
+}
