@@ -12,11 +12,18 @@ import { LdapDirectory } from './directory/ldap.js'
 import { SqlDirectory } from './directory/sql.js'
 import { startHttp, type HttpServer } from './http/server.js'
 import { Metrics } from './metrics.js'
+import { PolicyEngine } from './policy/engine.js'
 import { canonicalAddress } from './resolve/address.js'
 import { Lookups } from './resolve/lookup-service.js'
 import { Registry } from './resolve/registry.js'
 import { Resolver } from './resolve/resolver.js'
-import { createSocketmapServer, createTcpTableServer, type ListenerLimits, type LineServer } from './server/index.js'
+import {
+  createPolicyServer,
+  createSocketmapServer,
+  createTcpTableServer,
+  type ListenerLimits,
+  type LineServer,
+} from './server/index.js'
 import { openStore } from './store/open.js'
 import { loadRegistry, seedFromConfig } from './store/registry-repo.js'
 import { applySqlFile } from './store/sql-file.js'
@@ -123,6 +130,10 @@ export class Daemon {
       }
       for (const t of c.listen.tcpTable) {
         await this.#listen(`tcp_table ${t.map}`, createTcpTableServer(t.map, { host: t.host, port: t.port, lookup: lookups, logger: log, limits }))
+      }
+      if (c.listen.policy) {
+        const policy = new PolicyEngine({ policy: c.policy, resolver: lookups, addresses: c.addresses, logger: log, metrics: this.metrics })
+        await this.#listen('policy', createPolicyServer({ ...c.listen.policy, policy, logger: log, limits }))
       }
       if (c.listen.http) {
         this.#http = await startHttp({ ...c.listen.http, daemon: this, lookups, logger: log })

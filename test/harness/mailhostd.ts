@@ -18,6 +18,7 @@ export interface Ports {
   transport: number
   recipient: number
   http: number
+  policy: number
   /** Every bound listener by name (`tcp_table <map>` for extra tcp_table maps). */
   byName: Record<string, number>
 }
@@ -65,6 +66,7 @@ export async function startMailhostd(
         { map: 'recipient', port: 0 },
       ],
       http: { host: '127.0.0.1', port: 0 },
+      policy: { host: '127.0.0.1', port: 0 },
       ...((config.listen as object | undefined) ?? {}),
     },
   }
@@ -86,6 +88,7 @@ export async function startMailhostd(
       transport: byName['tcp_table transport'] ?? 0,
       recipient: byName['tcp_table recipient'] ?? 0,
       http: byName.http ?? 0,
+      policy: byName.policy ?? 0,
       byName,
     },
     logs: () => parseLogs(proc.output()),

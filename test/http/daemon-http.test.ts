@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { connect } from 'node:net'
 import t from 'tap'
 import { parseConfig } from '../../src/config/load.js'
 import { Daemon } from '../../src/daemon.js'
@@ -17,13 +18,13 @@ t.test('daemon in-process', async (t) => {
   const config = parseConfig(JSON.stringify({
     ...demoClusterConfig(),
     dataDir: dir,
-    listen: { socketmap: { port: 0 }, tcpTable: [{ map: 'transport', port: 0 }, { map: 'local/mx1', port: 0 }], http: { port: 0 } },
+    listen: { socketmap: { port: 0 }, tcpTable: [{ map: 'transport', port: 0 }, { map: 'local/mx1', port: 0 }], http: { port: 0 }, policy: { port: 0 } },
   }), 'test')
   const daemon = await new Daemon(config, silentLogger, { seedSql: [`${ROOT}/fixtures/demo/directory.sql`] }).start()
   t.teardown(() => daemon.close(1000))
   const http = daemon.bound.find((b) => b.name === 'http')!
   const base = `http://127.0.0.1:${http.port}`
-  t.same(daemon.bound.map((b) => b.name), ['socketmap', 'tcp_table transport', 'tcp_table local/mx1', 'http'])
+  t.same(daemon.bound.map((b) => b.name), ['socketmap', 'tcp_table transport', 'tcp_table local/mx1', 'policy', 'http'])
 
   const get = async (path: string) => {
     const res = await fetch(`${base}${path}`)
@@ -53,6 +54,25 @@ t.test('daemon in-process', async (t) => {
   t.match(metrics.body, /mailhostd_lookups_total\{protocol="http",map="transport",outcome="found",layer="directory"\} 1/)
   t.match(metrics.body, /mailhostd_cache_entries \d/)
   t.match(metrics.body, /mailhostd_open_connections\{listener="socketmap"\} 0/)
+
+  // The policy listener: two requests on one connection, answered in order.
+  const policyPort = daemon.bound.find((b) => b.name === 'policy')!.port
+  const replies = await new Promise<string>((resolve, reject) => {
+    const sock = connect({ port: policyPort, host: '127.0.0.1' })
+    let got = ''
+    sock.on('data', (d: Buffer) => {
+      got += d.toString()
+      if (got.split('\n\n').length === 3) {
+        sock.end()
+        resolve(got)
+      }
+    })
+    sock.on('error', reject)
+    const req = (rcpt: string) => `request=smtpd_access_policy\nprotocol_state=RCPT\ninstance=1\nsender=\nrecipient=${rcpt}\nsasl_username=\n\n`
+    sock.write(req('nobody@example.org') + req('bob@example.org'))
+  })
+  t.equal(replies, 'action=550 5.1.1 mailbox unknown in this mail cluster\n\naction=DUNNO\n\n')
+  t.match((await get('/metrics')).body, /mailhostd_policy_decisions_total\{rule_set="default",result="reject"\} 1/)
 
   // A domain added to the store shows up after a registry reload (SIGHUP), and the cache is cleared.
   await daemon.store.query(`insert into domains (name) values ('example.info')`)
