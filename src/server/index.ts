@@ -1,4 +1,4 @@
-// The lookup listeners' public surface.
+// The listeners' public surface.
 
 export { createSocketmapServer } from './socketmap-server.js'
 export { createTcpTableServer } from './tcp-table-server.js'
