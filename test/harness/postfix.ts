@@ -47,6 +47,12 @@ export interface PostfixOptions {
    * to them from main.cf as `texthash:$config_directory/NAME`.
    */
   files?: Record<string, string>
+  /**
+   * master.cf service entries appended after the harness's own (e.g. the submission services of
+   * postfix/submission-master.cf). Every `127.0.0.1:PORT inet` service in it must be listening,
+   * held by the master, before startPostfix() returns.
+   */
+  masterCf?: string
 }
 
 export interface Postfix {
@@ -71,26 +77,124 @@ export interface Postfix {
   processes(): Promise<number[]>
   postconf(args: readonly string[]): Promise<RunResult>
   postmap(args: readonly string[]): Promise<RunResult>
+  /**
+   * Local submission, the way webmail, sieve or cron hand mail to Postfix: this instance's
+   * sendmail(1) with `-f from` and the recipients as arguments, the message on stdin. Resolves
+   * with sendmail's exit status and output; the message is queued when `code` is 0.
+   */
+  sendmail(from: string, to: readonly string[], message: string): Promise<RunResult>
 }
 
-/** The relay front-end fragment shipped in postfix/relay-main.cf. */
-export const RELAY_MAIN_CF = fileURLToPath(new URL('../../postfix/relay-main.cf', import.meta.url))
+// The fragments shipped in postfix/. Tests load these very files, rewritten only for ports,
+// addresses and paths, so what operators copy is what the suite runs.
+const fragment = (name: string) => fileURLToPath(new URL(`../../postfix/${name}`, import.meta.url))
+/** MX / relay front-end (main.cf). */
+export const RELAY_MAIN_CF = fragment('relay-main.cf')
+/** Submission front-end: main.cf part (appended after relay-main.cf) and master.cf services. */
+export const SUBMISSION_MAIN_CF = fragment('submission-main.cf')
+export const SUBMISSION_MASTER_CF = fragment('submission-master.cf')
+/** Backend mail store (main.cf). */
+export const BACKEND_MAIN_CF = fragment('backend-main.cf')
 
-/**
- * postfix/relay-main.cf with only mailhostd's loopback ports replaced, so tests run the very text
- * that operators copy. tcp_table ports not given keep their defaults.
- */
-export async function relayMainCf(ports: { socketmap: number; tcpTransport?: number; tcpRecipient?: number }): Promise<string> {
-  const text = await readFile(RELAY_MAIN_CF, 'utf8')
-  if (!text.includes('socketmap:inet:127.0.0.1:10040:')) {
-    throw new Error(`${RELAY_MAIN_CF} no longer uses socketmap:inet:127.0.0.1:10040; update the harness`)
+/** Where the harness's mailhostd listens; the fragments say 10040, 10041, 10042 and 10045. */
+export interface MailhostdPorts {
+  socketmap: number
+  tcpTransport?: number
+  tcpRecipient?: number
+  /**
+   * The policy listener. Without it relayMainCf() drops the check_policy_service entry, the way
+   * relay-main.cf says to run without the policy service (the maps alone then decide).
+   */
+  policy?: number
+}
+
+/** Replaces every `from` in text by `to`, failing if the fragment no longer contains it. */
+function replaceAll(text: string, file: string, from: RegExp, to: (match: string, ...groups: string[]) => string): string {
+  if (!new RegExp(from.source, from.flags.replace('g', '')).test(text)) {
+    throw new Error(`${file} no longer matches ${String(from)}; update test/harness/postfix.ts`)
   }
+  return text.replace(from, to)
+}
+
+/** mailhostd's loopback ports in a fragment. Ports not given keep their defaults. */
+function rewriteMailhostdPorts(text: string, file: string, ports: MailhostdPorts): string {
   const replacement = new Map([
     ['10040', ports.socketmap],
     ['10041', ports.tcpTransport ?? 10041],
     ['10042', ports.tcpRecipient ?? 10042],
+    ['10045', ports.policy ?? 10045],
   ])
-  return text.replace(/127\.0\.0\.1:(1004[012])(?!\d)/g, (_all, port: string) => `127.0.0.1:${replacement.get(port)}`)
+  return replaceAll(text, file, /127\.0\.0\.1:(1004[0125])(?!\d)/g, (_all, port) => `127.0.0.1:${replacement.get(port)}`)
+}
+
+/**
+ * postfix/relay-main.cf with only mailhostd's loopback ports replaced. Without `ports.policy`
+ * the check_policy_service entry is removed (see MailhostdPorts.policy).
+ */
+export async function relayMainCf(ports: MailhostdPorts): Promise<string> {
+  let text = await readFile(RELAY_MAIN_CF, 'utf8')
+  if (!text.includes('socketmap:inet:127.0.0.1:10040:')) {
+    throw new Error(`${RELAY_MAIN_CF} no longer uses socketmap:inet:127.0.0.1:10040; update the harness`)
+  }
+  if (ports.policy === undefined) {
+    // The entry spans lines and holds one nested { default_action = ... } group.
+    text = replaceAll(text, RELAY_MAIN_CF, /,\s*check_policy_service \{(?:[^{}]|\{[^{}]*\})*\}/g, () => '')
+  }
+  return rewriteMailhostdPorts(text, RELAY_MAIN_CF, ports)
+}
+
+export interface SubmissionPorts extends MailhostdPorts {
+  policy: number
+  /** Replaces the `submission` (587) service's listen address: 127.0.0.1:PORT. */
+  submission: number
+  /** Replaces 127.0.0.1:10587, the service for the nginx mail proxy (XCLIENT). */
+  proxy: number
+}
+
+/**
+ * A submission front-end as the fragments describe it: `mainCf` is relay-main.cf followed by
+ * submission-main.cf, `masterCf` the services of submission-master.cf. Rewritten: mailhostd's
+ * ports, the two services' listen addresses, and the chroot column (the harness runs no chroot;
+ * a chrooted smtpd would need copies of /etc files and of the test's maps).
+ */
+export async function submissionCf(ports: SubmissionPorts): Promise<{ mainCf: string; masterCf: string }> {
+  const main = rewriteMailhostdPorts(await readFile(SUBMISSION_MAIN_CF, 'utf8'), SUBMISSION_MAIN_CF, ports)
+  let master = await readFile(SUBMISSION_MASTER_CF, 'utf8')
+  master = replaceAll(master, SUBMISSION_MASTER_CF, /^submission(?=\s+inet\s)/gm, () => `127.0.0.1:${ports.submission}`)
+  master = replaceAll(master, SUBMISSION_MASTER_CF, /^127\.0\.0\.1:10587(?=\s+inet\s)/gm, () => `127.0.0.1:${ports.proxy}`)
+  // service type private unpriv chroot ...: the fifth column of each entry's first line.
+  master = master.replace(/^(\S+\s+inet\s+\S+\s+\S+\s+)y(?=\s)/gm, (_all, head: string) => `${head}n`)
+  return { mainCf: `${await relayMainCf(ports)}\n${main}`, masterCf: master }
+}
+
+export interface BackendPorts extends MailhostdPorts {
+  /** The front-end: [10.0.0.10]:25 in the fragment becomes [127.0.0.1]:frontEnd. */
+  frontEnd: number
+}
+
+/** postfix/backend-main.cf with mailhostd's ports and the front-end's address replaced. */
+export async function backendMainCf(ports: BackendPorts): Promise<string> {
+  const text = rewriteMailhostdPorts(await readFile(BACKEND_MAIN_CF, 'utf8'), BACKEND_MAIN_CF, ports)
+  return replaceAll(text, BACKEND_MAIN_CF, /\[10\.0\.0\.10\]:25(?!\d)/g, () => `[127.0.0.1]:${ports.frontEnd}`)
+}
+
+/**
+ * A throwaway self-signed certificate for 127.0.0.1 and its key, in one PEM text (key first),
+ * the form smtpd_tls_chain_files reads. For services that require STARTTLS.
+ */
+export async function selfSignedPem(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'mailhostd-tls-'))
+  try {
+    const key = join(dir, 'key.pem')
+    const cert = join(dir, 'cert.pem')
+    await mustRun('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1',
+    ])
+    return (await readFile(key, 'utf8')) + (await readFile(cert, 'utf8'))
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
 }
 
 function baseMainCf(dir: string): Record<string, string> {
@@ -156,10 +260,22 @@ function masterCf(smtpPort: number): string {
     'retry unix - - n - - error',
     'discard unix - - n - - discard',
     'anvil unix - - n - 1 anvil',
+    // TLS session cache and entropy for smtpd: without it STARTTLS is offered but disabled.
+    'tlsmgr unix - - n 1000? 1 tlsmgr',
     'scache unix - - n - 1 scache',
     'postlog unix-dgram n - n - 1 postlogd',
     '',
   ].join('\n')
+}
+
+/** Ports of the `127.0.0.1:PORT inet` services in master.cf text. */
+export function inetServicePorts(masterCfText: string): number[] {
+  return [...masterCfText.matchAll(/^127\.0\.0\.1:(\d+)\s+inet\s/gm)].map((m) => Number(m[1]))
+}
+
+/** Names of the parameters main.cf text sets (lines `name = value`, not comments). */
+export function parameterNames(mainCfText: string): string[] {
+  return [...mainCfText.matchAll(/^([A-Za-z0-9_]+)\s*=/gm)].map((m) => m[1]!)
 }
 
 function renderMainCf(params: Record<string, string>): string {
@@ -291,20 +407,29 @@ export async function startPostfix(opts: PostfixOptions = {}): Promise<Postfix> 
     // post-install fills the queue directory in, but it must exist (root-owned) beforehand.
     await mkdir(join(dir, 'spool'))
     for (const [name, text] of Object.entries(opts.files ?? {})) await writeFile(join(configDir, name), text)
+    // A default the snippet or mainCf sets again is left out: Postfix would use the later line
+    // anyway, but every daemon would log "overriding earlier entry" for it.
+    const ownKeys = new Set([...parameterNames(opts.snippet ?? ''), ...Object.keys(opts.mainCf ?? {})])
+    const defaults = Object.fromEntries(Object.entries(baseMainCf(dir)).filter(([k]) => !ownKeys.has(k)))
     const mainCf = [
       '# Written by test/harness/postfix.ts for one test run.',
-      renderMainCf(baseMainCf(dir)),
+      renderMainCf(defaults),
       opts.snippet ?? '',
       renderMainCf(opts.mainCf ?? {}),
       '',
     ].join('\n')
     await writeFile(join(configDir, 'main.cf'), mainCf)
-    await writeFile(join(configDir, 'master.cf'), masterCf(smtpPort))
+    await writeFile(join(configDir, 'master.cf'), `${masterCf(smtpPort)}${opts.masterCf ?? ''}\n`)
 
     sh = start('postfix', ['-c', configDir, 'start-fg'], { env })
     const pidFile = join(dir, 'spool', 'pid', 'master.pid')
     try {
       masterPid = await waitForListener(sh, smtpPort, () => readPidFile(pidFile), START_TIMEOUT_MS)
+      // The master opens every inet listener before it starts any daemon; check them anyway, so a
+      // service entry that Postfix ignored fails here and not as a refused connection later.
+      for (const port of inetServicePorts(opts.masterCf ?? '')) {
+        await waitForListener(sh, port, () => readPidFile(pidFile), START_TIMEOUT_MS)
+      }
     } catch (e) {
       throw new Error(`Postfix in ${dir} did not come up: ${(e as Error).message}\n${await diagnose()}`, { cause: e })
     }
@@ -396,5 +521,9 @@ function instance(p: {
     processes: () => processGroup(p.pid),
     postconf: (args) => runIn('postconf', args),
     postmap: (args) => runIn('postmap', args),
+    // As root, sendmail may use a non-default config directory (Postfix only restricts others to
+    // alternate_config_directories); postdrop hands the file to this instance's pickup.
+    sendmail: (from, to, message) =>
+      run('sendmail', ['-C', p.configDir, '-i', '-f', from, '--', ...to], { env: p.env, input: message, timeoutMs: 30_000 }),
   }
 }

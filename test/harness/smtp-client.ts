@@ -36,6 +36,13 @@ export function dotStuff(message: string): string {
   return lines.map((l) => (l.startsWith('.') ? `.${l}` : l)).join('\r\n') + '\r\n.\r\n'
 }
 
+/** RFC 3461 xtext: "+", "=" and bytes outside "!".."~" become +XX. */
+export function xtext(value: string): string {
+  return [...Buffer.from(value, 'utf8')]
+    .map((b) => (b < 0x21 || b > 0x7e || b === 0x2b || b === 0x3d ? `+${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b)))
+    .join('')
+}
+
 export class SmtpSession {
   private buffered = ''
   private replyLines: string[] = []
@@ -69,6 +76,17 @@ export class SmtpSession {
 
   ehlo(name = 'client.test'): Promise<SmtpReply> {
     return this.command(`EHLO ${name}`)
+  }
+
+  /**
+   * XCLIENT (Postfix's XCLIENT_README): from a client in smtpd_authorized_xclient_hosts, replaces
+   * the session's client attributes, e.g. `{ LOGIN: 'alice@example.org' }` (a SASL login, as the
+   * nginx mail proxy sends it) or `{ ADDR: '192.0.2.7' }`. Values are sent xtext-encoded. On
+   * success the server starts a new session and greets again (220); send EHLO next.
+   */
+  xclient(attributes: Record<string, string>): Promise<SmtpReply> {
+    const args = Object.entries(attributes).map(([name, value]) => `${name}=${xtext(value)}`)
+    return this.command(`XCLIENT ${args.join(' ')}`)
   }
 
   mailFrom(address: string): Promise<SmtpReply> {
@@ -160,11 +178,19 @@ export interface SendMailOptions {
   body: string
   helo?: string
   timeoutMs?: number
+  /**
+   * XCLIENT attributes sent after the first EHLO (see SmtpSession.xclient); the transaction then
+   * continues after the server's new greeting and a second EHLO.
+   */
+  xclient?: Record<string, string>
 }
 
 export interface SendMailResult {
   banner: SmtpReply
+  /** The reply to the last EHLO (after XCLIENT, the second one). */
   ehloReply: SmtpReply
+  /** The reply to XCLIENT (220 on success) when `xclient` was given. */
+  xclientReply?: SmtpReply
   mailReply: SmtpReply
   /** One reply per address in `to`, in order. */
   rcptReplies: SmtpReply[]
@@ -179,13 +205,19 @@ export interface SendMailResult {
 export async function sendMail(opts: SendMailOptions): Promise<SendMailResult> {
   const { session, banner } = await SmtpSession.open(opts.port, opts.host, opts.timeoutMs)
   try {
-    const ehloReply = await session.ehlo(opts.helo)
+    let ehloReply = await session.ehlo(opts.helo)
+    let xclientReply: SmtpReply | undefined
+    if (opts.xclient) {
+      xclientReply = await session.xclient(opts.xclient)
+      // Only a successful XCLIENT starts a new session that needs a new EHLO.
+      if (xclientReply.code === 220) ehloReply = await session.ehlo(opts.helo)
+    }
     const mailReply = await session.mailFrom(opts.from)
     const rcptReplies: SmtpReply[] = []
     for (const rcpt of opts.to) rcptReplies.push(await session.rcptTo(rcpt))
     const dataReply = await session.data(opts.body)
     await session.quit()
-    return { banner, ehloReply, mailReply, rcptReplies, dataReply }
+    return { banner, ehloReply, ...(xclientReply ? { xclientReply } : {}), mailReply, rcptReplies, dataReply }
   } finally {
     session.close()
   }
