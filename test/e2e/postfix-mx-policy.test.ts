@@ -3,12 +3,14 @@
 // from dist/ on a real slapd, smtp-sink standing in for the backends.
 // - a known recipient passes and is delivered to its backend;
 // - an unknown one is refused with the policy service's own text, not Postfix's map text;
+// - when the policy service cannot be reached, the fragment's default_action defers;
 // - while the directory is down (killed, and every cached answer older than maxStale), RCPT gets
 //   a temporary error, for known and unknown recipients alike, and nothing is queued;
 // - after the directory returns, the sender's retry is accepted and delivered.
 
 import t from 'tap'
 import { UNKNOWN_RECIPIENT } from '../../src/policy/replies.js'
+import { freePort } from '../harness/ports.js'
 import { relayMainCf, startPostfix } from '../harness/postfix.js'
 import { startMailhostd } from '../harness/mailhostd.js'
 import { startSlapd } from '../harness/slapd.js'
@@ -79,6 +81,19 @@ t.test('MX front-end asking the policy service', async (t) => {
     // The 550 came from the policy service, asked with the rule set the fragment names.
     const decisions = m.logs().filter((l) => l.msg === 'policy' && l.recipient === 'nobody@example.org')
     t.same(decisions.map((l) => [l.rule_set, l.action]), [['mx', UNKNOWN_RECIPIENT]])
+  })
+
+  await t.test("policy service unreachable: two tries, then the fragment's default_action defers", async (t) => {
+    const deadPort = await freePort()
+    const other = await startPostfix({ snippet: await relayMainCf({ socketmap: m.ports.socketmap, policy: deadPort }) })
+    t.teardown(() => other.stop())
+    const r = await sendMail({ port: other.smtpPort, from: 'sender@remote.test', to: ['alice@example.org'], body: body('no policy') })
+    t.equal(r.rcptReplies[0]?.code, 450)
+    t.equal(r.rcptReplies[0]?.enhanced, '4.3.0')
+    t.equal(r.rcptReplies[0]?.text, '<alice@example.org>: Recipient address rejected: mail policy service unavailable')
+    const tries = (await other.log()).match(new RegExp(`problem talking to server 127\\.0\\.0\\.1:${deadPort}`, 'g')) ?? []
+    t.equal(tries.length, 2, 'smtpd_policy_service_try_limit: 2 tries')
+    t.same(await other.queue(), [], 'nothing accepted unchecked')
   })
 
   await t.test('directory down: RCPT gets a temporary error; the retry after it returns is delivered', async (t) => {
