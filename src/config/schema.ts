@@ -236,7 +236,9 @@ export const ConfigSchema = Type.Object(
       {
         defaultRuleSet: Type.String({ default: 'default', description: 'Used when policy_context is empty.' }),
         ruleSets: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }), RuleSet, {
-          default: { default: {} },
+          // The shipped Postfix fragments use policy_context=mx and =submission; with these
+          // defaults they work as pasted. A configured ruleSets replaces this whole map.
+          default: { default: {}, mx: {}, submission: {} },
           description: 'Named rule sets; policy_context picks one.',
         }),
       },

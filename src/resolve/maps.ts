@@ -23,9 +23,21 @@ export function parseMapName(map: string, registry: Registry): MapName | undefin
 }
 
 /** Postfix next-hop syntax: brackets suppress MX lookups; IPv6 needs the `ipv6:` tag. */
+function nexthop(b: BackendInfo): string {
+  return isIP(b.address) === 6 ? `[ipv6:${b.address}]` : `[${b.address}]`
+}
+
+/** How front-ends deliver to a backend: its LMTP, or its own Postfix over SMTP. */
 export function backendRoute(b: BackendInfo): string {
-  const host = isIP(b.address) === 6 ? `[ipv6:${b.address}]` : `[${b.address}]`
-  return b.route === 'lmtp' ? `lmtp:inet:${host}:${b.ports.lmtp}` : `smtp:${host}:${b.ports.smtp}`
+  return b.route === 'lmtp' ? mailboxDeliveryRoute(b) : `smtp:${nexthop(b)}:${b.ports.smtp}`
+}
+
+/**
+ * How the backend itself delivers into its mailboxes: always its LMTP (Dovecot). For a backend
+ * whose front-end route is SMTP, the SMTP route would send its own mail back to itself.
+ */
+export function mailboxDeliveryRoute(b: BackendInfo): string {
+  return `lmtp:inet:${nexthop(b)}:${b.ports.lmtp}`
 }
 
 export function mailboxRoute(m: Mailbox, registry: Registry, opts: RouteOptions): string {
@@ -43,12 +55,12 @@ export function answerFor(map: MapName, r: Resolution, registry: Registry, opts:
   if (map === 'alias') return r.rewrite.length > 0 ? found(r.rewrite.join(',')) : notFound('already canonical')
   // local/<backend-id>: only addresses of a mailbox on that very backend. Aliases, alias
   // domains and catch-alls are rewritten on the front-end before mail reaches a backend. The
-  // value is the backend's own delivery route, so on the backend one map serves both as
-  // local_recipient_maps (non-empty: local) and as transport_maps (deliver to its LMTP).
+  // value is the backend's mailbox delivery route (its LMTP), so on the backend one map serves
+  // both as local_recipient_maps (non-empty: local) and as transport_maps.
   const id = map.slice(LOCAL_MAP_PREFIX.length)
   const m = r.via === 'account' ? r.mailboxes[0] : undefined
   const backend = m && registry.backendForMailHost(m.mailHost)
-  if (backend?.id === id) return found(backendRoute(backend))
+  if (backend?.id === id) return found(mailboxDeliveryRoute(backend))
   return notFound(`not a mailbox on ${id}`)
 }
 

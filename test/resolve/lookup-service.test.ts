@@ -75,3 +75,21 @@ t.test('second lookup of a key, any map, is a cache hit', async (t) => {
   t.equal((await lookups.lookup('recipient', 'BOB@example.org', 't')).layer, 'cache')
   t.same(dir.queries, ['bob@example.org'])
 })
+
+t.test('local/<id> on an SMTP-routed backend answers its LMTP, never the SMTP route back to itself', async (t) => {
+  const { Registry } = await import('../../src/resolve/registry.js')
+  const { LookupCache: Cache } = await import('../../src/cache/lookup-cache.js')
+  const registry = new Registry(
+    [{ name: 'example.org' }],
+    [{ id: 'mx3', mailHosts: ['mx3.example.org'], address: '2001:db8::3', route: 'smtp', ports: { lmtp: 2424, smtp: 2525, imap: 143, pop3: 110 } }],
+  )
+  const dir = demoDirectory().account('dave', ['dave@example.org'], 'mx3.example.org')
+  const resolver = new Resolver(dir, () => registry, addresses, silentLogger)
+  const cache = new Cache({ maxEntries: 10, ttlMs: 1000, negativeTtlMs: 1000, maxStaleMs: 0 }, (key) => {
+    const a = canonicalAddress(key, addresses)
+    return a.ok ? resolver.resolve(a) : Promise.resolve({ kind: 'none' })
+  })
+  const lookups = new Lookups({ registry: () => registry, cache, addresses, routes: { unknownMailHost: 'smtp:[{mailHost}]:25' }, deadlineMs: 1000, logger: silentLogger })
+  t.same((await lookups.lookup('transport', 'dave@example.org', 't')).answer, { outcome: 'found', value: 'smtp:[ipv6:2001:db8::3]:2525' })
+  t.same((await lookups.lookup('local/mx3', 'dave@example.org', 't')).answer, { outcome: 'found', value: 'lmtp:inet:[ipv6:2001:db8::3]:2424' })
+})
