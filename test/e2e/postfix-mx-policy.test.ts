@@ -9,7 +9,7 @@
 // - after the directory returns, the sender's retry is accepted and delivered.
 
 import t from 'tap'
-import { UNKNOWN_RECIPIENT } from '../../src/policy/replies.js'
+import { DISABLED_RECIPIENT, UNKNOWN_RECIPIENT } from '../../src/policy/replies.js'
 import { freePort } from '../harness/ports.js'
 import { relayMainCf, startPostfix } from '../harness/postfix.js'
 import { startMailhostd } from '../harness/mailhostd.js'
@@ -44,7 +44,8 @@ t.test('MX front-end asking the policy service', async (t) => {
     // Short lifetimes so the outage outlasts every cached answer within the test.
     cache: { ttl: '1s', negativeTtl: '1s', maxStale: '2s' },
     circuit: { openFor: '1s' },
-    policy: { ruleSets: { default: {}, mx: {} } },
+    // The MX rejects mail for disabled mailboxes (carol) instead of accepting it.
+    policy: { ruleSets: { default: {}, mx: { recipients: { disabled: 'reject' } } } },
   })
   t.teardown(() => m.stop())
 
@@ -81,6 +82,13 @@ t.test('MX front-end asking the policy service', async (t) => {
     // The 550 came from the policy service, asked with the rule set the fragment names.
     const decisions = m.logs().filter((l) => l.msg === 'policy' && l.recipient === 'nobody@example.org')
     t.same(decisions.map((l) => [l.rule_set, l.action]), [['mx', UNKNOWN_RECIPIENT]])
+  })
+
+  await t.test('a disabled mailbox is refused with 550 5.2.1 when the rule set says so', async (t) => {
+    const r = await sendMail({ port: postfix.smtpPort, from: 'sender@remote.test', to: ['carol@example.org'], body: body('disabled') })
+    t.equal(r.rcptReplies[0]?.code, 550)
+    t.equal(r.rcptReplies[0]?.enhanced, '5.2.1')
+    t.equal(r.rcptReplies[0]?.text, rejected('carol@example.org', DISABLED_RECIPIENT))
   })
 
   await t.test("policy service unreachable: two tries, then the fragment's default_action defers", async (t) => {
