@@ -12,6 +12,8 @@
 // After an error the decoder yields nothing more: the caller answers once and closes, because
 // there is no way to find the next frame boundary in a broken stream.
 
+import { BufferedDecoder } from './buffered-decoder.js'
+
 export type NetstringError = 'malformed' | 'too-large'
 
 export type NetstringItem =
@@ -23,29 +25,15 @@ const COMMA = 0x2c
 const ZERO = 0x30
 const NINE = 0x39
 
-export class NetstringDecoder {
-  readonly #max: number
-  #buf: Buffer = Buffer.alloc(0)
-  #failed = false
-
+export class NetstringDecoder extends BufferedDecoder {
   constructor(maxPayloadBytes: number) {
-    this.#max = maxPayloadBytes
-  }
-
-  /** Bytes received but not yet returned as frames (an incomplete frame, or frames not yet pulled). */
-  get pendingBytes(): number {
-    return this.#buf.length
-  }
-
-  push(chunk: Buffer): void {
-    if (this.#failed || chunk.length === 0) return
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk])
+    super(maxPayloadBytes)
   }
 
   /** The next complete frame, an error (once), or undefined when more bytes are needed. */
   next(): NetstringItem | undefined {
-    if (this.#failed) return undefined
-    const buf = this.#buf
+    if (this.failed) return undefined
+    const buf = this.buf
     let len = 0
     let i = 0
     for (; i < buf.length; i++) {
@@ -53,7 +41,7 @@ export class NetstringDecoder {
       if (c < ZERO || c > NINE) break
       if (i === 1 && buf[0] === ZERO) return this.#fail('malformed')
       len = len * 10 + (c - ZERO)
-      if (len > this.#max) return this.#fail('too-large')
+      if (len > this.max) return this.#fail('too-large')
     }
     if (i === buf.length) return undefined
     if (i === 0 || buf[i] !== COLON) return this.#fail('malformed')
@@ -63,14 +51,12 @@ export class NetstringDecoder {
     if (buf[end] !== COMMA) return this.#fail('malformed')
     // Copy, so a queued frame does not pin the whole receive buffer in memory.
     const payload = Buffer.from(buf.subarray(start, end))
-    this.#buf = buf.subarray(end + 1)
+    this.buf = buf.subarray(end + 1)
     return { type: 'frame', payload }
   }
 
   #fail(error: NetstringError): NetstringItem {
-    this.#failed = true
-    this.#buf = Buffer.alloc(0)
-    return { type: 'error', error }
+    return this.fail(error)
   }
 }
 

@@ -28,6 +28,7 @@
 
 import type { PolicyRequest } from '../policy/types.js'
 import type { DecodedItem, RequestDecoder, RequestError } from '../server/connection.js'
+import { BufferedDecoder } from './buffered-decoder.js'
 
 export const POLICY_MAX_ACTION_BYTES = 4000
 
@@ -45,42 +46,29 @@ function decodeStrict(bytes: Buffer): string | null {
 }
 
 /** Incremental request decoder: feed arbitrary chunks, pull requests. Never throws. */
-export class PolicyDecoder implements RequestDecoder<PolicyRequest> {
-  readonly #max: number
-  /** Bytes from the start of the current (incomplete) request on. */
-  #buf: Buffer = Buffer.alloc(0)
-  /** Offset in #buf of the first line not yet parsed into #attrs. */
+export class PolicyDecoder extends BufferedDecoder implements RequestDecoder<PolicyRequest> {
+  /** Offset in buf of the first line not yet parsed into #attrs. */
   #lineStart = 0
   /** Attributes of the lines of the current request parsed so far. */
   #attrs = new Map<string, string | null>()
-  #failed = false
 
   constructor(maxRequestBytes: number) {
-    this.#max = maxRequestBytes
-  }
-
-  get pendingBytes(): number {
-    return this.#buf.length
-  }
-
-  push(chunk: Buffer): void {
-    if (this.#failed || chunk.length === 0) return
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk])
+    super(maxRequestBytes)
   }
 
   /** The next request, an error (once, then nothing more), or undefined when more bytes are needed. */
   next(): DecodedItem<PolicyRequest> | undefined {
-    if (this.#failed) return undefined
-    const buf = this.#buf
+    if (this.failed) return undefined
+    const buf = this.buf
     for (;;) {
       const nl = buf.indexOf(LF, this.#lineStart)
-      if (nl < 0) return buf.length > this.#max ? this.#fail('too-large') : undefined
+      if (nl < 0) return buf.length > this.max ? this.#fail('too-large') : undefined
       // The request so far spans nl + 1 bytes; checked before the line, so the same input gives
       // the same error however it was chunked.
-      if (nl >= this.#max) return this.#fail('too-large')
+      if (nl >= this.max) return this.#fail('too-large')
       if (nl === this.#lineStart) {
         const request: PolicyRequest = this.#attrs
-        this.#buf = buf.subarray(nl + 1)
+        this.buf = buf.subarray(nl + 1)
         this.#lineStart = 0
         this.#attrs = new Map()
         return { type: 'request', request }
@@ -100,11 +88,9 @@ export class PolicyDecoder implements RequestDecoder<PolicyRequest> {
   }
 
   #fail(error: RequestError): DecodedItem<PolicyRequest> {
-    this.#failed = true
-    this.#buf = Buffer.alloc(0)
     this.#lineStart = 0
     this.#attrs = new Map()
-    return { type: 'error', error }
+    return this.fail(error)
   }
 }
 

@@ -19,6 +19,7 @@
 //   found, and an error must never turn into a miss.
 
 import type { Answer } from '../resolve/answer.js'
+import { BufferedDecoder } from './buffered-decoder.js'
 
 export const TCP_TABLE_MAX_REPLY_BYTES = 4096
 
@@ -87,45 +88,31 @@ export function parseTcpTableRequest(line: Buffer): TcpTableRequest | undefined 
 }
 
 /** Incremental request decoder: feed arbitrary chunks, pull requests. Never throws. */
-export class TcpTableDecoder {
-  readonly #max: number
-  #buf: Buffer = Buffer.alloc(0)
-  /** How far #buf has been searched for LF already, so a slowly growing line is scanned once. */
+export class TcpTableDecoder extends BufferedDecoder {
+  /** How far buf has been searched for LF already, so a slowly growing line is scanned once. */
   #scanned = 0
-  #failed = false
 
   constructor(maxRequestBytes: number) {
-    this.#max = maxRequestBytes
-  }
-
-  get pendingBytes(): number {
-    return this.#buf.length
-  }
-
-  push(chunk: Buffer): void {
-    if (this.#failed || chunk.length === 0) return
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk])
+    super(maxRequestBytes)
   }
 
   /** The next request, an error (once, then nothing more), or undefined when more bytes are needed. */
   next(): TcpTableItem | undefined {
-    if (this.#failed) return undefined
-    const nl = this.#buf.indexOf(LF, this.#scanned)
+    if (this.failed) return undefined
+    const nl = this.buf.indexOf(LF, this.#scanned)
     if (nl < 0) {
-      this.#scanned = this.#buf.length
-      return this.#buf.length > this.#max ? this.#fail('too-large') : undefined
+      this.#scanned = this.buf.length
+      return this.buf.length > this.max ? this.#fail('too-large') : undefined
     }
-    if (nl > this.#max) return this.#fail('too-large')
-    const request = parseTcpTableRequest(this.#buf.subarray(0, nl))
-    this.#buf = this.#buf.subarray(nl + 1)
+    if (nl > this.max) return this.#fail('too-large')
+    const request = parseTcpTableRequest(this.buf.subarray(0, nl))
+    this.buf = this.buf.subarray(nl + 1)
     this.#scanned = 0
     return request === undefined ? this.#fail('malformed') : { type: 'request', request }
   }
 
   #fail(error: TcpTableError): TcpTableItem {
-    this.#failed = true
-    this.#buf = Buffer.alloc(0)
-    return { type: 'error', error }
+    return this.fail(error)
   }
 }
 
