@@ -3,28 +3,18 @@
 
 import t from 'tap'
 import { LookupCache } from '../../src/cache/lookup-cache.js'
-import { canonicalAddress } from '../../src/resolve/address.js'
-import { Lookups } from '../../src/resolve/lookup-service.js'
-import { Resolver } from '../../src/resolve/resolver.js'
-import { silentLogger } from '../../src/log.js'
 import { DirectoryDataError, ErrorCodes } from '../../src/errors.js'
-import { demoDirectory, demoRegistry, type MemoryDirectory } from '../fakes/memory-directory.js'
+import { demoDirectory, type MemoryDirectory } from '../fakes/memory-directory.js'
+import { lookupStack } from '../fakes/lookup-stack.js'
 
-const addresses = { extensionDelimiters: '+', foldLocalPart: true }
 const TTL = 60_000
 const NEG_TTL = 10_000
 const MAX_STALE = 3_600_000
 
 function setup(dir: MemoryDirectory, deadlineMs = 200) {
-  let now = 1_000_000
+  let now = 1_000_000 // lru-cache reads a start time of 0 as "no TTL"
   const clock = { now: () => now, advance: (ms: number) => (now += ms) }
-  const registry = demoRegistry()
-  const resolver = new Resolver(dir, () => registry, addresses, silentLogger)
-  const cache = new LookupCache({ maxEntries: 100, ttlMs: TTL, negativeTtlMs: NEG_TTL, maxStaleMs: MAX_STALE, now: clock.now }, (key) => {
-    const a = canonicalAddress(key, addresses)
-    return a.ok ? resolver.resolve(a) : Promise.resolve({ kind: 'none' })
-  })
-  const lookups = new Lookups({ registry: () => registry, cache, addresses, routes: { unknownMailHost: 'smtp:[{mailHost}]:25' }, deadlineMs, logger: silentLogger })
+  const { lookups, cache } = lookupStack(dir, { deadlineMs, cache: { maxEntries: 100, ttlMs: TTL, negativeTtlMs: NEG_TTL, maxStaleMs: MAX_STALE, now: clock.now } })
   return { lookups, cache, clock }
 }
 

@@ -1,30 +1,19 @@
 // The policy engine's decisions, on the in-memory directory through the real resolver and cache.
 
 import t from 'tap'
-import { LookupCache } from '../../src/cache/lookup-cache.js'
 import { validateConfig } from '../../src/config/load.js'
 import { silentLogger } from '../../src/log.js'
 import { PolicyEngine } from '../../src/policy/engine.js'
 import { RateLimiter } from '../../src/policy/rate-limiter.js'
 import * as R from '../../src/policy/replies.js'
-import { canonicalAddress } from '../../src/resolve/address.js'
-import { Lookups } from '../../src/resolve/lookup-service.js'
-import { Resolver } from '../../src/resolve/resolver.js'
-import { demoDirectory, demoRegistry, type MemoryDirectory } from '../fakes/memory-directory.js'
-
-const addresses = { extensionDelimiters: '+', foldLocalPart: true }
+import { demoDirectory, type MemoryDirectory } from '../fakes/memory-directory.js'
+import { ADDRESSES, lookupStack } from '../fakes/lookup-stack.js'
 
 function setup(dir: MemoryDirectory, policy: Record<string, unknown> = {}, deadlineMs = 500) {
   let now = 1_000_000
-  const registry = demoRegistry()
-  const resolver = new Resolver(dir, () => registry, addresses, silentLogger)
-  const cache = new LookupCache({ maxEntries: 1000, ttlMs: 60_000, negativeTtlMs: 1, maxStaleMs: 0 }, (key) => {
-    const a = canonicalAddress(key, addresses)
-    return a.ok ? resolver.resolve(a) : Promise.resolve({ kind: 'none' })
-  })
-  const lookups = new Lookups({ registry: () => registry, cache, addresses, routes: { unknownMailHost: 'smtp:[{mailHost}]:25' }, deadlineMs, logger: silentLogger })
+  const { lookups, cache } = lookupStack(dir, { deadlineMs, cache: { negativeTtlMs: 1, maxStaleMs: 0 } })
   const config = validateConfig({ policy })
-  const engine = new PolicyEngine({ policy: config.policy, resolver: lookups, addresses, logger: silentLogger, limiter: new RateLimiter({ now: () => now }) })
+  const engine = new PolicyEngine({ policy: config.policy, resolver: lookups, addresses: ADDRESSES, logger: silentLogger, limiter: new RateLimiter({ now: () => now }) })
   let seq = 0
   const ask = (attrs: Record<string, string | null>) =>
     engine.decide(new Map(Object.entries({ request: 'smtpd_access_policy', protocol_state: 'RCPT', instance: `i${++seq}`, sasl_username: '', sender: 'someone@remote.test', ...attrs })))

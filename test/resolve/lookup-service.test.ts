@@ -1,27 +1,13 @@
 // The demo case table through the real resolver, maps and cache, on the in-memory directory.
 
 import t from 'tap'
-import { LookupCache } from '../../src/cache/lookup-cache.js'
-import { canonicalAddress } from '../../src/resolve/address.js'
-import { Lookups } from '../../src/resolve/lookup-service.js'
 import { backendRoute } from '../../src/resolve/maps.js'
-import { Resolver } from '../../src/resolve/resolver.js'
-import { silentLogger } from '../../src/log.js'
+import { Registry } from '../../src/resolve/registry.js'
 import { DEMO_FOUND, DEMO_MISSES, MAILHOST } from '../cases/demo-cases.js'
-import { DEMO_BACKENDS, demoDirectory, demoRegistry, type MemoryDirectory } from '../fakes/memory-directory.js'
+import { DEMO_BACKENDS, demoDirectory, type MemoryDirectory } from '../fakes/memory-directory.js'
+import { lookupStack } from '../fakes/lookup-stack.js'
 
-const addresses = { extensionDelimiters: '+', foldLocalPart: true }
-
-export function makeLookups(dir: MemoryDirectory, deadlineMs = 1000) {
-  const registry = demoRegistry()
-  const resolver = new Resolver(dir, () => registry, addresses, silentLogger)
-  const cache = new LookupCache({ maxEntries: 100, ttlMs: 60_000, negativeTtlMs: 10_000, maxStaleMs: 3_600_000 }, (key) => {
-    const a = canonicalAddress(key, addresses)
-    return a.ok ? resolver.resolve(a) : Promise.resolve({ kind: 'none' })
-  })
-  const lookups = new Lookups({ registry: () => registry, cache, addresses, routes: { unknownMailHost: 'smtp:[{mailHost}]:25' }, deadlineMs, logger: silentLogger })
-  return { lookups, cache }
-}
+export const makeLookups = (dir: MemoryDirectory, deadlineMs = 1000) => lookupStack(dir, { deadlineMs, cache: { maxEntries: 100 } })
 
 const route = (id: 'mx1' | 'mx2') => backendRoute(DEMO_BACKENDS.find((b) => b.id === id)!)
 
@@ -77,19 +63,11 @@ t.test('second lookup of a key, any map, is a cache hit', async (t) => {
 })
 
 t.test('local/<id> on an SMTP-routed backend answers its LMTP, never the SMTP route back to itself', async (t) => {
-  const { Registry } = await import('../../src/resolve/registry.js')
-  const { LookupCache: Cache } = await import('../../src/cache/lookup-cache.js')
   const registry = new Registry(
     [{ name: 'example.org' }],
     [{ id: 'mx3', mailHosts: ['mx3.example.org'], address: '2001:db8::3', route: 'smtp', ports: { lmtp: 2424, smtp: 2525, imap: 143, pop3: 110 } }],
   )
-  const dir = demoDirectory().account('dave', ['dave@example.org'], 'mx3.example.org')
-  const resolver = new Resolver(dir, () => registry, addresses, silentLogger)
-  const cache = new Cache({ maxEntries: 10, ttlMs: 1000, negativeTtlMs: 1000, maxStaleMs: 0 }, (key) => {
-    const a = canonicalAddress(key, addresses)
-    return a.ok ? resolver.resolve(a) : Promise.resolve({ kind: 'none' })
-  })
-  const lookups = new Lookups({ registry: () => registry, cache, addresses, routes: { unknownMailHost: 'smtp:[{mailHost}]:25' }, deadlineMs: 1000, logger: silentLogger })
+  const { lookups } = lookupStack(demoDirectory().account('dave', ['dave@example.org'], 'mx3.example.org'), { registry })
   t.same((await lookups.lookup('transport', 'dave@example.org', 't')).answer, { outcome: 'found', value: 'smtp:[ipv6:2001:db8::3]:2525' })
   t.same((await lookups.lookup('local/mx3', 'dave@example.org', 't')).answer, { outcome: 'found', value: 'lmtp:inet:[ipv6:2001:db8::3]:2424' })
 })
