@@ -12,42 +12,24 @@ import t from 'tap'
 import { DISABLED_RECIPIENT, UNKNOWN_RECIPIENT } from '../../src/policy/replies.js'
 import { freePort } from '../harness/ports.js'
 import { relayMainCf, startPostfix } from '../harness/postfix.js'
-import { startMailhostd } from '../harness/mailhostd.js'
-import { startSlapd } from '../harness/slapd.js'
 import { sendMail, type SendMailResult } from '../harness/smtp-client.js'
-import { startSmtpSink } from '../harness/smtp-sink.js'
-import { demoClusterConfig } from './demo-table.js'
+import { rejectedAtRcpt, startLdapCluster } from './ldap-cluster.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const body = (subject: string) => `From: sender@remote.test\r\nSubject: ${subject}\r\n\r\nhello\r\n`
-/** The reply text Postfix builds around a policy action: `<rcpt>: Recipient address rejected: text`. */
-const rejected = (rcpt: string, action: string) => `<${rcpt}>: Recipient address rejected: ${action.replace(/^\d{3} \d\.\d{1,3}\.\d{1,3} /, '')}`
+const rejected = rejectedAtRcpt
 
 t.test('MX front-end asking the policy service', async (t) => {
-  const slapd = await startSlapd()
-  t.teardown(() => slapd.stop())
-  const mx1 = await startSmtpSink()
-  t.teardown(() => mx1.stop())
-  const mx2 = await startSmtpSink()
-  t.teardown(() => mx2.stop())
-
-  const m = await startMailhostd({
-    domains: demoClusterConfig().domains,
-    backends: [
-      { id: 'mx1', mailHosts: ['mx1.example.org'], address: '127.0.0.1', route: 'smtp', ports: { smtp: mx1.port } },
-      { id: 'mx2', mailHosts: ['mx2.example.org'], address: '127.0.0.1', route: 'smtp', ports: { smtp: mx2.port } },
-    ],
-    directory: {
-      type: 'ldap',
-      ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, timeout: '1s', connectTimeout: '500ms' },
+  const { slapd, mx1, mx2, m } = await startLdapCluster(t, {
+    ldap: { timeout: '1s', connectTimeout: '500ms' },
+    config: {
+      // Short lifetimes so the outage outlasts every cached answer within the test.
+      cache: { ttl: '1s', negativeTtl: '1s', maxStale: '2s' },
+      circuit: { openFor: '1s' },
+      // The MX rejects mail for disabled mailboxes (carol) instead of accepting it.
+      policy: { ruleSets: { default: {}, mx: { recipients: { disabled: 'reject' } } } },
     },
-    // Short lifetimes so the outage outlasts every cached answer within the test.
-    cache: { ttl: '1s', negativeTtl: '1s', maxStale: '2s' },
-    circuit: { openFor: '1s' },
-    // The MX rejects mail for disabled mailboxes (carol) instead of accepting it.
-    policy: { ruleSets: { default: {}, mx: { recipients: { disabled: 'reject' } } } },
   })
-  t.teardown(() => m.stop())
 
   const snippet = await relayMainCf({ socketmap: m.ports.socketmap, policy: m.ports.policy })
   const postfix = await startPostfix({ snippet })

@@ -15,37 +15,18 @@ import t from 'tap'
 import { senderNotOwned } from '../../src/policy/replies.js'
 import { freePorts } from '../harness/ports.js'
 import { selfSignedPem, startPostfix, submissionCf } from '../harness/postfix.js'
-import { startMailhostd } from '../harness/mailhostd.js'
-import { startSlapd } from '../harness/slapd.js'
 import { SmtpSession, sendMail, type SendMailResult } from '../harness/smtp-client.js'
-import { startSmtpSink } from '../harness/smtp-sink.js'
-import { demoClusterConfig } from './demo-table.js'
+import { rejectedAtRcpt, startLdapCluster } from './ldap-cluster.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const body = (subject: string) => `Subject: ${subject}\r\n\r\nhello\r\n`
-/** The reply text Postfix builds around a policy action at RCPT. */
-const rejected = (rcpt: string, action: string) => `<${rcpt}>: Recipient address rejected: ${action.replace(/^\d{3} \d\.\d{1,3}\.\d{1,3} /, '')}`
+const rejected = rejectedAtRcpt
 
 t.test('submission front-end: senders checked against the login', async (t) => {
-  const slapd = await startSlapd()
-  t.teardown(() => slapd.stop())
-  const mx1 = await startSmtpSink()
-  t.teardown(() => mx1.stop())
-  const mx2 = await startSmtpSink()
-  t.teardown(() => mx2.stop())
-
-  const m = await startMailhostd({
-    domains: demoClusterConfig().domains,
-    backends: [
-      { id: 'mx1', mailHosts: ['mx1.example.org'], address: '127.0.0.1', route: 'smtp', ports: { smtp: mx1.port } },
-      { id: 'mx2', mailHosts: ['mx2.example.org'], address: '127.0.0.1', route: 'smtp', ports: { smtp: mx2.port } },
-    ],
-    directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN } },
+  const { slapd, mx1, mx2, m } = await startLdapCluster(t, {
     // A send-as change in LDAP shows after at most ttl.
-    cache: { ttl: '1s', negativeTtl: '1s' },
-    policy: { ruleSets: { default: {}, mx: {}, submission: {} } },
+    config: { cache: { ttl: '1s', negativeTtl: '1s' }, policy: { ruleSets: { default: {}, mx: {}, submission: {} } } },
   })
-  t.teardown(() => m.stop())
 
   const [submissionPort, proxyPort] = (await freePorts(2)) as [number, number]
   const cf = await submissionCf({ socketmap: m.ports.socketmap, policy: m.ports.policy, submission: submissionPort, proxy: proxyPort })
