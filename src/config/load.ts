@@ -158,6 +158,13 @@ function checkSemantics(c: Config): void {
   if (c.listen.socketmap) claim(c.listen.socketmap.host, c.listen.socketmap.port, 'listen.socketmap')
   if (c.listen.http) claim(c.listen.http.host, c.listen.http.port, 'listen.http')
   if (c.listen.policy) claim(c.listen.policy.host, c.listen.policy.port, 'listen.policy')
+  if (c.listen.dict && c.listen.dict.path.includes(':')) {
+    throw new ConfigError('listen.dict.path', "must not contain ':' (Dovecot's proxy: dict URI ends the path at the first ':')")
+  }
+  const b = c.login.brakes
+  for (const k of ['ip', 'account'] as const) {
+    if (b[k].refuseAfter < b[k].tarpitAfter) throw new ConfigError(`login.brakes.${k}.refuseAfter`, `must be at least tarpitAfter (${b[k].tarpitAfter})`)
+  }
   if (!Object.hasOwn(c.policy.ruleSets, c.policy.defaultRuleSet)) {
     throw new ConfigError('policy.defaultRuleSet', `no rule set named ${c.policy.defaultRuleSet} in policy.ruleSets`)
   }

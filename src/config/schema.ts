@@ -62,6 +62,11 @@ const Ldap = Type.Object(
     }),
     attributes: LdapAttributes,
     disabledValues: Type.Array(Type.String(), { default: ['disabled', 'inactive', 'locked'] }),
+    passwordCheck: Type.Union([Type.Literal('bind'), Type.Literal('compare')], {
+      default: 'bind',
+      description: "bind: bind as the user's DN on a separate connection; compare: read userPassword and verify the hash here.",
+    }),
+    passwordAttribute: Type.String({ default: 'userPassword', description: 'Read in compare mode only.' }),
     connections: Type.Integer({ minimum: 1, maximum: 32, default: 2 }),
     timeout: Duration('2s', 'Per-operation timeout.'),
     connectTimeout: Duration('1s', 'TCP/TLS connect timeout.'),
@@ -141,6 +146,45 @@ const RuleSet = Type.Object(
       { additionalProperties: false, default: {} },
     ),
     rateLimits: Type.Array(RateLimit, { default: [] }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
+const Brake = (tarpitAfter: number, refuseAfter: number) =>
+  Type.Object(
+    {
+      tarpitAfter: Type.Integer({ minimum: 1, default: tarpitAfter, description: 'Failures in the window before answers slow down.' }),
+      refuseAfter: Type.Integer({ minimum: 1, default: refuseAfter, description: 'Failures in the window before attempts are refused.' }),
+    },
+    { additionalProperties: false, default: {} },
+  )
+
+const Login = Type.Object(
+  {
+    secret: Type.String({ default: '', description: 'Shared secret the proxies send in secretHeader; required for the login endpoints.' }),
+    secretHeader: Type.String({ default: 'X-Auth-Key', minLength: 1 }),
+    proxyField: Type.Union([Type.Literal('proxy'), Type.Literal('proxy_maybe')], { default: 'proxy' }),
+    nginx: Type.Object(
+      {
+        maxAttempts: Type.Integer({ minimum: 1, default: 5, description: 'Auth-Wait is sent until Auth-Login-Attempt reaches this.' }),
+        wait: Duration('3s', 'Auth-Wait on failures.'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    brakes: Type.Object(
+      {
+        window: Duration('15m', 'Failures older than this are forgotten.'),
+        ip: Brake(10, 30),
+        account: Brake(5, 10),
+        tarpit: Duration('2s', 'First tarpit delay; doubles with each further failure.'),
+        maxTarpit: Duration('15s', 'Longest tarpit delay.'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    userdb: Type.Record(Type.String({ pattern: '^[a-z_]+$' }), Type.String(), {
+      default: {},
+      description: 'Static userdb fields for the dict userdb, with %u (user), %n (local part), %d (domain).',
+    }),
   },
   { additionalProperties: false, default: {} },
 )
@@ -229,9 +273,23 @@ export const ConfigSchema = Type.Object(
         ),
         http: Type.Union([Listener(10090), Type.Literal(false)], { default: {} }),
         policy: Type.Union([Listener(10045), Type.Literal(false)], { default: {} }),
+        dict: Type.Union(
+          [
+            Type.Object(
+              {
+                path: Type.String({ default: 'dict.sock', minLength: 1, description: 'Relative to dataDir unless absolute; no ":" allowed.' }),
+                mode: Type.String({ default: '0660', pattern: '^0?[0-7]{3}$' }),
+              },
+              { additionalProperties: false },
+            ),
+            Type.Literal(false),
+          ],
+          { default: false, description: 'Dovecot dict protocol (v3) on a unix socket.' },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
+    login: Login,
     policy: Type.Object(
       {
         defaultRuleSet: Type.String({ default: 'default', description: 'Used when policy_context is empty.' }),
@@ -264,6 +322,7 @@ export type DomainConfig = Static<typeof Domain>
 export type BackendConfig = Static<typeof Backend>
 export type RuleSetConfig = Static<typeof RuleSet>
 export type RateLimitConfig = Static<typeof RateLimit>
+export type LoginConfig = Static<typeof Login>
 export type DurationValue = Config['lookup']['deadline']
 
 /**
@@ -273,4 +332,5 @@ export type DurationValue = Config['lookup']['deadline']
 export const SECRET_PATHS = [
   ['directory', 'ldap', 'bindPassword'],
   ['store', 'url'],
+  ['login', 'secret'],
 ] as const
