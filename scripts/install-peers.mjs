@@ -13,6 +13,16 @@ const PEERS = [
   { pkg: 'ldap-utils', probe: () => existsSync('/usr/bin/ldapmodify') },
   { pkg: 'postfix', probe: () => ['/usr/sbin/postfix', '/usr/sbin/postmap', '/usr/sbin/smtp-sink'].every(existsSync) },
   { pkg: 'postgresql', probe: () => postgresBin() !== undefined },
+  // Dovecot proxies and backends (IMAP, POP3, LMTP), with the Lua passdb and its JSON module.
+  { pkg: 'dovecot-core', probe: () => ['/usr/sbin/dovecot', '/usr/bin/doveadm'].every(existsSync) },
+  { pkg: 'dovecot-imapd', probe: () => existsSync('/usr/lib/dovecot/imap') },
+  { pkg: 'dovecot-pop3d', probe: () => existsSync('/usr/lib/dovecot/pop3') },
+  { pkg: 'dovecot-lmtpd', probe: () => existsSync('/usr/lib/dovecot/lmtp') },
+  { pkg: 'dovecot-auth-lua', probe: () => existsSync('/usr/lib/dovecot/modules/auth/libauthdb_lua.so') },
+  { pkg: 'lua-cjson', probe: () => existsSync('/usr/lib/x86_64-linux-gnu/lua/5.4/cjson.so') || existsSync('/usr/lib/aarch64-linux-gnu/lua/5.4/cjson.so') },
+  // nginx with its mail proxy module.
+  { pkg: 'nginx', probe: () => existsSync('/usr/sbin/nginx') },
+  { pkg: 'libnginx-mod-mail', probe: () => existsSync('/usr/lib/nginx/modules/ngx_mail_module.so') },
 ]
 
 function postgresBin() {
