@@ -4,6 +4,9 @@
 
 export type RouteStyle = 'lmtp' | 'smtp'
 
+/** active: normal; drain: no new accounts placed; maintenance: treated as down for logins. */
+export type AdminState = 'active' | 'drain' | 'maintenance'
+
 export interface BackendPorts {
   readonly lmtp: number
   readonly smtp: number
@@ -19,6 +22,8 @@ export interface BackendInfo {
   readonly address: string
   readonly route: RouteStyle
   readonly ports: BackendPorts
+  /** Absent means active. */
+  readonly adminState?: AdminState
 }
 
 export interface DomainInfo {

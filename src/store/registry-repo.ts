@@ -5,7 +5,7 @@
 import { ConfigError } from '../errors.js'
 import type { BackendConfig, Config, DomainConfig } from '../config/schema.js'
 import { canonicalDomain } from '../resolve/address.js'
-import type { BackendInfo, DomainInfo, RouteStyle } from '../resolve/registry.js'
+import type { AdminState, BackendInfo, DomainInfo, RouteStyle } from '../resolve/registry.js'
 import { ADVISORY_LOCKS } from './locks.js'
 import type { Queryable, Store } from './store.js'
 
@@ -82,7 +82,8 @@ export async function seedFromConfig(store: Store, config: Config): Promise<void
 }
 
 export async function loadRegistry(store: Store): Promise<{ domains: DomainInfo[]; backends: BackendInfo[] }> {
-  const b = await store.query<BackendRow>(`select ${BACKEND_COLUMNS} from backends order by id`)
+  // admin_state is not seeded from the config (an admin sets it), so it is read here only.
+  const b = await store.query<BackendRow & { admin_state: AdminState }>(`select ${BACKEND_COLUMNS}, admin_state from backends order by id`)
   const d = await store.query<DomainRow>(`select ${DOMAIN_COLUMNS} from domains order by name`)
   return {
     backends: b.rows.map((r) => ({
@@ -91,6 +92,7 @@ export async function loadRegistry(store: Store): Promise<{ domains: DomainInfo[
       address: r.address,
       route: r.route,
       ports: { lmtp: r.lmtp_port, smtp: r.smtp_port, imap: r.imap_port, pop3: r.pop3_port },
+      adminState: r.admin_state,
     })),
     domains: d.rows.map((r) => ({
       name: r.name,
