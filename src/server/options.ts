@@ -23,16 +23,40 @@ export interface ListenerOptions {
   readonly limits: ListenerLimits
 }
 
+/** A listener on a unix stream socket (the dict protocol: Dovecot connects only to those). */
+export interface UnixListenerOptions {
+  /**
+   * Socket file. A stale socket left by a previous run is replaced; anything else at the path
+   * (a regular file, a directory, a socket someone still answers on) makes listen() fail.
+   */
+  readonly path: string
+  /** Permission bits set on the socket file once bound, e.g. 0o660 (connecting needs write access). */
+  readonly mode: number
+  readonly logger: Logger
+  readonly limits: ListenerLimits
+}
+
+/**
+ * Where a listener is bound. A unix socket reports its `path`, with host `unix` and port 0 so
+ * every consumer of the TCP shape (the daemon's `bound` list, its ready log line) still works.
+ */
+export interface ListenAddress {
+  readonly host: string
+  readonly port: number
+  readonly path?: string
+}
+
 /** Options of the lookup listeners (socketmap, tcp_table). */
 export interface ServerOptions extends ListenerOptions {
   readonly lookup: LookupService
 }
 
 export interface LineServer {
-  listen(): Promise<{ host: string; port: number }>
+  listen(): Promise<ListenAddress>
   /**
    * Stops accepting at once, lets requests in flight finish and send their replies, closes idle
-   * connections, and destroys whatever is still open after graceMs.
+   * connections, and destroys whatever is still open after graceMs. A unix socket file is
+   * removed.
    */
   close(graceMs: number): Promise<void>
   /** Open connections right now (for metrics). */
