@@ -75,7 +75,8 @@ export class Connection<R> {
     this.#socket = socket
     this.#wire = wire
     this.#ctx = ctx
-    this.#log = ctx.logger.child({ peer: `${socket.remoteAddress}:${socket.remotePort}` })
+    // Unix-socket peers (the dict listener) have no address.
+    this.#log = ctx.logger.child({ peer: socket.remoteAddress === undefined ? 'unix' : `${socket.remoteAddress}:${socket.remotePort}` })
     this.#decoder = wire.decoder(ctx.limits.maxRequestBytes)
     let closed!: () => void
     this.closed = new Promise((resolve) => (closed = resolve))
