@@ -1,0 +1,334 @@
+// Throwaway Dovecot instances for tests: a front proxy (the Lua or the dict variant from
+// dovecot/) or a backend (dovecot/backend.conf) with demo users and one message each. Each has
+// its own base_dir, state_dir, log file and mail dirs in a temp dir and listens on free loopback
+// ports; the system Dovecot (/etc/dovecot, /run/dovecot) is never touched.
+//
+// `dovecot -F` keeps the master in the foreground, so the process spawned here IS the master and
+// holds every listening socket (login processes get them passed). The instance is up when the
+// master listens on all its ports. stop() sends SIGTERM to the master, which stops its children;
+// any child still running after that is killed by PID.
+//
+// The shipped files are loaded as they are and rewritten only for ports, addresses, paths, the
+// secret and (backend) the mail user: vmail does not exist here, the system user `mail` does.
+
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { mustRun, run, start, stopPid, type RunResult, type Started } from './process.js'
+import { freePorts } from './ports.js'
+import { isRunning, waitForListener } from './postfix.js'
+
+const file = (name: string) => fileURLToPath(new URL(`../../dovecot/${name}`, import.meta.url))
+export const PROXY_LUA_CONF = file('proxy-lua.conf')
+export const PROXY_DICT_CONF = file('proxy-dict.conf')
+export const DICT_AUTH_EXT = file('dovecot-dict-auth.conf.ext')
+export const LUA_SCRIPT = file('mailhostd.lua')
+export const BACKEND_CONF = file('backend.conf')
+export const AUTH_POLICY_CONF = file('auth-policy.conf')
+
+export interface MailUser {
+  user: string
+  password: string
+}
+
+/** The demo accounts (fixtures/demo/directory.sql, fixtures/ldap/demo.ldif) by home backend. */
+export const DEMO_MAIL_USERS: Readonly<Record<'mx1' | 'mx2', readonly MailUser[]>> = {
+  mx1: [
+    { user: 'alice@example.org', password: 'wonderland' },
+    { user: 'carol@example.org', password: 'carol-disabled' },
+  ],
+  mx2: [{ user: 'bob@example.org', password: 'builder' }],
+}
+
+/** The Subject of the one message each backend mailbox starts with. */
+export const helloSubject = (backend: string) => `hello from ${backend}`
+
+interface Common {
+  /**
+   * Keep Dovecot's auth penalty (anvil delays logins from an IP after its failures, up to 15 s).
+   * Off by default: every test client comes from 127.0.0.1, so one test's failures would slow
+   * down every later login of the file.
+   */
+  authPenalty?: boolean
+  /** auth_debug, auth_verbose, mail_debug: the logs tests grep for leaked passwords. */
+  debug?: boolean
+  /** dovecot.conf settings appended last, so they win (e.g. auth_failure_delay for timing). */
+  settings?: Record<string, string>
+}
+
+export interface BackendOptions extends Common {
+  role: 'backend'
+  /** Names the backend in its messages' Subject: "hello from <name>". */
+  name: string
+  users: readonly MailUser[]
+  /** Include dovecot/auth-policy.conf, pointed at mailhostd's HTTP port with this secret. */
+  authPolicy?: { httpPort: number; secret: string }
+}
+
+export interface LuaProxyOptions extends Common {
+  role: 'proxy-lua'
+  /** mailhostd's HTTP listener. */
+  httpPort: number
+  secret: string
+}
+
+export interface DictProxyOptions extends Common {
+  role: 'proxy-dict'
+  /** mailhostd's listen.dict socket. */
+  dictSocket: string
+}
+
+export type DovecotOptions = BackendOptions | LuaProxyOptions | DictProxyOptions
+
+export interface Dovecot {
+  readonly role: DovecotOptions['role']
+  /** The master's PID. */
+  readonly pid: number
+  readonly dir: string
+  readonly configFile: string
+  readonly ports: { imap: number; pop3: number; lmtp?: number }
+  /** Every file Dovecot logs to (one: log_path). */
+  readonly logFiles: readonly string[]
+  log(): Promise<string>
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>
+  /** doveadm against this instance (`doveadm -c <its config> ...`). */
+  doveadm(args: readonly string[]): Promise<RunResult>
+  /** Stops the master and its children, removes the temp dir. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** Replaces `from` in a shipped file's text, failing loudly when the file no longer has it. */
+export function rewrite(text: string, name: string, from: string | RegExp, to: string): string {
+  const found = typeof from === 'string' ? text.includes(from) : new RegExp(from.source, from.flags.replace('g', '')).test(text)
+  if (!found) throw new Error(`${name} no longer contains ${String(from)}; update test/harness/dovecot.ts`)
+  return typeof from === 'string' ? text.split(from).join(to) : text.replace(from, () => to)
+}
+
+/** PIDs of every running descendant of pid (from /proc), for cleanup after the parent stops. */
+export async function descendants(pid: number): Promise<number[]> {
+  const parents = new Map<number, number[]>()
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '')
+    // Fields after the command name (which may hold spaces and parentheses): state, ppid, ...
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    if (!parents.has(ppid)) parents.set(ppid, [])
+    parents.get(ppid)!.push(Number(name))
+  }
+  const out: number[] = []
+  const walk = (p: number) => {
+    for (const c of parents.get(p) ?? []) {
+      out.push(c)
+      walk(c)
+    }
+  }
+  walk(pid)
+  return out
+}
+
+/** Waits up to graceMs for pids to exit, then SIGKILLs the rest. */
+export async function reap(pids: readonly number[], graceMs = 5_000): Promise<void> {
+  const deadline = Date.now() + graceMs
+  for (const pid of pids) {
+    while ((await isRunning(pid)) && Date.now() < deadline) await sleep(25)
+    if (await isRunning(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // exited between the check and the kill
+      }
+    }
+  }
+}
+
+// A crashed test must not leave temp dirs behind; processes are killed by process.ts at exit.
+const liveDirs = new Set<string>()
+let exitHooked = false
+export function removeOnExit(dir: string): void {
+  liveDirs.add(dir)
+  if (exitHooked) return
+  exitHooked = true
+  process.on('exit', () => {
+    for (const d of liveDirs) rmSync(d, { recursive: true, force: true })
+  })
+}
+export function forget(dir: string): void {
+  liveDirs.delete(dir)
+}
+
+async function ids(name: string): Promise<{ uid: number; gid: number }> {
+  const uid = Number((await mustRun('id', ['-u', name])).stdout.trim())
+  const gid = Number((await mustRun('id', ['-g', name])).stdout.trim())
+  return { uid, gid }
+}
+
+/** A file only root and the dovecot group read: the auth process (user dovecot) reads secrets. */
+async function writeDovecotSecret(path: string, text: string): Promise<void> {
+  await writeFile(path, text, { mode: 0o640 })
+  await chmod(path, 0o640)
+  const group = Number((await mustRun('getent', ['group', 'dovecot'])).stdout.split(':')[2])
+  await chown(path, 0, group)
+}
+
+function message(backend: string, user: string): string {
+  return [
+    'From: harness@example.org',
+    `To: ${user}`,
+    `Subject: ${helloSubject(backend)}`,
+    'Date: Mon, 01 Jan 2024 00:00:00 +0000',
+    `Message-ID: <hello.${backend}.${user}>`,
+    '',
+    `This mailbox lives on ${backend}.`,
+    '',
+  ].join('\r\n')
+}
+
+async function backendFiles(dir: string, o: BackendOptions, ports: { lmtp: number }): Promise<string> {
+  const mail = await ids('mail')
+  const vmail = join(dir, 'vmail')
+  for (const [i, u] of o.users.entries()) {
+    const [local, domain] = u.user.split('@') as [string, string]
+    const maildir = join(vmail, domain, local, 'Maildir')
+    for (const sub of ['cur', 'new', 'tmp']) await mkdir(join(maildir, sub), { recursive: true })
+    await writeFile(join(maildir, 'new', `1700000000.M${i}P1.${o.name}`), message(o.name, u.user))
+  }
+  await mkdir(vmail, { recursive: true })
+  await mustRun('chown', ['-R', `${mail.uid}:${mail.gid}`, vmail])
+  // {PLAIN} per line overrides the file's default scheme, so the shipped args stay as they are.
+  // The auth process (user dovecot) reads it, as /etc/dovecot/users in production.
+  await writeDovecotSecret(join(dir, 'users'), o.users.map((u) => `${u.user}:{PLAIN}${u.password}`).join('\n') + '\n')
+
+  let conf = await readFile(BACKEND_CONF, 'utf8')
+  conf = rewrite(conf, BACKEND_CONF, /^login_trusted_networks = .*$/m, 'login_trusted_networks = 127.0.0.0/8')
+  conf = rewrite(conf, BACKEND_CONF, '/etc/dovecot/users', join(dir, 'users'))
+  conf = rewrite(conf, BACKEND_CONF, 'uid=vmail gid=vmail home=/var/vmail/', `uid=${mail.uid} gid=${mail.gid} home=${vmail}/`)
+  conf = rewrite(conf, BACKEND_CONF, /address = 10\.0\.0\.11\n(\s*)port = 24\n/, `address = 127.0.0.1\n    port = ${ports.lmtp}\n`)
+  if (o.authPolicy) {
+    let policy = await readFile(AUTH_POLICY_CONF, 'utf8')
+    policy = rewrite(policy, AUTH_POLICY_CONF, 'http://127.0.0.1:10090/', `http://127.0.0.1:${o.authPolicy.httpPort}/`)
+    policy = rewrite(policy, AUTH_POLICY_CONF, '</etc/dovecot/mailhostd-policy-header', `<${join(dir, 'policy-header')}`)
+    await writeDovecotSecret(join(dir, 'policy-header'), `X-Auth-Key:${o.authPolicy.secret}`)
+    await writeFile(join(dir, 'auth-policy.conf'), policy)
+    conf = rewrite(conf, BACKEND_CONF, '#   !include /etc/dovecot/mailhostd-auth-policy.conf', `!include ${join(dir, 'auth-policy.conf')}`)
+  }
+  // Mail processes run as `mail` (uid 8); Dovecot refuses uids below first_valid_uid (500).
+  return `${conf}\nfirst_valid_uid = ${mail.uid}\n`
+}
+
+async function luaProxyFiles(dir: string, o: LuaProxyOptions): Promise<string> {
+  let script = await readFile(LUA_SCRIPT, 'utf8')
+  script = rewrite(script, LUA_SCRIPT, '"http://127.0.0.1:10090"', `"http://127.0.0.1:${o.httpPort}"`)
+  script = rewrite(script, LUA_SCRIPT, '"/etc/dovecot/mailhostd.secret"', `"${join(dir, 'mailhostd.secret')}"`)
+  await writeFile(join(dir, 'mailhostd.lua'), script)
+  await writeDovecotSecret(join(dir, 'mailhostd.secret'), `${o.secret}\n`)
+  const conf = await readFile(PROXY_LUA_CONF, 'utf8')
+  return rewrite(conf, PROXY_LUA_CONF, 'file=/etc/dovecot/mailhostd.lua', `file=${join(dir, 'mailhostd.lua')}`)
+}
+
+async function dictProxyFiles(dir: string, o: DictProxyOptions): Promise<string> {
+  if (o.dictSocket.includes(':')) throw new Error(`a dict socket path cannot contain ":": ${o.dictSocket}`)
+  const ext = await readFile(DICT_AUTH_EXT, 'utf8')
+  await writeFile(join(dir, 'dict-auth.conf.ext'), rewrite(ext, DICT_AUTH_EXT, ':/run/mailhostd/dict.sock:', `:${o.dictSocket}:`))
+  const conf = await readFile(PROXY_DICT_CONF, 'utf8')
+  return rewrite(conf, PROXY_DICT_CONF, '/etc/dovecot/mailhostd-dict-auth.conf.ext', join(dir, 'dict-auth.conf.ext'))
+}
+
+function listener(service: string, name: string, port: number, disable?: string): string {
+  const off = disable ? `  inet_listener ${disable} {\n    port = 0\n  }\n` : ''
+  return `service ${service} {\n  inet_listener ${name} {\n    address = 127.0.0.1\n    port = ${port}\n  }\n${off}}\n`
+}
+
+const DEBUG = { auth_debug: 'yes', auth_verbose: 'yes', mail_debug: 'yes', verbose_proctitle: 'yes' }
+const START_TIMEOUT_MS = 30_000
+
+export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
+  const dir = await mkdtemp(join(tmpdir(), `mailhostd-dovecot-${o.role}-`))
+  removeOnExit(dir)
+  // Dovecot's unprivileged processes (dovecot, dovenull, mail) must reach files in here.
+  await chmod(dir, 0o755)
+  const logFile = join(dir, 'dovecot.log')
+  const configFile = join(dir, 'dovecot.conf')
+  let proc: Started | undefined
+  try {
+    const [imap, pop3, lmtp] = (await freePorts(3)) as [number, number, number]
+    const snippet =
+      o.role === 'backend' ? await backendFiles(dir, o, { lmtp }) : o.role === 'proxy-lua' ? await luaProxyFiles(dir, o) : await dictProxyFiles(dir, o)
+    const settings = { ...(o.debug ? DEBUG : {}), ...o.settings }
+    const conf = [
+      '# Written by test/harness/dovecot.ts for one test run.',
+      `base_dir = ${join(dir, 'run')}`,
+      `state_dir = ${join(dir, 'state')}`,
+      `log_path = ${logFile}`,
+      `instance_name = ${basename(dir)}`,
+      'listen = 127.0.0.1',
+      'ssl = no',
+      '',
+      `# ---- ${o.role === 'backend' ? BACKEND_CONF : o.role === 'proxy-lua' ? PROXY_LUA_CONF : PROXY_DICT_CONF} (rewritten)`,
+      snippet,
+      '# ---- harness: loopback listeners on free ports, the ssl ones off',
+      listener('imap-login', 'imap', imap, 'imaps'),
+      listener('pop3-login', 'pop3', pop3, 'pop3s'),
+      // The documented way to turn the auth penalty off: the auth process cannot reach anvil.
+      ...(o.authPenalty ? [] : ['service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n']),
+      ...Object.entries(settings).map(([k, v]) => `${k} = ${v}`),
+      '',
+    ].join('\n')
+    await writeFile(configFile, conf)
+
+    proc = start('dovecot', ['-F', '-c', configFile])
+    const ports = { imap, pop3, ...(o.role === 'backend' ? { lmtp } : {}) }
+    try {
+      for (const port of Object.values(ports)) await waitForListener(proc, port, async () => proc!.pid, START_TIMEOUT_MS)
+    } catch (e) {
+      const log = await readFile(logFile, 'utf8').catch(() => '(no log file)')
+      throw new Error(`Dovecot (${o.role}) in ${dir} did not come up: ${(e as Error).message}\noutput:\n${proc.output()}\nlog:\n${log}`, { cause: e })
+    }
+    return instance({ role: o.role, dir, configFile, logFile, ports, proc })
+  } catch (e) {
+    if (proc) await stopMaster(proc)
+    forget(dir)
+    await rm(dir, { recursive: true, force: true })
+    throw e
+  }
+}
+
+async function stopMaster(proc: Started): Promise<void> {
+  const children = await descendants(proc.pid)
+  await stopPid(proc.pid, 'SIGTERM', 10_000)
+  await proc.stop()
+  await reap(children)
+}
+
+function instance(p: { role: DovecotOptions['role']; dir: string; configFile: string; logFile: string; ports: Dovecot['ports']; proc: Started }): Dovecot {
+  let stopping: Promise<void> | undefined
+  const log = () => readFile(p.logFile, 'utf8').catch(() => '')
+  return {
+    role: p.role,
+    pid: p.proc.pid,
+    dir: p.dir,
+    configFile: p.configFile,
+    ports: p.ports,
+    logFiles: [p.logFile],
+    log,
+    waitForLog: async (re, timeoutMs = 15_000) => {
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const text = await log()
+        const m = new RegExp(re.source, re.flags.replace('g', '')).exec(text)
+        if (m) return m
+        if (Date.now() > deadline) throw new Error(`no ${String(re)} in the Dovecot log after ${timeoutMs} ms; tail:\n${text.split('\n').slice(-30).join('\n')}`)
+        await sleep(100)
+      }
+    },
+    doveadm: (args) => run('doveadm', ['-c', p.configFile, ...args], { timeoutMs: 30_000 }),
+    stop: () =>
+      (stopping ??= (async () => {
+        await stopMaster(p.proc)
+        forget(p.dir)
+        await rm(p.dir, { recursive: true, force: true })
+      })()),
+  }
+}
