@@ -32,11 +32,13 @@ local SECRET_FILE = "/etc/dovecot/mailhostd.secret"
 -- mailhostd's login.secretHeader.
 local SECRET_HEADER = "X-Auth-Key"
 
--- Per request. mailhostd answers within lookup.deadline (3 s by default) plus, for a braked
--- client, the tarpit delay; an answer that takes longer is cut off here and becomes a temporary
--- failure for that client. A bit above the deadline keeps a hung mailhostd from holding an
--- auth-worker (30 at most by default) for long.
-local TIMEOUT_MSECS = 5000
+-- Per request, in milliseconds. mailhostd answers within lookup.deadline (3 s by default), but
+-- holds the answer to a braked client for its tarpit time (up to login.brakes.maxTarpit, 15 s
+-- by default), whatever the password. Keep this above deadline + maxTarpit: a shorter timeout
+-- turns every long tarpit into a temporary failure, and a user braked after their own typos
+-- could then not log in even with the right password until login.brakes.window has passed.
+-- A hung mailhostd holds an auth-worker (30 at most by default) this long.
+local TIMEOUT_MSECS = 20000
 
 -- ---------------------------------------------------------------------------------------------
 

@@ -52,7 +52,8 @@ const auth = createServer((req, res) => {
 })
 auth.listen(0, '127.0.0.1')
 await once(auth, 'listening')
-started.push({ stop: () => new Promise<void>((r) => auth.close(() => r())) })
+// Dovecot keeps its connections alive (and a 'hang' request open): close them, or close() waits.
+started.push({ stop: () => new Promise<void>((r) => auth.close(() => r()).closeAllConnections()) })
 const authHttpPort = (auth.address() as { port: number }).port
 
 const nginx = await setUp(startNginx({ authHttpPort, secret: SECRET, debug: true }))

@@ -17,9 +17,15 @@ import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { randomBytes } from 'node:crypto'
+import type { Test } from 'tap'
+import { demoClusterConfig } from '../e2e/demo-table.js'
+import { startMailhostd, type Mailhostd } from './mailhostd.js'
+import { startPostgres, type Pg } from './postgres.js'
 import { mustRun, run, start, stopPid, type RunResult, type Started } from './process.js'
-import { freePorts } from './ports.js'
+import { freePort, freePorts } from './ports.js'
 import { isRunning, waitForListener } from './postfix.js'
+import { startSlapd, type Slapd } from './slapd.js'
 
 const file = (name: string) => fileURLToPath(new URL(`../../dovecot/${name}`, import.meta.url))
 export const PROXY_LUA_CONF = file('proxy-lua.conf')
@@ -73,6 +79,8 @@ export interface LuaProxyOptions extends Common {
   /** mailhostd's HTTP listener. */
   httpPort: number
   secret: string
+  /** Replaces the script's TIMEOUT_MSECS (20000), for tests of a hung mailhostd. */
+  timeoutMs?: number
 }
 
 export interface DictProxyOptions extends Common {
@@ -222,6 +230,7 @@ async function luaProxyFiles(dir: string, o: LuaProxyOptions): Promise<string> {
   let script = await readFile(LUA_SCRIPT, 'utf8')
   script = rewrite(script, LUA_SCRIPT, '"http://127.0.0.1:10090"', `"http://127.0.0.1:${o.httpPort}"`)
   script = rewrite(script, LUA_SCRIPT, '"/etc/dovecot/mailhostd.secret"', `"${join(dir, 'mailhostd.secret')}"`)
+  if (o.timeoutMs !== undefined) script = rewrite(script, LUA_SCRIPT, /^local TIMEOUT_MSECS = \d+$/m, `local TIMEOUT_MSECS = ${o.timeoutMs}`)
   await writeFile(join(dir, 'mailhostd.lua'), script)
   await writeDovecotSecret(join(dir, 'mailhostd.secret'), `${o.secret}\n`)
   const conf = await readFile(PROXY_LUA_CONF, 'utf8')
@@ -331,4 +340,89 @@ function instance(p: { role: DovecotOptions['role']; dir: string; configFile: st
         await rm(p.dir, { recursive: true, force: true })
       })()),
   }
+}
+
+// ---- The cluster the login e2e tests share: a real slapd with the demo directory, mailhostd
+// built from dist/ whose backends mx1 and mx2 are two Dovecot backends holding the demo users
+// (with their passwords) and a message naming the backend, and optionally PostgreSQL as the
+// store (the backends' admin_state is set there with SQL) and the dict socket.
+
+export interface LoginCluster {
+  readonly slapd: Slapd
+  readonly pg: Pg | undefined
+  readonly m: Mailhostd
+  readonly mx1: Dovecot
+  readonly mx2: Dovecot
+  /** mailhostd's login.secret. */
+  readonly secret: string
+  /** mailhostd's listen.dict socket, when started with `dict`. */
+  readonly dictSocket: string | undefined
+}
+
+export interface LoginClusterOptions {
+  /** PostgreSQL as the store instead of the embedded PGlite. */
+  postgres?: boolean
+  /** Serve the dict protocol on a socket in a temp dir. */
+  dict?: boolean
+  /** mailhostd config merged over the cluster's (`login` is merged one level deeper). */
+  config?: Record<string, unknown>
+  /** Options for both backends (debug logs, settings, the auth policy). */
+  backends?: Pick<BackendOptions, 'debug' | 'settings'> & { authPolicy?: boolean }
+}
+
+/** Starts the cluster; everything is stopped by t's teardown, also when a later start fails. */
+export async function startLoginCluster(t: Test, o: LoginClusterOptions = {}): Promise<LoginCluster> {
+  const secret = `login-secret-${randomBytes(9).toString('hex')}`
+  const slapd = await startSlapd()
+  t.teardown(() => slapd.stop())
+  const pg = o.postgres ? await startPostgres() : undefined
+  if (pg) t.teardown(() => pg.stop())
+  const sockDir = o.dict ? await mkdtemp(join(tmpdir(), 'mailhostd-dict-')) : undefined
+  if (sockDir) {
+    removeOnExit(sockDir)
+    t.teardown(async () => {
+      forget(sockDir)
+      await rm(sockDir, { recursive: true, force: true })
+    })
+  }
+  const dictSocket = sockDir && join(sockDir, 'dict.sock')
+  // Backends with the auth policy need mailhostd's HTTP port before mailhostd (which needs
+  // theirs) starts: it gets a free port chosen here instead of port 0.
+  const httpPort = await freePort()
+  const backend = async (name: 'mx1' | 'mx2') => {
+    const d = await startDovecot({
+      role: 'backend',
+      name,
+      users: DEMO_MAIL_USERS[name],
+      ...(o.backends?.debug ? { debug: true } : {}),
+      ...(o.backends?.settings ? { settings: o.backends.settings } : {}),
+      ...(o.backends?.authPolicy ? { authPolicy: { httpPort, secret } } : {}),
+    })
+    t.teardown(() => d.stop())
+    return d
+  }
+  const mx1 = await backend('mx1')
+  const mx2 = await backend('mx2')
+  const { login, listen, ...rest } = o.config ?? {}
+  const m = await startMailhostd({
+    domains: demoClusterConfig().domains,
+    backends: [mx1, mx2].map((d, i) => ({
+      id: `mx${i + 1}`,
+      mailHosts: [`mx${i + 1}.example.org`],
+      address: '127.0.0.1',
+      route: 'lmtp',
+      ports: { imap: d.ports.imap, pop3: d.ports.pop3, lmtp: d.ports.lmtp },
+    })),
+    directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN } },
+    ...(pg ? { store: { url: pg.url } } : {}),
+    login: { secret, ...(login as object | undefined) },
+    listen: {
+      http: { host: '127.0.0.1', port: httpPort },
+      ...(dictSocket ? { dict: { path: dictSocket } } : {}),
+      ...(listen as object | undefined),
+    },
+    ...rest,
+  })
+  t.teardown(() => m.stop())
+  return { slapd, pg, m, mx1, mx2, secret, dictSocket }
 }
