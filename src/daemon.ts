@@ -2,7 +2,10 @@
 // breaker, cache, lookup service, and the listeners. start() resolves once every listener is
 // bound; close() drains in reverse order so in-flight requests still find their directory.
 
+import { mkdirSync } from 'node:fs'
+import { dirname, isAbsolute, join } from 'node:path'
 import type { Logger } from 'pino'
+import { Brakes } from './auth/brakes.js'
 import { LookupCache } from './cache/lookup-cache.js'
 import { toMs } from './config/duration.js'
 import type { Config } from './config/schema.js'
@@ -12,12 +15,15 @@ import { LdapDirectory } from './directory/ldap.js'
 import { SqlDirectory } from './directory/sql.js'
 import { startHttp, type HttpServer } from './http/server.js'
 import { Metrics } from './metrics.js'
+import { LoginRouter } from './login/router.js'
 import { PolicyEngine } from './policy/engine.js'
 import { canonicalAddress } from './resolve/address.js'
 import { Lookups } from './resolve/lookup-service.js'
 import { Registry } from './resolve/registry.js'
 import { Resolver } from './resolve/resolver.js'
+import { DictLogins } from './login/dict-service.js'
 import {
+  createDictServer,
   createPolicyServer,
   createSocketmapServer,
   createTcpTableServer,
@@ -38,6 +44,8 @@ export interface BoundAddress {
   readonly name: string
   readonly host: string
   readonly port: number
+  /** Unix socket listeners (dict). */
+  readonly path?: string
 }
 
 export class Daemon {
@@ -135,8 +143,34 @@ export class Daemon {
         const policy = new PolicyEngine({ policy: c.policy, resolver: lookups, addresses: c.addresses, logger: log, metrics: this.metrics })
         await this.#listen('policy', createPolicyServer({ ...c.listen.policy, policy, logger: log, limits }))
       }
+      const b = c.login.brakes
+      const brakes = new Brakes({
+        windowMs: toMs(b.window),
+        ip: b.ip,
+        account: b.account,
+        tarpitMs: toMs(b.tarpit),
+        maxTarpitMs: toMs(b.maxTarpit),
+      })
+      const router = new LoginRouter({
+        resolver: lookups,
+        registry: () => this.#registry,
+        directory: this.#directory,
+        brakes,
+        config: c.login,
+        deadlineMs: toMs(c.lookup.deadline),
+        logger: log,
+        metrics: this.metrics,
+      })
+      if (c.listen.dict) {
+        const path = isAbsolute(c.listen.dict.path) ? c.listen.dict.path : join(c.dataDir, c.listen.dict.path)
+        // dataDir exists only if PGlite created it; with PostgreSQL it may be new.
+        mkdirSync(dirname(path), { recursive: true, mode: 0o750 })
+        const dict = new DictLogins(router, c.login.userdb)
+        await this.#listen('dict', createDictServer({ path, mode: Number.parseInt(c.listen.dict.mode, 8), logger: log, limits, dict }))
+      }
       if (c.listen.http) {
-        this.#http = await startHttp({ ...c.listen.http, daemon: this, lookups, logger: log })
+        const login = { router, brakes, resolver: lookups, registry: () => this.#registry, config: c.login, metrics: this.metrics }
+        this.#http = await startHttp({ ...c.listen.http, daemon: this, lookups, logger: log, login })
         this.bound.push({ name: 'http', ...this.#http.address })
       }
     } catch (e) {

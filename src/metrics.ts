@@ -25,6 +25,18 @@ export class Metrics {
     labelNames: ['rule_set', 'result'] as const,
     registers: [this.registry],
   })
+  readonly logins = new Counter({
+    name: 'mailhostd_login_total',
+    help: 'Login routing answers by protocol (dovecot, nginx, dict) and result.',
+    labelNames: ['protocol', 'result'] as const,
+    registers: [this.registry],
+  })
+  readonly brakes = new Counter({
+    name: 'mailhostd_brakes_total',
+    help: 'Brute-force brakes applied, by scope (ip, account) and action (tarpit, refuse).',
+    labelNames: ['scope', 'action'] as const,
+    registers: [this.registry],
+  })
   readonly #connectionSources = new Map<string, () => number>()
   readonly openConnections = new Gauge({
     name: 'mailhostd_open_connections',

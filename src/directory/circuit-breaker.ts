@@ -6,7 +6,7 @@
 
 import type { Logger } from 'pino'
 import { DirectoryError, ErrorCodes } from '../errors.js'
-import type { Directory, DirectoryEntry } from './directory.js'
+import type { AccountEntry, Directory, DirectoryEntry } from './directory.js'
 
 export type CircuitState = 'closed' | 'open' | 'half-open'
 
@@ -60,6 +60,22 @@ export class CircuitBreakerDirectory implements Directory {
       const entries = await this.#inner.findByAddress(address, signal)
       this.#succeeded()
       return entries
+    } catch (e) {
+      if (e instanceof DirectoryError) this.#failed(e)
+      else this.#succeeded()
+      throw e
+    } finally {
+      if (trial) this.#trialInFlight = false
+    }
+  }
+
+  /** A wrong password is the directory answering: it counts as success here. */
+  async verifyPassword(account: AccountEntry, password: string, signal?: AbortSignal): Promise<'ok' | 'mismatch'> {
+    const trial = this.#admit()
+    try {
+      const result = await this.#inner.verifyPassword(account, password, signal)
+      this.#succeeded()
+      return result
     } catch (e) {
       if (e instanceof DirectoryError) this.#failed(e)
       else this.#succeeded()

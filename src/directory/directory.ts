@@ -41,6 +41,12 @@ export interface Directory {
    * answer and DirectoryDataError when an entry is unusable; never returns [] on failure.
    */
   findByAddress(address: string, signal?: AbortSignal): Promise<DirectoryEntry[]>
+  /**
+   * Checks a login password for an account this directory returned. `ok` or `mismatch`;
+   * throws DirectoryError when the directory cannot answer and DirectoryDataError when the
+   * stored password is unusable (unknown scheme): never `mismatch` on failure.
+   */
+  verifyPassword(account: AccountEntry, password: string, signal?: AbortSignal): Promise<'ok' | 'mismatch'>
   /** Cheap reachability probe (readiness, circuit half-open). Throws DirectoryError. */
   ping(signal?: AbortSignal): Promise<void>
   close(): Promise<void>

@@ -8,8 +8,9 @@ import { ConfigError, DirectoryDataError, ErrorCodes, describeError } from '../e
 import { toMs } from '../config/duration.js'
 import type { LdapConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
-import type { Directory, DirectoryEntry } from './directory.js'
+import type { AccountEntry, Directory, DirectoryEntry } from './directory.js'
 import { requestedAttributes, toDirectoryEntry, type LdapEntryMapping } from './ldap-entry.js'
+import { checkLdapPassword, type LdapPasswordOptions } from './ldap-password.js'
 import { LdapPool } from './ldap-pool.js'
 
 /**
@@ -21,6 +22,7 @@ export const MAX_OWNERS = 8
 export class LdapDirectory implements Directory {
   readonly kind = 'ldap'
   readonly #pool: LdapPool
+  readonly #password: LdapPasswordOptions
   readonly #baseDN: string
   readonly #scope: LdapConfig['scope']
   readonly #extraFilter: Filter | undefined
@@ -49,24 +51,27 @@ export class LdapDirectory implements Directory {
     if (config.startTLS && config.url.startsWith('ldaps:')) {
       throw new ConfigError('directory.ldap.startTLS', 'StartTLS needs an ldap:// URL; ldaps:// is encrypted already')
     }
+    const connection = {
+      url: config.url,
+      timeoutMs,
+      connectTimeoutMs: toMs(config.connectTimeout),
+      startTLS: config.startTLS,
+      tls: { rejectUnauthorized: config.tls.rejectUnauthorized, ...readCa(config.tls.caFile) },
+    }
     try {
       this.#pool = new LdapPool(
-        {
-          url: config.url,
-          bindDN: config.bindDN,
-          bindPassword: config.bindPassword,
-          size: config.connections,
-          timeoutMs,
-          connectTimeoutMs: toMs(config.connectTimeout),
-          startTLS: config.startTLS,
-          tls: { rejectUnauthorized: config.tls.rejectUnauthorized, ...readCa(config.tls.caFile) },
-        },
+        { ...connection, bindDN: config.bindDN, bindPassword: config.bindPassword, size: config.connections },
         logger.child({ component: 'ldap' }),
       )
     } catch (e) {
       if (e instanceof ConfigError) throw e
       throw new ConfigError('directory.ldap.url', describeError(e))
     }
+    this.#password = { mode: config.passwordCheck, attribute: config.passwordAttribute, connection, servicePool: this.#pool }
+  }
+
+  verifyPassword(account: AccountEntry, password: string, signal?: AbortSignal): Promise<'ok' | 'mismatch'> {
+    return checkLdapPassword(this.#password, account, password, signal)
   }
 
   async findByAddress(address: string, signal?: AbortSignal): Promise<DirectoryEntry[]> {

@@ -2,9 +2,12 @@
 // One parameterised query answers "who owns exactly this address?"; the address is always a
 // bound parameter compared with `=`, so quotes, `%`, `_` and backslashes mean nothing special.
 
-import { DirectoryError, ErrorCodes, describeError } from '../errors.js'
+import { UnsupportedSchemeError, verifyPassword as verifyHash } from '../auth/passwords.js'
+import { DirectoryDataError, DirectoryError, ErrorCodes, describeError } from '../errors.js'
 import type { Store } from '../store/store.js'
-import type { AccountStatus, Directory, DirectoryEntry } from './directory.js'
+import type { AccountEntry, AccountStatus, Directory, DirectoryEntry } from './directory.js'
+
+const ID_PREFIX = 'sql:account:'
 
 interface OwnerRow {
   kind: 'account' | 'alias'
@@ -44,9 +47,29 @@ export class SqlDirectory implements Directory {
     const { rows } = await this.#ask(() => this.#store.query<OwnerRow>(FIND_OWNERS, [address]), signal)
     return rows.map((r): DirectoryEntry =>
       r.kind === 'account'
-        ? { kind: 'account', id: `sql:account:${r.id}`, canonical: r.canonical!, mailHost: r.mailhost!, status: r.status!, sendAs: r.send_as ?? [] }
+        ? { kind: 'account', id: `${ID_PREFIX}${r.id}`, canonical: r.canonical!, mailHost: r.mailhost!, status: r.status!, sendAs: r.send_as ?? [] }
         : { kind: 'alias', id: `sql:alias:${address}`, targets: r.targets! },
     )
+  }
+
+  async verifyPassword(account: AccountEntry, password: string, signal?: AbortSignal): Promise<'ok' | 'mismatch'> {
+    const id = account.id.startsWith(ID_PREFIX) ? account.id.slice(ID_PREFIX.length) : undefined
+    if (id === undefined) return 'mismatch'
+    const { rows } = await this.#ask(
+      () => this.#store.query<{ password_hash: string | null }>('select password_hash from accounts where id = $1', [id]),
+      signal,
+    )
+    const stored = rows[0]?.password_hash
+    // No row (deleted meanwhile) or no password set: nobody can log in as this account.
+    if (stored === undefined || stored === null || stored === '') return 'mismatch'
+    try {
+      return await verifyHash(stored, password)
+    } catch (e) {
+      if (e instanceof UnsupportedSchemeError) {
+        throw new DirectoryDataError(ErrorCodes.DIRECTORY_DATA, `password of ${account.id} uses a scheme mailhostd cannot verify`)
+      }
+      throw e
+    }
   }
 
   async ping(signal?: AbortSignal): Promise<void> {

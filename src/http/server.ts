@@ -9,6 +9,7 @@ import { Type } from 'typebox'
 import type { Daemon } from '../daemon.js'
 import { describeError } from '../errors.js'
 import type { LookupService } from '../resolve/answer.js'
+import { loginRoutes, type LoginRoutesOptions } from './login-routes.js'
 
 export interface HttpServer {
   readonly address: { host: string; port: number }
@@ -21,6 +22,8 @@ export interface HttpOptions {
   readonly daemon: Daemon
   readonly lookups: LookupService
   readonly logger: Logger
+  /** Dovecot and nginx login endpoints (docs/login.md). */
+  readonly login?: LoginRoutesOptions
 }
 
 const PROBE_TIMEOUT_MS = 2000
@@ -74,6 +77,8 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
       code: 'MH_HTTP_NOT_FOUND',
     })
   })
+
+  if (o.login) await app.register(loginRoutes(o.login))
 
   app.get('/healthz', () => ({ status: 'ok' }))
 

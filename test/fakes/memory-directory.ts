@@ -9,6 +9,8 @@ export class MemoryDirectory implements Directory {
   readonly kind = 'sql' as const
   readonly queries: string[] = []
   readonly #entries = new Map<string, DirectoryEntry[]>()
+  /** Plain passwords by entry id (the real directories check hashes or bind). */
+  readonly passwords = new Map<string, string>()
   /** When set, every call fails with it. */
   failure: Error | undefined
   /** Delay before answering, ms. */
@@ -30,6 +32,11 @@ export class MemoryDirectory implements Directory {
     return this.add(address, entry)
   }
 
+  withPasswords(byId: Record<string, string>): this {
+    for (const [id, pw] of Object.entries(byId)) this.passwords.set(id, pw)
+    return this
+  }
+
   down(): void {
     this.failure = new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, 'connect ECONNREFUSED 127.0.0.1:389')
   }
@@ -43,6 +50,13 @@ export class MemoryDirectory implements Directory {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs))
     if (this.failure) throw this.failure
     return this.#entries.get(address) ?? []
+  }
+
+  async verifyPassword(account: AccountEntry, password: string): Promise<'ok' | 'mismatch'> {
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs))
+    if (this.failure) throw this.failure
+    const stored = this.passwords.get(account.id)
+    return stored !== undefined && stored === password ? 'ok' : 'mismatch'
   }
 
   async ping(): Promise<void> {
@@ -76,4 +90,5 @@ export function demoDirectory(): MemoryDirectory {
     .account('bob', ['bob@example.org'], 'mx2.example.org')
     .account('carol', ['carol@example.org'], 'mx1.example.org', 'disabled')
     .alias('postmaster@example.org', ['alice@example.org'])
+    .withPasswords({ alice: 'wonderland', bob: 'builder', carol: 'carol-disabled' })
 }

@@ -1,0 +1,134 @@
+// The login endpoints for Dovecot (Lua passdb, auth policy) and nginx (auth_http), per
+// docs/login.md. Every one needs the shared secret header; answers follow the failure model:
+// a temporary failure is never reported as a wrong password or an unknown user.
+
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
+import { Type, type Static } from 'typebox'
+import type { Brakes } from '../auth/brakes.js'
+import { toMs } from '../config/duration.js'
+import type { LoginConfig } from '../config/schema.js'
+import type { LoginRouter } from '../login/router.js'
+import type { LoginResult } from '../login/types.js'
+import type { Metrics } from '../metrics.js'
+import { nginxAuth } from './nginx-auth.js'
+import type { KeyResolver } from '../policy/engine.js'
+import type { Registry } from '../resolve/registry.js'
+
+export interface LoginRoutesOptions {
+  readonly router: LoginRouter
+  readonly brakes: Brakes
+  readonly resolver: KeyResolver
+  readonly registry: () => Registry
+  readonly config: LoginConfig
+  readonly metrics?: Metrics
+}
+
+const VerifyBody = Type.Object(
+  {
+    user: Type.String({ minLength: 1, maxLength: 512 }),
+    password: Type.String({ maxLength: 4096 }),
+    service: Type.String({ minLength: 1, maxLength: 64 }),
+    remoteIp: Type.Optional(Type.String({ maxLength: 64 })),
+    localIp: Type.Optional(Type.String({ maxLength: 64 })),
+    session: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { additionalProperties: false },
+)
+const LookupBody = Type.Object(
+  {
+    user: Type.String({ minLength: 1, maxLength: 512 }),
+    service: Type.String({ minLength: 1, maxLength: 64 }),
+    remoteIp: Type.Optional(Type.String({ maxLength: 64 })),
+    localIp: Type.Optional(Type.String({ maxLength: 64 })),
+    session: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { additionalProperties: false },
+)
+const PassdbReply = Type.Object({
+  result: Type.Union(['ok', 'mismatch', 'unknown', 'disabled', 'tempfail'].map((r) => Type.Literal(r))),
+  fields: Type.Optional(Type.Record(Type.String(), Type.String())),
+  reason: Type.Optional(Type.String()),
+})
+// Dovecot builds this body from auth_policy_request_attributes: accept what it sends.
+const PolicyBody = Type.Object({
+  login: Type.Optional(Type.String({ maxLength: 512 })),
+  remote: Type.Optional(Type.String({ maxLength: 64 })),
+  session_id: Type.Optional(Type.String({ maxLength: 256 })),
+  success: Type.Optional(Type.Boolean()),
+})
+const PolicyQuery = Type.Object({ command: Type.Union([Type.Literal('allow'), Type.Literal('report')]) })
+
+const problem = (reply: FastifyReply, status: number, code: string, detail: string) =>
+  reply.code(status).type('application/problem+json').send({ type: 'about:blank', title: detail, status, detail, code })
+
+/** The login endpoints as a fastify plugin: its own scope, so the secret guard covers only them. */
+export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
+  const header = o.config.secretHeader.toLowerCase()
+  const secretDigest = o.config.secret === '' ? undefined : digest(o.config.secret)
+  const maxTarpitMs = toMs(o.config.brakes.maxTarpit)
+  /** Failures the router already counted, by Dovecot session, so a policy report does not count them twice. */
+  const counted = new Set<string>()
+
+  const guard = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (secretDigest === undefined) return problem(reply, 503, 'MH_LOGIN_NO_SECRET', 'login.secret is not configured')
+    const given = req.headers[header]
+    if (typeof given !== 'string' || !timingSafeEqual(digest(given), secretDigest)) {
+      return problem(reply, 401, 'MH_LOGIN_SECRET', `missing or wrong ${o.config.secretHeader}`)
+    }
+  }
+
+  const answer = async (r: LoginResult) => {
+    // Tarpit: hold the answer. Bounded, so an auth worker is never held longer than maxTarpit.
+    if (r.tarpitSeconds > 0) await sleep(Math.min(r.tarpitSeconds * 1000, maxTarpitMs))
+    return r.result === 'ok' ? { result: r.result, fields: { ...r.fields } } : { result: r.result, reason: r.reason }
+  }
+
+  return (scope, _opts, done) => {
+    scope.addHook('onRequest', guard)
+
+    scope.post('/v1/dovecot/passdb/verify', { schema: { body: VerifyBody, response: { 200: PassdbReply } }, bodyLimit: 65536 }, async (req) => {
+      const b = req.body as Static<typeof VerifyBody>
+      const r = await o.router.verify({ ...b }, 'dovecot')
+      if (b.session && (r.result === 'mismatch' || r.result === 'unknown')) remember(counted, b.session)
+      return answer(r)
+    })
+
+    scope.post('/v1/dovecot/passdb/lookup', { schema: { body: LookupBody, response: { 200: PassdbReply } }, bodyLimit: 65536 }, async (req) => {
+      const b = req.body as Static<typeof LookupBody>
+      return answer(await o.router.lookup(b, 'dovecot'))
+    })
+
+    scope.post('/v1/dovecot/policy', { schema: { body: PolicyBody, querystring: PolicyQuery }, bodyLimit: 65536 }, (req) => {
+      const b = req.body as Static<typeof PolicyBody>
+      const { command } = req.query as Static<typeof PolicyQuery>
+      const account = (b.login ?? '').trim().toLowerCase()
+      const ip = b.remote || undefined
+      if (command === 'report') {
+        if (b.success === true) o.brakes.success(account, ip)
+        else if (b.success === false && !(b.session_id && counted.delete(b.session_id))) o.brakes.failure(account, ip)
+        return { status: 0, msg: '' }
+      }
+      const v = o.brakes.check(account, ip)
+      if (v.action === 'pass') return { status: 0, msg: '' }
+      o.metrics?.brakes.inc({ scope: v.scope, action: v.action })
+      return v.action === 'refuse' ? { status: -1, msg: 'Too many failed logins, try again later' } : { status: v.seconds, msg: '' }
+    })
+
+    scope.get('/v1/nginx/auth', async (req, reply) => {
+      const { headers, delayMs } = await nginxAuth(req.headers, o)
+      if (delayMs > 0) await sleep(Math.min(delayMs, maxTarpitMs))
+      // nginx reads only the headers; the status line just has to be HTTP/1.x.
+      return reply.code(200).headers(headers).send('')
+    })
+    done()
+  }
+}
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest()
+
+function remember(set: Set<string>, session: string): void {
+  if (set.size >= 10_000) set.delete(set.values().next().value!)
+  set.add(session)
+}

@@ -1,0 +1,110 @@
+// nginx mail proxy auth_http (protocols.md §8, docs/login.md): request headers in, response
+// headers out. Auth-Server must be an IP literal, Auth-Status exactly "OK" on success; a failure
+// with Auth-Wait keeps the client's session for another try, without it nginx closes.
+
+import type { IncomingHttpHeaders } from 'node:http'
+import { isIP } from 'node:net'
+import { toMs } from '../config/duration.js'
+import type { LoginConfig } from '../config/schema.js'
+import type { LoginRouter } from '../login/router.js'
+import type { KeyResolver } from '../policy/engine.js'
+import type { Registry } from '../resolve/registry.js'
+
+export interface NginxAuthDeps {
+  readonly router: LoginRouter
+  readonly resolver: KeyResolver
+  readonly registry: () => Registry
+  readonly config: LoginConfig
+}
+
+export interface NginxAnswer {
+  readonly headers: Record<string, string>
+  /** Delay before answering, when the brakes want one and Auth-Wait cannot carry it. */
+  readonly delayMs: number
+}
+
+const TEXT = {
+  mismatch: 'Invalid login or password',
+  unknown: 'Invalid login or password',
+  disabled: 'Account disabled',
+  tempfail: 'Temporary authentication failure, try again later',
+  refused: 'Too many failed logins, try again later',
+  method: 'Authentication method not supported',
+  rcptUnknown: 'mailbox unknown',
+  rcptTemp: 'Temporary lookup failure, try again later',
+} as const
+
+export async function nginxAuth(h: IncomingHttpHeaders, d: NginxAuthDeps): Promise<NginxAnswer> {
+  const protocol = str(h['auth-protocol'])
+  const method = str(h['auth-method']).toLowerCase()
+  const attempt = Number.parseInt(str(h['auth-login-attempt']), 10) || 1
+  const waitSeconds = Math.max(1, Math.round(toMs(d.config.nginx.wait) / 1000))
+  const mayRetry = attempt < d.config.nginx.maxAttempts
+  const clientIp = str(h['client-ip']) || undefined
+
+  if (protocol === 'smtp' && method === 'none') return smtpRoute(str(h['auth-smtp-to']), d, waitSeconds)
+  if (protocol !== 'imap' && protocol !== 'pop3' && protocol !== 'smtp') return fail(`unsupported protocol ${protocol || '(none)'}`, undefined)
+  // apop and cram-md5 would need the plaintext password handed back to nginx.
+  if (method !== 'plain' && method !== 'login') return fail(TEXT.method, mayRetry ? waitSeconds : undefined)
+
+  const user = percentDecode(str(h['auth-user']))
+  const password = percentDecode(str(h['auth-pass']))
+  if (user === undefined || password === undefined || user === '') return fail(TEXT.unknown, mayRetry ? waitSeconds : undefined)
+  const r = await d.router.verify({ user, password, service: protocol, ...(clientIp ? { remoteIp: clientIp } : {}) }, 'nginx')
+  if (r.result === 'ok') {
+    if (r.port === undefined || isIP(r.host) === 0) return fail(TEXT.tempfail, mayRetry ? waitSeconds : undefined, '451 4.3.0')
+    return { headers: { 'Auth-Status': 'OK', 'Auth-Server': r.host, 'Auth-Port': String(r.port) }, delayMs: 0 }
+  }
+  if ('refused' in r && r.refused) return fail(TEXT.refused, undefined, protocol === 'smtp' ? '454 4.7.0' : undefined)
+  const code = protocol !== 'smtp' ? undefined : r.result === 'tempfail' ? '451 4.3.0' : '535 5.7.8'
+  // The tarpit rides on Auth-Wait while the session may retry; on the last attempt, on the answer.
+  const wait = mayRetry ? Math.max(waitSeconds, r.tarpitSeconds) : undefined
+  return { ...fail(TEXT[r.result], wait, code), delayMs: mayRetry ? 0 : r.tarpitSeconds * 1000 }
+}
+
+/** smtp_auth none: nginx asks once per session, at the first RCPT, and proxies to that backend. */
+async function smtpRoute(rcptLine: string, d: NginxAuthDeps, waitSeconds: number): Promise<NginxAnswer> {
+  const m = /^RCPT TO:\s*<([^>]*)>/i.exec(rcptLine.trim())
+  const rcpt = m ? percentDecode(m[1]!) : undefined
+  const r = await d.resolver.resolve(rcpt ?? null, 'nginx smtp')
+  if (r.kind === 'failed') return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
+  if (r.kind === 'rules' || r.resolution.kind === 'none') return fail(TEXT.rcptUnknown, undefined, '550 5.1.1')
+  // An alias may reach several backends: the first mailbox's backend takes the session, and
+  // relays the rest through the front-end like any backend Postfix does.
+  const mailbox = r.resolution.mailboxes[0]
+  const backend = mailbox && d.registry().backendForMailHost(mailbox.mailHost)
+  if (!backend || isIP(backend.address) === 0) return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
+  return { headers: { 'Auth-Status': 'OK', 'Auth-Server': backend.address, 'Auth-Port': String(backend.ports.smtp) }, delayMs: 0 }
+}
+
+function fail(text: string, waitSeconds: number | undefined, smtpCode?: string): NginxAnswer {
+  const headers: Record<string, string> = { 'Auth-Status': text }
+  if (waitSeconds !== undefined) headers['Auth-Wait'] = String(waitSeconds)
+  if (smtpCode !== undefined) headers['Auth-Error-Code'] = smtpCode
+  return { headers, delayMs: 0 }
+}
+
+const str = (v: string | string[] | undefined): string => (Array.isArray(v) ? (v[0] ?? '') : (v ?? ''))
+
+/**
+ * nginx escapes space, `%` and control bytes as %XX and sends other bytes raw (UTF-8 arrives as
+ * latin1 characters in Node's header strings). Byte-wise decoding, then strict UTF-8; `+` is a
+ * plus. Undefined when the result is not valid UTF-8.
+ */
+export function percentDecode(value: string): string | undefined {
+  const raw = Buffer.from(value, 'latin1')
+  const out = Buffer.alloc(raw.length)
+  let n = 0
+  for (let i = 0; i < raw.length; i++) {
+    const hex = raw[i] === 0x25 && i + 2 < raw.length ? raw.subarray(i + 1, i + 3).toString('latin1') : ''
+    if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
+      out[n++] = Number.parseInt(hex, 16)
+      i += 2
+    } else out[n++] = raw[i]!
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(out.subarray(0, n))
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,168 @@
+// Login routing (docs/login.md): which backend a login goes to, and whether it may go at all.
+// The name is resolved like any address (rules, cache, directory); it must name exactly one
+// mailbox. The password is checked by the directory within the lookup deadline. Directory
+// trouble is a temporary failure, never "unknown user" or "wrong password"; the brakes decide
+// before any password is checked.
+
+import type { Logger } from 'pino'
+import type { Brakes } from '../auth/brakes.js'
+import type { LoginConfig } from '../config/schema.js'
+import type { AccountEntry, Directory } from '../directory/directory.js'
+import { DeadlineError, describeError, isMailhostdError } from '../errors.js'
+import { LogThrottle } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import type { KeyResolver } from '../policy/engine.js'
+import type { BackendInfo, Registry } from '../resolve/registry.js'
+import type { Mailbox } from '../resolve/resolver.js'
+import type { LoginRequest, LoginResult } from './types.js'
+
+export interface LoginRouterOptions {
+  readonly resolver: KeyResolver
+  readonly registry: () => Registry
+  readonly directory: Pick<Directory, 'verifyPassword'>
+  readonly brakes: Brakes
+  readonly config: Pick<LoginConfig, 'proxyField'>
+  readonly deadlineMs: number
+  readonly logger: Logger
+  readonly metrics?: Metrics
+}
+
+/** Services in which no password is ever typed: a passdb lookup may answer nopassword for them. */
+export const PASSWORDLESS_SERVICES: ReadonlySet<string> = new Set(['lmtp', 'doveadm'])
+
+type Failure = Exclude<LoginResult, { result: 'ok' }>
+
+export class LoginRouter {
+  readonly #o: LoginRouterOptions
+  readonly #throttle = new LogThrottle(60_000)
+
+  constructor(options: LoginRouterOptions) {
+    this.#o = options
+  }
+
+  /** A login with a password (Dovecot verify, nginx). `protocol` labels metrics and logs. */
+  async verify(req: LoginRequest & { password: string }, protocol: string): Promise<LoginResult> {
+    const account = req.user.trim().toLowerCase()
+    const verdict = this.#o.brakes.check(account, req.remoteIp)
+    if (verdict.action !== 'pass') this.#o.metrics?.brakes.inc({ scope: verdict.scope, action: verdict.action })
+    const tarpitSeconds = verdict.action === 'tarpit' ? verdict.seconds : 0
+    if (verdict.action === 'refuse') {
+      return this.#done(protocol, req, { result: 'mismatch', reason: 'too many failed logins', tarpitSeconds: 0, refused: true })
+    }
+    const found = await this.#mailbox(req.user, tarpitSeconds)
+    if ('result' in found) {
+      if (found.result === 'unknown') this.#o.brakes.failure(account, req.remoteIp)
+      return this.#done(protocol, req, found)
+    }
+    let check: 'ok' | 'mismatch'
+    try {
+      check = await this.#withDeadline(this.#o.directory.verifyPassword(accountEntry(found.mailbox), req.password))
+    } catch (e) {
+      return this.#done(protocol, req, this.#tempfail(e, tarpitSeconds))
+    }
+    if (check === 'mismatch') {
+      this.#o.brakes.failure(account, req.remoteIp)
+      return this.#done(protocol, req, { result: 'mismatch', reason: 'wrong password', tarpitSeconds })
+    }
+    this.#o.brakes.success(account, req.remoteIp)
+    return this.#done(protocol, req, this.#route(req, found.mailbox, tarpitSeconds))
+  }
+
+  /** A passdb lookup without a password: only for services where none is typed. */
+  async lookup(req: LoginRequest, protocol: string): Promise<LoginResult> {
+    if (!PASSWORDLESS_SERVICES.has(req.service)) {
+      return this.#done(protocol, req, {
+        result: 'mismatch',
+        reason: `no password lookups for service ${req.service}: allow only plaintext mechanisms on the proxy`,
+        tarpitSeconds: 0,
+      })
+    }
+    return this.route(req, protocol)
+  }
+
+  /**
+   * Fields without checking a password, for any service: the dict passdb, where Dovecot forwards
+   * the typed password to the backend, which checks it. Not reachable over HTTP for logins.
+   */
+  async route(req: LoginRequest, protocol: string): Promise<LoginResult> {
+    const found = await this.#mailbox(req.user, 0)
+    if ('result' in found) return this.#done(protocol, req, found)
+    return this.#done(protocol, req, this.#route(req, found.mailbox, 0))
+  }
+
+  /** The one mailbox a login name stands for, or why there is none. */
+  async #mailbox(user: string, tarpitSeconds: number): Promise<{ mailbox: Mailbox } | Failure> {
+    const r = await this.#o.resolver.resolve(user, 'login')
+    if (r.kind === 'failed') return { result: 'tempfail', reason: r.reason, tarpitSeconds }
+    if (r.kind === 'rules' || r.resolution.kind === 'none') return { result: 'unknown', reason: 'no such user', tarpitSeconds }
+    const { via, mailboxes } = r.resolution
+    // Aliases and catch-alls are not accounts to log in as, even when they reach one mailbox.
+    if ((via !== 'account' && via !== 'alias-domain') || mailboxes.length !== 1) {
+      return { result: 'unknown', reason: 'not a mailbox', tarpitSeconds }
+    }
+    return { mailbox: mailboxes[0]! }
+  }
+
+  #route(req: LoginRequest, mailbox: Mailbox, tarpitSeconds: number): LoginResult {
+    if (mailbox.status === 'disabled') return { result: 'disabled', reason: 'account disabled', tarpitSeconds }
+    const backend = this.#o.registry().backendForMailHost(mailbox.mailHost)
+    if (!backend) {
+      this.#throttle.run(`nobackend:${mailbox.mailHost}`, (suppressed) =>
+        this.#o.logger.error({ mailHost: mailbox.mailHost, account: mailbox.address, suppressed }, 'mailHost names no configured backend; logins to it fail temporarily'),
+      )
+      return { result: 'tempfail', reason: `mailbox host ${mailbox.mailHost} is not a configured backend`, tarpitSeconds }
+    }
+    if (backend.adminState === 'maintenance') return { result: 'tempfail', reason: 'backend unavailable (maintenance)', tarpitSeconds }
+    const port = portFor(req.service, backend)
+    const fields: Record<string, string> = { [this.#o.config.proxyField]: 'y', host: backend.address, nopassword: 'y' }
+    if (port !== undefined) fields.port = String(port)
+    if (mailbox.address !== req.user.trim().toLowerCase()) fields.destuser = mailbox.address
+    return { result: 'ok', canonical: mailbox.address, host: backend.address, ...(port === undefined ? {} : { port }), fields, tarpitSeconds }
+  }
+
+  #withDeadline<T>(work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DeadlineError(this.#o.deadlineMs)), this.#o.deadlineMs)
+    })
+    work.catch(() => undefined) // it may settle after the deadline; never unhandled
+    return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
+  }
+
+  #tempfail(e: unknown, tarpitSeconds: number): Failure {
+    const code = isMailhostdError(e) ? e.code : 'MH_INTERNAL'
+    const dataError = isMailhostdError(e) && !e.transient
+    this.#throttle.run(`verify:${code}`, (suppressed) =>
+      (dataError ? this.#o.logger.error : this.#o.logger.warn).call(this.#o.logger, { code, reason: describeError(e), suppressed }, 'password check failed; answering temporary failure'),
+    )
+    return { result: 'tempfail', reason: dataError ? 'stored password unusable' : 'directory unavailable', tarpitSeconds }
+  }
+
+  #done(protocol: string, req: LoginRequest, result: LoginResult): LoginResult {
+    this.#o.metrics?.logins.inc({ protocol, result: result.result })
+    const fields = { protocol, service: req.service, user: req.user, rip: req.remoteIp, session: req.session, result: result.result }
+    if (result.result === 'ok') this.#o.logger.info({ ...fields, host: result.host, port: result.port }, 'login routed')
+    else this.#o.logger.info({ ...fields, reason: result.reason, tarpit: result.tarpitSeconds || undefined }, 'login refused')
+    return result
+  }
+}
+
+/** The backend's port for a proxied service; undefined lets the proxy use its default. */
+export function portFor(service: string, b: BackendInfo): number | undefined {
+  switch (service) {
+    case 'imap':
+      return b.ports.imap
+    case 'pop3':
+      return b.ports.pop3
+    case 'lmtp':
+      return b.ports.lmtp
+    case 'smtp':
+      return b.ports.smtp
+    default:
+      return undefined
+  }
+}
+
+function accountEntry(m: Mailbox): AccountEntry {
+  return { kind: 'account', id: m.id, canonical: m.address, mailHost: m.mailHost, status: m.status, sendAs: m.sendAs }
+}

@@ -1,0 +1,83 @@
+// Login routing on the in-memory directory: who may log in, fields, failures, brakes.
+
+import t from 'tap'
+import { Brakes } from '../../src/auth/brakes.js'
+import { silentLogger } from '../../src/log.js'
+import { LoginRouter } from '../../src/login/router.js'
+import { Registry } from '../../src/resolve/registry.js'
+import { DEMO_BACKENDS, demoDirectory, demoRegistry, type MemoryDirectory } from '../fakes/memory-directory.js'
+import { lookupStack } from '../fakes/lookup-stack.js'
+
+export function routerFor(dir: MemoryDirectory, opts: { registry?: Registry; deadlineMs?: number } = {}) {
+  const registry = opts.registry ?? demoRegistry()
+  const { lookups } = lookupStack(dir, { registry, deadlineMs: opts.deadlineMs ?? 500, cache: { maxStaleMs: 0 } })
+  const brakes = new Brakes({ windowMs: 60_000, ip: { tarpitAfter: 10, refuseAfter: 20 }, account: { tarpitAfter: 2, refuseAfter: 3 }, tarpitMs: 1000, maxTarpitMs: 4000 })
+  const router = new LoginRouter({ resolver: lookups, registry: () => registry, directory: dir, brakes, config: { proxyField: 'proxy' }, deadlineMs: opts.deadlineMs ?? 500, logger: silentLogger })
+  return { router, brakes, lookups }
+}
+
+const verify = (r: LoginRouter, user: string, password: string, service = 'imap', remoteIp = '192.0.2.1') => r.verify({ user, password, service, remoteIp }, 'test')
+
+t.test('logins that may proceed get the backend fields', async (t) => {
+  const { router } = routerFor(demoDirectory())
+  t.same(await verify(router, 'alice@example.org', 'wonderland'), {
+    result: 'ok', canonical: 'alice@example.org', host: '10.0.0.11', port: 143,
+    fields: { proxy: 'y', host: '10.0.0.11', nopassword: 'y', port: '143' }, tarpitSeconds: 0,
+  })
+  t.match(await verify(router, 'bob@example.org', 'builder', 'pop3'), { result: 'ok', host: '10.0.0.12', fields: { port: '110' } })
+  t.match(await verify(router, 'Alice.Liddell@Example.ORG', 'wonderland'), { result: 'ok', fields: { destuser: 'alice@example.org' } }, 'alternate: destuser')
+  t.match(await verify(router, 'alice@example.net', 'wonderland'), { result: 'ok', fields: { destuser: 'alice@example.org' } }, 'alias domain')
+  const sub = await verify(router, 'alice@example.org', 'wonderland', 'submission')
+  t.notOk(sub.result === 'ok' && 'port' in sub.fields, 'no port for a service without one')
+})
+
+t.test('failures', async (t) => {
+  const { router } = routerFor(demoDirectory())
+  t.match(await verify(router, 'alice@example.org', 'nope'), { result: 'mismatch' })
+  t.match(await verify(router, 'nobody@example.org', 'x'), { result: 'unknown' })
+  t.match(await verify(router, 'someone@unserved.test', 'x'), { result: 'unknown' })
+  t.match(await verify(router, 'postmaster@example.org', 'wonderland'), { result: 'unknown', reason: 'not a mailbox' }, 'an alias is not a login')
+  t.match(await verify(router, 'x@example.com', 'builder'), { result: 'unknown' }, 'a catch-all is not a login')
+  t.match(await verify(router, 'carol@example.org', 'wrong'), { result: 'mismatch' }, 'disabled with a wrong password: just a mismatch')
+  t.match(await verify(router, 'carol@example.org', 'carol-disabled'), { result: 'disabled' })
+})
+
+t.test('directory trouble is a temporary failure, never unknown or mismatch', async (t) => {
+  const dir = demoDirectory()
+  const { router } = routerFor(dir)
+  dir.down()
+  t.match(await verify(router, 'alice@example.org', 'wonderland'), { result: 'tempfail' })
+  t.match(await verify(router, 'nobody@example.org', 'x'), { result: 'tempfail' })
+  dir.up()
+  await verify(router, 'bob@example.org', 'builder') // cached resolution; now the password check hangs
+  dir.delayMs = 2000
+  const started = performance.now()
+  t.match(await verify(router, 'bob@example.org', 'builder'), { result: 'tempfail' })
+  t.ok(performance.now() - started < 1500, 'within the deadline')
+})
+
+t.test('backend trouble: unknown mailHost and maintenance are temporary failures', async (t) => {
+  const registry = new Registry(demoRegistry().domains, [{ ...DEMO_BACKENDS[0]!, adminState: 'maintenance' }])
+  const dir = demoDirectory()
+  const { router } = routerFor(dir, { registry })
+  t.match(await verify(router, 'alice@example.org', 'wonderland'), { result: 'tempfail', reason: /maintenance/ })
+  t.match(await verify(router, 'bob@example.org', 'builder'), { result: 'tempfail', reason: /not a configured backend/ })
+})
+
+t.test('lookups: passwordless services only', async (t) => {
+  const { router } = routerFor(demoDirectory())
+  t.match(await router.lookup({ user: 'bob@example.org', service: 'lmtp' }, 'test'), { result: 'ok', fields: { nopassword: 'y', port: '24' } })
+  t.match(await router.lookup({ user: 'bob@example.org', service: 'doveadm' }, 'test'), { result: 'ok' })
+  t.match(await router.lookup({ user: 'bob@example.org', service: 'imap' }, 'test'), { result: 'mismatch', reason: /plaintext/ })
+  t.match(await router.lookup({ user: 'carol@example.org', service: 'lmtp' }, 'test'), { result: 'disabled' })
+})
+
+t.test('brakes: tarpit after N account failures from one IP, refuse later without checking', async (t) => {
+  const dir = demoDirectory()
+  const { router } = routerFor(dir)
+  t.match(await verify(router, 'alice@example.org', 'x1', 'imap', '192.0.2.66'), { result: 'mismatch', tarpitSeconds: 0 })
+  t.match(await verify(router, 'alice@example.org', 'x2', 'imap', '192.0.2.66'), { result: 'mismatch', tarpitSeconds: 0 })
+  t.match(await verify(router, 'alice@example.org', 'x3', 'imap', '192.0.2.66'), { result: 'mismatch', tarpitSeconds: 1 }, 'the N+1th is tarpitted')
+  t.match(await verify(router, 'alice@example.org', 'wonderland', 'imap', '192.0.2.66'), { result: 'mismatch', refused: true }, 'refused even with the right password')
+  t.match(await verify(router, 'alice@example.org', 'wonderland', 'imap', '203.0.113.9'), { result: 'ok', tarpitSeconds: 0 }, 'the owner on a clean IP')
+})
