@@ -41,12 +41,16 @@ const auth = createServer((req, res) => {
   const h = req.headers
   const password = decodeURIComponent(String(h['auth-pass'] ?? ''))
   const port = h['auth-protocol'] === 'pop3' ? mx1.ports.pop3 : h['auth-protocol'] === 'smtp' ? sink.port : mx1.ports.imap
+  // An alternate name: answered with Auth-User, the name nginx logs in to the backend with.
+  const alternate = h['auth-user'] === 'alice.liddell@example.org' && password === 'wonderland'
   const good =
     h['x-auth-key'] === SECRET &&
     ((h['auth-method'] === 'none' && /RCPT TO:<alice@example\.org>/.test(String(h['auth-smtp-to']))) ||
       DEMO_MAIL_USERS.mx1.some((u) => u.user === h['auth-user'] && u.password === password))
   const headers: Record<string, string> = good
     ? { 'Auth-Status': 'OK', 'Auth-Server': '127.0.0.1', 'Auth-Port': String(port) }
+    : alternate
+    ? { 'Auth-Status': 'OK', 'Auth-Server': '127.0.0.1', 'Auth-Port': String(port), 'Auth-User': 'alice@example.org' }
     : { 'Auth-Status': 'Invalid login or password', ...(waitOnFailure ? { 'Auth-Wait': '1' } : {}) }
   res.writeHead(200, headers).end()
 })
@@ -70,6 +74,8 @@ t.test('IMAP: routed to the backend named, with the request protocols.md describ
     'client-ip': '127.0.0.1',
     'x-auth-key': SECRET,
   })
+  const alt = await imapLogin(nginx.ports.imap, 'alice.liddell@example.org', 'wonderland')
+  t.same([alt.login.status, alt.subject], ['OK', helloSubject('mx1')], 'Auth-User: nginx logs in to the backend (which knows no alice.liddell) as the name answered')
   await imapLogin(nginx.ports.imap, 'alice@example.org', 'p@ss word%+')
   t.equal(requests.at(-1)?.['auth-pass'], 'p@ss%20word%25+', 'space and % escaped, + and @ raw')
 })
