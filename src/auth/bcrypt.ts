@@ -10,7 +10,7 @@ import { equalDigests, UnsupportedSchemeError } from './scheme-support.js'
 
 /** bcrypt's key schedule reads the password and its NUL terminator, at most 72 bytes. */
 export const BCRYPT_MAX_KEY_BYTES = 72
-/** About 60 ms here (docs in passwords.ts); Dovecot's own default, 5, is 30 times cheaper. */
+/** About 60 ms here (passwords.ts has the numbers); Dovecot's own default, 5, is 32 times cheaper. */
 export const BCRYPT_DEFAULT_COST = 10
 
 const STORED = /^\$2[aby]\$([0-9]{2})\$([./A-Za-z0-9]{53})$/
