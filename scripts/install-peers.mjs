@@ -20,6 +20,8 @@ const PEERS = [
   { pkg: 'dovecot-lmtpd', probe: () => existsSync('/usr/lib/dovecot/lmtp') },
   { pkg: 'dovecot-auth-lua', probe: () => existsSync('/usr/lib/dovecot/modules/auth/libauthdb_lua.so') },
   { pkg: 'lua-cjson', probe: () => existsSync('/usr/lib/x86_64-linux-gnu/lua/5.4/cjson.so') || existsSync('/usr/lib/aarch64-linux-gnu/lua/5.4/cjson.so') },
+  // mkpasswd (SHA-crypt test vectors from an independent implementation).
+  { pkg: 'whois', probe: () => existsSync('/usr/bin/mkpasswd') },
   // nginx with its mail proxy module.
   { pkg: 'nginx', probe: () => existsSync('/usr/sbin/nginx') },
   { pkg: 'libnginx-mod-mail', probe: () => existsSync('/usr/lib/nginx/modules/ngx_mail_module.so') },

@@ -14,6 +14,7 @@ export const ErrorCodes = {
   ALIAS_LOOP: 'MH_ALIAS_LOOP',
   LOOKUP_DEADLINE: 'MH_LOOKUP_DEADLINE',
   UNKNOWN_MAP: 'MH_UNKNOWN_MAP',
+  PASSWORD_SCHEME: 'MH_PASSWORD_SCHEME',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

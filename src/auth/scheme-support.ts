@@ -4,10 +4,10 @@
 // plausible-looking hash instead of the error the operator needs to see.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { MailhostdError, type ErrorCode } from '../errors.js'
+import { ErrorCodes, MailhostdError } from '../errors.js'
 
 // Not in ErrorCodes yet (src/errors.ts belongs to another module); the cast goes once it is.
-const PASSWORD_SCHEME = 'MH_PASSWORD_SCHEME' as string as ErrorCode
+const PASSWORD_SCHEME = ErrorCodes.PASSWORD_SCHEME
 
 /**
  * A stored password value in a scheme mailhostd does not know, or malformed for its scheme.
@@ -19,7 +19,7 @@ export class UnsupportedSchemeError extends MailhostdError {
   readonly scheme: string | undefined
 
   constructor(scheme: string | undefined, problem: string) {
-    super(PASSWORD_SCHEME, scheme === undefined ? `stored password: ${problem}` : `stored password {${scheme}}: ${problem}`, {
+    super(ErrorCodes.PASSWORD_SCHEME, scheme === undefined ? `stored password: ${problem}` : `stored password {${scheme}}: ${problem}`, {
       // Needs someone to fix the stored value: waiting does not help.
       transient: false,
     })
