@@ -6,7 +6,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { ErrorCodes, MailhostdError } from '../errors.js'
 
-// Not in ErrorCodes yet (src/errors.ts belongs to another module); the cast goes once it is.
 
 /**
  * A stored password value in a scheme mailhostd does not know, or malformed for its scheme.
