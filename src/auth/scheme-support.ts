@@ -6,7 +6,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { ErrorCodes, MailhostdError } from '../errors.js'
 
-
 /**
  * A stored password value in a scheme mailhostd does not know, or malformed for its scheme.
  * Never a match: callers answer with a temporary failure and log it. The message names the
