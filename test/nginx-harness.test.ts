@@ -15,6 +15,7 @@ import { pop3Login } from './harness/pop3-client.js'
 import { sendMail } from './harness/smtp-client.js'
 import { startSmtpSink } from './harness/smtp-sink.js'
 import { isRunning } from './harness/postfix.js'
+import { freePort } from './harness/ports.js'
 
 const SECRET = 'nginx-harness-secret'
 const started: { stop(): Promise<void> }[] = []
@@ -120,6 +121,13 @@ t.test('nothing secret in the debug error log', async (t) => {
   t.match(log, /\[debug\]/, 'the error log is at debug level')
   t.notMatch(log, /wonderland|carol-disabled/)
   t.notMatch(log, new RegExp(SECRET))
+})
+
+t.test('auth_http unreachable: "internal server error" and the session is closed', async (t) => {
+  const n = await setUp(startNginx({ authHttpPort: await freePort(), secret: SECRET }))
+  const r = await imapLogin(n.ports.imap, 'alice@example.org', 'wonderland')
+  t.same([r.login.status, r.login.text, r.login.closed], ['BAD', 'internal server error', true])
+  await n.waitForLog(/Connection refused\) while in http auth state/)
 })
 
 t.test('stop() ends master and workers and removes the temp dir', async (t) => {

@@ -102,6 +102,11 @@ export interface ImapResult {
   line: string
   /** Untagged responses (`* ...`) that came before it, literals inlined. */
   untagged: string[]
+  /**
+   * The server closed the connection after an untagged `* BYE` or `* BAD` instead of answering
+   * the command (nginx's "internal server error"); status is then BAD and text that line's.
+   */
+  closed?: boolean
 }
 
 /** Quoted string when the value allows it, otherwise a synchronising literal (RFC 3501 4.3). */
@@ -182,7 +187,14 @@ export class ImapSession {
   private async readResult(tag: string): Promise<ImapResult> {
     const untagged: string[] = []
     for (;;) {
-      let line = await this.reader.line()
+      let line: string
+      try {
+        line = await this.reader.line()
+      } catch (e) {
+        const last = untagged.at(-1)
+        if (!last || !/^\* (BYE|BAD)\b/.test(last)) throw e
+        return { status: 'BAD', text: last.replace(/^\* (BYE|BAD) ?/, ''), line: last, untagged, closed: true }
+      }
       // A line ending in {n} is followed by n bytes of literal, then the rest of the line.
       for (let m = /\{(\d+)\}$/.exec(line); m; m = /\{(\d+)\}$/.exec(line)) {
         const literal = await this.reader.bytes(Number(m[1]))
