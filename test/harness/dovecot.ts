@@ -22,7 +22,7 @@ import type { Test } from 'tap'
 import { demoClusterConfig } from '../e2e/demo-table.js'
 import { startMailhostd, type Mailhostd } from './mailhostd.js'
 import { startPostgres, type Pg } from './postgres.js'
-import { mustRun, run, start, stopPid, type RunResult, type Started } from './process.js'
+import { mustRun, run, start, stopPid, untrack, type RunResult, type Started } from './process.js'
 import { freePort, freePorts } from './ports.js'
 import { isRunning, waitForListener } from './postfix.js'
 import { startSlapd, type Slapd } from './slapd.js'
@@ -137,7 +137,10 @@ export async function descendants(pid: number): Promise<number[]> {
   return out
 }
 
-/** Waits up to graceMs for pids to exit, then SIGKILLs the rest. */
+/**
+ * Waits up to graceMs for pids to exit, then SIGKILLs the rest. Each is untracked afterwards, so
+ * the exit hook of process.ts never signals a PID the system has since reused.
+ */
 export async function reap(pids: readonly number[], graceMs = 5_000): Promise<void> {
   const deadline = Date.now() + graceMs
   for (const pid of pids) {
@@ -149,6 +152,7 @@ export async function reap(pids: readonly number[], graceMs = 5_000): Promise<vo
         // exited between the check and the kill
       }
     }
+    untrack(pid)
   }
 }
 

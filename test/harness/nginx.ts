@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { start, stopPid, type Started } from './process.js'
+import { start, stopPid, track, type Started } from './process.js'
 import { freePorts } from './ports.js'
 import { waitForListener } from './postfix.js'
 import { descendants, forget, reap, removeOnExit, rewrite } from './dovecot.js'
@@ -86,6 +86,9 @@ export async function startNginx(o: NginxOptions): Promise<Nginx> {
       const log = await readFile(errorLog, 'utf8').catch(() => '(no error log)')
       throw new Error(`nginx in ${dir} did not come up: ${(e as Error).message}\noutput:\n${proc.output()}\nerror log:\n${log}`, { cause: e })
     }
+    // Workers outlive a SIGKILLed master: if the test process dies, process.ts's exit hook
+    // (which kills tracked PIDs) must know them too.
+    for (const worker of await descendants(proc.pid)) track(worker)
     return instance(dir, errorLog, ports, proc)
   } catch (e) {
     if (proc) await stopMaster(proc)
