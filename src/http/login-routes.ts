@@ -72,6 +72,9 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
   const counted = new Set<string>()
 
   const guard = async (req: FastifyRequest, reply: FastifyReply) => {
+    // nginx reads only headers: without an Auth-Status it reports an internal error to the
+    // client; with one, a temporary failure the client can retry.
+    if (req.url.startsWith('/v1/nginx/')) void reply.header('Auth-Status', 'Temporary authentication failure, try again later')
     if (secretDigest === undefined) return problem(reply, 503, 'MH_LOGIN_NO_SECRET', 'login.secret is not configured')
     const given = req.headers[header]
     if (typeof given !== 'string' || !timingSafeEqual(digest(given), secretDigest)) {
@@ -80,8 +83,10 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
   }
 
   const answer = async (r: LoginResult) => {
-    // Tarpit: hold the answer. Bounded, so an auth worker is never held longer than maxTarpit.
-    if (r.tarpitSeconds > 0) await sleep(Math.min(r.tarpitSeconds * 1000, maxTarpitMs))
+    // Tarpit: hold the answer. Each held answer holds one of Dovecot's auth workers (30 by
+    // default), so the HTTP passdb's tarpit is capped low; the auth policy tarpits for longer
+    // without holding a worker.
+    if (r.tarpitSeconds > 0) await sleep(Math.min(r.tarpitSeconds * 1000, maxTarpitMs, PASSDB_TARPIT_CAP_MS))
     return r.result === 'ok' ? { result: r.result, fields: { ...r.fields } } : { result: r.result, reason: r.reason }
   }
 
@@ -125,6 +130,9 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
     done()
   }
 }
+
+/** Longest hold of a Dovecot passdb answer (docs/login.md). */
+export const PASSDB_TARPIT_CAP_MS = 5000
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest()
 

@@ -53,7 +53,11 @@ export async function nginxAuth(h: IncomingHttpHeaders, d: NginxAuthDeps): Promi
   const r = await d.router.verify({ user, password, service: protocol, ...(clientIp ? { remoteIp: clientIp } : {}) }, 'nginx')
   if (r.result === 'ok') {
     if (r.port === undefined || isIP(r.host) === 0) return fail(TEXT.tempfail, mayRetry ? waitSeconds : undefined, '451 4.3.0')
-    return { headers: { 'Auth-Status': 'OK', 'Auth-Server': r.host, 'Auth-Port': String(r.port) }, delayMs: 0 }
+    // nginx logs in to the backend itself, as Auth-User if given: the canonical name, which the
+    // backend knows, rather than an alternate or alias-domain name, which it may not.
+    const headers: Record<string, string> = { 'Auth-Status': 'OK', 'Auth-Server': r.host, 'Auth-Port': String(r.port) }
+    if (r.canonical !== user.trim().toLowerCase()) headers['Auth-User'] = r.canonical
+    return { headers, delayMs: 0 }
   }
   if ('refused' in r && r.refused) return fail(TEXT.refused, undefined, protocol === 'smtp' ? '454 4.7.0' : undefined)
   const code = protocol !== 'smtp' ? undefined : r.result === 'tempfail' ? '451 4.3.0' : '535 5.7.8'

@@ -42,17 +42,20 @@ export class LoginRouter {
 
   /** A login with a password (Dovecot verify, nginx). `protocol` labels metrics and logs. */
   async verify(req: LoginRequest & { password: string }, protocol: string): Promise<LoginResult> {
-    const account = req.user.trim().toLowerCase()
+    // Resolve first (usually a cache hit): the brakes count the mailbox, not the typed name, or
+    // alice+x@ and alice@<alias domain> would each get their own allowance of guesses.
+    const found = await this.#mailbox(req.user, 0)
+    if ('result' in found && found.result === 'tempfail') return this.#done(protocol, req, found)
+    const account = 'result' in found ? req.user.trim().toLowerCase() : found.mailbox.address
     const verdict = this.#o.brakes.check(account, req.remoteIp)
     if (verdict.action !== 'pass') this.#o.metrics?.brakes.inc({ scope: verdict.scope, action: verdict.action })
     const tarpitSeconds = verdict.action === 'tarpit' ? verdict.seconds : 0
     if (verdict.action === 'refuse') {
       return this.#done(protocol, req, { result: 'mismatch', reason: 'too many failed logins', tarpitSeconds: 0, refused: true })
     }
-    const found = await this.#mailbox(req.user, tarpitSeconds)
     if ('result' in found) {
       if (found.result === 'unknown') this.#o.brakes.failure(account, req.remoteIp)
-      return this.#done(protocol, req, found)
+      return this.#done(protocol, req, { ...found, tarpitSeconds })
     }
     let check: 'ok' | 'mismatch'
     try {
@@ -65,7 +68,9 @@ export class LoginRouter {
       return this.#done(protocol, req, { result: 'mismatch', reason: 'wrong password', tarpitSeconds })
     }
     this.#o.brakes.success(account, req.remoteIp)
-    return this.#done(protocol, req, this.#route(req, found.mailbox, tarpitSeconds))
+    // No nopassword here: Dovecot's auth cache would remember "no password needed" for this
+    // user and let any password in until the entry expires. The proxy forwards the typed one.
+    return this.#done(protocol, req, this.#route(req, found.mailbox, tarpitSeconds, false))
   }
 
   /** A passdb lookup without a password: only for services where none is typed. */
@@ -87,13 +92,14 @@ export class LoginRouter {
   async route(req: LoginRequest, protocol: string): Promise<LoginResult> {
     const found = await this.#mailbox(req.user, 0)
     if ('result' in found) return this.#done(protocol, req, found)
-    return this.#done(protocol, req, this.#route(req, found.mailbox, 0))
+    return this.#done(protocol, req, this.#route(req, found.mailbox, 0, true))
   }
 
   /** The one mailbox a login name stands for, or why there is none. */
   async #mailbox(user: string, tarpitSeconds: number): Promise<{ mailbox: Mailbox } | Failure> {
     const r = await this.#o.resolver.resolve(user, 'login')
-    if (r.kind === 'failed') return { result: 'tempfail', reason: r.reason, tarpitSeconds }
+    // The detailed reason (server, bind DN) is in our log; proxies log only what we answer.
+    if (r.kind === 'failed') return { result: 'tempfail', reason: 'directory unavailable', tarpitSeconds }
     if (r.kind === 'rules' || r.resolution.kind === 'none') return { result: 'unknown', reason: 'no such user', tarpitSeconds }
     const { via, mailboxes } = r.resolution
     // Aliases and catch-alls are not accounts to log in as, even when they reach one mailbox.
@@ -103,18 +109,19 @@ export class LoginRouter {
     return { mailbox: mailboxes[0]! }
   }
 
-  #route(req: LoginRequest, mailbox: Mailbox, tarpitSeconds: number): LoginResult {
+  #route(req: LoginRequest, mailbox: Mailbox, tarpitSeconds: number, nopassword: boolean): LoginResult {
     if (mailbox.status === 'disabled') return { result: 'disabled', reason: 'account disabled', tarpitSeconds }
     const backend = this.#o.registry().backendForMailHost(mailbox.mailHost)
     if (!backend) {
       this.#throttle.run(`nobackend:${mailbox.mailHost}`, (suppressed) =>
         this.#o.logger.error({ mailHost: mailbox.mailHost, account: mailbox.address, suppressed }, 'mailHost names no configured backend; logins to it fail temporarily'),
       )
-      return { result: 'tempfail', reason: `mailbox host ${mailbox.mailHost} is not a configured backend`, tarpitSeconds }
+      return { result: 'tempfail', reason: 'backend unavailable (not configured)', tarpitSeconds }
     }
     if (backend.adminState === 'maintenance') return { result: 'tempfail', reason: 'backend unavailable (maintenance)', tarpitSeconds }
     const port = portFor(req.service, backend)
-    const fields: Record<string, string> = { [this.#o.config.proxyField]: 'y', host: backend.address, nopassword: 'y' }
+    const fields: Record<string, string> = { [this.#o.config.proxyField]: 'y', host: backend.address }
+    if (nopassword) fields.nopassword = 'y'
     if (port !== undefined) fields.port = String(port)
     if (mailbox.address !== req.user.trim().toLowerCase()) fields.destuser = mailbox.address
     return { result: 'ok', canonical: mailbox.address, host: backend.address, ...(port === undefined ? {} : { port }), fields, tarpitSeconds }

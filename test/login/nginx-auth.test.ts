@@ -27,6 +27,7 @@ t.test('IMAP and POP3 logins', async (t) => {
   const { ask } = setup()
   t.same((await ask({ 'auth-user': 'alice@example.org', 'auth-pass': 'wonderland' })).headers, { 'Auth-Status': 'OK', 'Auth-Server': '10.0.0.11', 'Auth-Port': '143' })
   t.same((await ask({ 'auth-user': 'bob@example.org', 'auth-pass': 'builder', 'auth-protocol': 'pop3' })).headers, { 'Auth-Status': 'OK', 'Auth-Server': '10.0.0.12', 'Auth-Port': '110' })
+  t.same((await ask({ 'auth-user': 'Alice.Liddell@example.org', 'auth-pass': 'wonderland' })).headers, { 'Auth-Status': 'OK', 'Auth-Server': '10.0.0.11', 'Auth-Port': '143', 'Auth-User': 'alice@example.org' }, 'the backend login uses the canonical name')
   t.same((await ask({ 'auth-user': 'alice@example.org', 'auth-pass': 'nope' })).headers, { 'Auth-Status': 'Invalid login or password', 'Auth-Wait': '2' })
   t.same((await ask({ 'auth-user': 'alice@example.org', 'auth-pass': 'nope', 'auth-login-attempt': '3' })).headers, { 'Auth-Status': 'Invalid login or password' }, 'last attempt: no Auth-Wait, nginx closes')
   t.same((await ask({ 'auth-user': 'carol@example.org', 'auth-pass': 'carol-disabled' })).headers, { 'Auth-Status': 'Account disabled', 'Auth-Wait': '2' })

@@ -22,8 +22,8 @@ t.test('logins that may proceed get the backend fields', async (t) => {
   const { router } = routerFor(demoDirectory())
   t.same(await verify(router, 'alice@example.org', 'wonderland'), {
     result: 'ok', canonical: 'alice@example.org', host: '10.0.0.11', port: 143,
-    fields: { proxy: 'y', host: '10.0.0.11', nopassword: 'y', port: '143' }, tarpitSeconds: 0,
-  })
+    fields: { proxy: 'y', host: '10.0.0.11', port: '143' }, tarpitSeconds: 0,
+  }, 'no nopassword on verify: Dovecot would cache it as "any password"')
   t.match(await verify(router, 'bob@example.org', 'builder', 'pop3'), { result: 'ok', host: '10.0.0.12', fields: { port: '110' } })
   t.match(await verify(router, 'Alice.Liddell@Example.ORG', 'wonderland'), { result: 'ok', fields: { destuser: 'alice@example.org' } }, 'alternate: destuser')
   t.match(await verify(router, 'alice@example.net', 'wonderland'), { result: 'ok', fields: { destuser: 'alice@example.org' } }, 'alias domain')
@@ -61,7 +61,7 @@ t.test('backend trouble: unknown mailHost and maintenance are temporary failures
   const dir = demoDirectory()
   const { router } = routerFor(dir, { registry })
   t.match(await verify(router, 'alice@example.org', 'wonderland'), { result: 'tempfail', reason: /maintenance/ })
-  t.match(await verify(router, 'bob@example.org', 'builder'), { result: 'tempfail', reason: /not a configured backend/ })
+  t.match(await verify(router, 'bob@example.org', 'builder'), { result: 'tempfail', reason: 'backend unavailable (not configured)' })
 })
 
 t.test('lookups: passwordless services only', async (t) => {
@@ -80,4 +80,14 @@ t.test('brakes: tarpit after N account failures from one IP, refuse later withou
   t.match(await verify(router, 'alice@example.org', 'x3', 'imap', '192.0.2.66'), { result: 'mismatch', tarpitSeconds: 1 }, 'the N+1th is tarpitted')
   t.match(await verify(router, 'alice@example.org', 'wonderland', 'imap', '192.0.2.66'), { result: 'mismatch', refused: true }, 'refused even with the right password')
   t.match(await verify(router, 'alice@example.org', 'wonderland', 'imap', '203.0.113.9'), { result: 'ok', tarpitSeconds: 0 }, 'the owner on a clean IP')
+  for (const other of ['alice+y@example.org', 'ALICE@example.net', 'alice.liddell@example.org']) {
+    t.match(await verify(router, other, 'wonderland', 'imap', '192.0.2.66'), { result: 'mismatch', refused: true }, `${other}: same mailbox, same brakes`)
+  }
+})
+
+t.test('temporary failure reasons carry no internals', async (t) => {
+  const dir = demoDirectory()
+  const { router } = routerFor(dir)
+  dir.down()
+  t.match(await verify(router, 'alice@example.org', 'wonderland'), { result: 'tempfail', reason: 'directory unavailable' })
 })
