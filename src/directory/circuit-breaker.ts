@@ -54,26 +54,20 @@ export class CircuitBreakerDirectory implements Directory {
   /** The error a refused call fails with (one instance: an outage must not allocate per request). */
   readonly refusal = new DirectoryError(ErrorCodes.DIRECTORY_CIRCUIT_OPEN, 'directory failing; not called for now')
 
-  async findByAddress(address: string, signal?: AbortSignal): Promise<DirectoryEntry[]> {
-    const trial = this.#admit()
-    try {
-      const entries = await this.#inner.findByAddress(address, signal)
-      this.#succeeded()
-      return entries
-    } catch (e) {
-      if (e instanceof DirectoryError) this.#failed(e)
-      else this.#succeeded()
-      throw e
-    } finally {
-      if (trial) this.#trialInFlight = false
-    }
+  findByAddress(address: string, signal?: AbortSignal): Promise<DirectoryEntry[]> {
+    return this.#call(() => this.#inner.findByAddress(address, signal))
   }
 
   /** A wrong password is the directory answering: it counts as success here. */
-  async verifyPassword(account: AccountEntry, password: string, signal?: AbortSignal): Promise<'ok' | 'mismatch'> {
+  verifyPassword(account: AccountEntry, password: string, signal?: AbortSignal): Promise<'ok' | 'mismatch'> {
+    return this.#call(() => this.#inner.verifyPassword(account, password, signal))
+  }
+
+  /** Admits the call (or refuses it at once), then records how it went. */
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
     const trial = this.#admit()
     try {
-      const result = await this.#inner.verifyPassword(account, password, signal)
+      const result = await fn()
       this.#succeeded()
       return result
     } catch (e) {
