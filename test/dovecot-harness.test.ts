@@ -5,6 +5,7 @@
 // start-up failure reported with Dovecot's own words.
 
 import t from 'tap'
+import { peerSet } from './harness/peers.js'
 import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
@@ -19,19 +20,7 @@ import { freePort } from './harness/ports.js'
 import { isRunning } from './harness/postfix.js'
 
 const SECRET = 'harness-secret-7f3a'
-const started: { stop(): Promise<void> }[] = []
-const stopAll = () => Promise.all(started.map((s) => s.stop()))
-async function setUp<T extends { stop(): Promise<void> }>(starting: Promise<T>): Promise<T> {
-  try {
-    const peer = await starting
-    started.push(peer)
-    return peer
-  } catch (e) {
-    await stopAll()
-    throw e
-  }
-}
-t.teardown(stopAll)
+const setUp = peerSet(t)
 
 const mx1 = await setUp(startDovecot({ role: 'backend', name: 'mx1', users: DEMO_MAIL_USERS.mx1 }))
 
@@ -102,7 +91,7 @@ http.listen(0, '127.0.0.1')
 await once(http, 'listening')
 const httpPort = (http.address() as { port: number }).port
 // Dovecot keeps its connections alive (and a 'hang' request open): close them, or close() waits.
-started.push({ stop: () => new Promise<void>((r) => http.close(() => r()).closeAllConnections()) })
+await setUp(Promise.resolve({ stop: () => new Promise<void>((r) => http.close(() => r()).closeAllConnections()) }))
 
 const lua = await setUp(startDovecot({ role: 'proxy-lua', httpPort, secret: SECRET, debug: true }))
 
@@ -206,7 +195,7 @@ const dict = createNetServer((c) => {
 const dictSocket = join(sockDir, 'dict.sock')
 dict.listen(dictSocket)
 await once(dict, 'listening')
-started.push({ stop: () => new Promise<void>((r) => dict.close(() => r())) })
+await setUp(Promise.resolve({ stop: () => new Promise<void>((r) => dict.close(() => r())) }))
 
 t.test('dict proxy: O, N and F answers', async (t) => {
   const d = await setUp(startDovecot({ role: 'proxy-dict', dictSocket }))

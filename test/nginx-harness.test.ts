@@ -5,6 +5,7 @@
 // what protocols.md §8 says (secret header, %-escaped password), and stop() cleans up.
 
 import t from 'tap'
+import { peerSet } from './harness/peers.js'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import { existsSync } from 'node:fs'
 import { once } from 'node:events'
@@ -18,19 +19,7 @@ import { isRunning } from './harness/postfix.js'
 import { freePort } from './harness/ports.js'
 
 const SECRET = 'nginx-harness-secret'
-const started: { stop(): Promise<void> }[] = []
-const stopAll = () => Promise.all(started.map((s) => s.stop()))
-async function setUp<T extends { stop(): Promise<void> }>(starting: Promise<T>): Promise<T> {
-  try {
-    const peer = await starting
-    started.push(peer)
-    return peer
-  } catch (e) {
-    await stopAll()
-    throw e
-  }
-}
-t.teardown(stopAll)
+const setUp = peerSet(t)
 
 const mx1 = await setUp(startDovecot({ role: 'backend', name: 'mx1', users: DEMO_MAIL_USERS.mx1 }))
 const sink = await setUp(startSmtpSink())
@@ -58,7 +47,7 @@ const auth = createServer((req, res) => {
 auth.listen(0, '127.0.0.1')
 await once(auth, 'listening')
 // Dovecot keeps its connections alive (and a 'hang' request open): close them, or close() waits.
-started.push({ stop: () => new Promise<void>((r) => auth.close(() => r()).closeAllConnections()) })
+await setUp(Promise.resolve({ stop: () => new Promise<void>((r) => auth.close(() => r()).closeAllConnections()) }))
 const authHttpPort = (auth.address() as { port: number }).port
 
 const nginx = await setUp(startNginx({ authHttpPort, secret: SECRET, debug: true }))

@@ -11,8 +11,7 @@
 // The shipped files are loaded as they are and rewritten only for ports, addresses, paths, the
 // secret and (backend) the mail user: vmail does not exist here, the system user `mail` does.
 
-import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { rmSync } from 'node:fs'
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,9 +21,10 @@ import type { Test } from 'tap'
 import { demoClusterConfig } from '../e2e/demo-table.js'
 import { startMailhostd, type Mailhostd } from './mailhostd.js'
 import { startPostgres, type Pg } from './postgres.js'
-import { mustRun, run, start, stopPid, untrack, type RunResult, type Started } from './process.js'
+import { mustRun, run, start, type RunResult, type Started } from './process.js'
 import { freePort, freePorts } from './ports.js'
-import { isRunning, waitForListener } from './postfix.js'
+import { waitForListener } from './postfix.js'
+import { forget, removeOnExit, stopTree } from './process-tree.js'
 import { startSlapd, type Slapd } from './slapd.js'
 
 const file = (name: string) => fileURLToPath(new URL(`../../dovecot/${name}`, import.meta.url))
@@ -113,62 +113,6 @@ export function rewrite(text: string, name: string, from: string | RegExp, to: s
   const found = typeof from === 'string' ? text.includes(from) : new RegExp(from.source, from.flags.replace('g', '')).test(text)
   if (!found) throw new Error(`${name} no longer contains ${String(from)}; update test/harness/dovecot.ts`)
   return typeof from === 'string' ? text.split(from).join(to) : text.replace(from, () => to)
-}
-
-/** PIDs of every running descendant of pid (from /proc), for cleanup after the parent stops. */
-export async function descendants(pid: number): Promise<number[]> {
-  const parents = new Map<number, number[]>()
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '')
-    // Fields after the command name (which may hold spaces and parentheses): state, ppid, ...
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-    if (!parents.has(ppid)) parents.set(ppid, [])
-    parents.get(ppid)!.push(Number(name))
-  }
-  const out: number[] = []
-  const walk = (p: number) => {
-    for (const c of parents.get(p) ?? []) {
-      out.push(c)
-      walk(c)
-    }
-  }
-  walk(pid)
-  return out
-}
-
-/**
- * Waits up to graceMs for pids to exit, then SIGKILLs the rest. Each is untracked afterwards, so
- * the exit hook of process.ts never signals a PID the system has since reused.
- */
-export async function reap(pids: readonly number[], graceMs = 5_000): Promise<void> {
-  const deadline = Date.now() + graceMs
-  for (const pid of pids) {
-    while ((await isRunning(pid)) && Date.now() < deadline) await sleep(25)
-    if (await isRunning(pid)) {
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {
-        // exited between the check and the kill
-      }
-    }
-    untrack(pid)
-  }
-}
-
-// A crashed test must not leave temp dirs behind; processes are killed by process.ts at exit.
-const liveDirs = new Set<string>()
-let exitHooked = false
-export function removeOnExit(dir: string): void {
-  liveDirs.add(dir)
-  if (exitHooked) return
-  exitHooked = true
-  process.on('exit', () => {
-    for (const d of liveDirs) rmSync(d, { recursive: true, force: true })
-  })
-}
-export function forget(dir: string): void {
-  liveDirs.delete(dir)
 }
 
 async function ids(name: string): Promise<{ uid: number; gid: number }> {
@@ -301,19 +245,13 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     }
     return instance({ role: o.role, dir, configFile, logFile, ports, proc })
   } catch (e) {
-    if (proc) await stopMaster(proc)
+    if (proc) await stopTree(proc)
     forget(dir)
     await rm(dir, { recursive: true, force: true })
     throw e
   }
 }
 
-async function stopMaster(proc: Started): Promise<void> {
-  const children = await descendants(proc.pid)
-  await stopPid(proc.pid, 'SIGTERM', 10_000)
-  await proc.stop()
-  await reap(children)
-}
 
 function instance(p: { role: DovecotOptions['role']; dir: string; configFile: string; logFile: string; ports: Dovecot['ports']; proc: Started }): Dovecot {
   let stopping: Promise<void> | undefined
@@ -339,7 +277,7 @@ function instance(p: { role: DovecotOptions['role']; dir: string; configFile: st
     doveadm: (args) => run('doveadm', ['-c', p.configFile, ...args], { timeoutMs: 30_000 }),
     stop: () =>
       (stopping ??= (async () => {
-        await stopMaster(p.proc)
+        await stopTree(p.proc)
         forget(p.dir)
         await rm(p.dir, { recursive: true, force: true })
       })()),

@@ -13,10 +13,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { start, stopPid, track, type Started } from './process.js'
+import { start, track, type Started } from './process.js'
 import { freePorts } from './ports.js'
 import { waitForListener } from './postfix.js'
-import { descendants, forget, reap, removeOnExit, rewrite } from './dovecot.js'
+import { rewrite } from './dovecot.js'
+import { descendants, forget, removeOnExit, stopTree } from './process-tree.js'
 
 export const MAIL_CONF = fileURLToPath(new URL('../../nginx/mail.conf', import.meta.url))
 const MAIL_MODULE = '/usr/lib/nginx/modules/ngx_mail_module.so'
@@ -91,19 +92,13 @@ export async function startNginx(o: NginxOptions): Promise<Nginx> {
     for (const worker of await descendants(proc.pid)) track(worker)
     return instance(dir, errorLog, ports, proc)
   } catch (e) {
-    if (proc) await stopMaster(proc)
+    if (proc) await stopTree(proc)
     forget(dir)
     await rm(dir, { recursive: true, force: true })
     throw e
   }
 }
 
-async function stopMaster(proc: Started): Promise<void> {
-  const workers = await descendants(proc.pid)
-  await stopPid(proc.pid, 'SIGTERM', 10_000)
-  await proc.stop()
-  await reap(workers)
-}
 
 function instance(dir: string, errorLog: string, ports: Nginx['ports'], proc: Started): Nginx {
   let stopping: Promise<void> | undefined
@@ -126,7 +121,7 @@ function instance(dir: string, errorLog: string, ports: Nginx['ports'], proc: St
     },
     stop: () =>
       (stopping ??= (async () => {
-        await stopMaster(proc)
+        await stopTree(proc)
         forget(dir)
         await rm(dir, { recursive: true, force: true })
       })()),
