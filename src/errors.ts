@@ -15,6 +15,22 @@ export const ErrorCodes = {
   LOOKUP_DEADLINE: 'MH_LOOKUP_DEADLINE',
   UNKNOWN_MAP: 'MH_UNKNOWN_MAP',
   PASSWORD_SCHEME: 'MH_PASSWORD_SCHEME',
+  // Admin API (problem+json `code`); each maps to one HTTP status in ADMIN_STATUS.
+  UNAUTHORIZED: 'MH_UNAUTHORIZED',
+  FORBIDDEN: 'MH_FORBIDDEN',
+  VALIDATION: 'MH_HTTP_VALIDATION',
+  NOT_FOUND: 'MH_NOT_FOUND',
+  CONFLICT: 'MH_CONFLICT',
+  ADDRESS_TAKEN: 'MH_ADDRESS_TAKEN',
+  DOMAIN_NOT_SERVED: 'MH_DOMAIN_NOT_SERVED',
+  BACKEND_IN_USE: 'MH_BACKEND_IN_USE',
+  NO_ELIGIBLE_BACKEND: 'MH_NO_ELIGIBLE_BACKEND',
+  ACCOUNT_MOVING: 'MH_ACCOUNT_MOVING',
+  MOVE_STATE: 'MH_MOVE_STATE',
+  IDEMPOTENCY_MISMATCH: 'MH_IDEMPOTENCY_MISMATCH',
+  IDEMPOTENCY_IN_PROGRESS: 'MH_IDEMPOTENCY_IN_PROGRESS',
+  DIRECTORY_READ_ONLY: 'MH_DIRECTORY_READ_ONLY',
+  DIRECTORY_WRITE: 'MH_DIRECTORY_WRITE',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
@@ -67,6 +83,37 @@ export class DeadlineError extends MailhostdError {
     super(ErrorCodes.LOOKUP_DEADLINE, `directory did not answer within ${ms} ms`, { transient: true })
     this.name = 'DeadlineError'
   }
+}
+
+/** A refused admin request: the code decides the HTTP status (see ADMIN_STATUS). */
+export class AdminError extends MailhostdError {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, { ...options, transient: false })
+    this.name = 'AdminError'
+  }
+}
+
+export const ADMIN_STATUS: Partial<Record<ErrorCode, number>> = {
+  [ErrorCodes.UNAUTHORIZED]: 401,
+  [ErrorCodes.FORBIDDEN]: 403,
+  [ErrorCodes.VALIDATION]: 400,
+  [ErrorCodes.PASSWORD_SCHEME]: 400,
+  [ErrorCodes.NOT_FOUND]: 404,
+  [ErrorCodes.CONFLICT]: 409,
+  [ErrorCodes.ADDRESS_TAKEN]: 409,
+  [ErrorCodes.BACKEND_IN_USE]: 409,
+  [ErrorCodes.ACCOUNT_MOVING]: 409,
+  [ErrorCodes.MOVE_STATE]: 409,
+  [ErrorCodes.IDEMPOTENCY_IN_PROGRESS]: 409,
+  [ErrorCodes.DOMAIN_NOT_SERVED]: 422,
+  [ErrorCodes.NO_ELIGIBLE_BACKEND]: 422,
+  [ErrorCodes.IDEMPOTENCY_MISMATCH]: 422,
+  [ErrorCodes.DIRECTORY_READ_ONLY]: 501,
+  [ErrorCodes.DIRECTORY_WRITE]: 502,
+  [ErrorCodes.DIRECTORY_UNAVAILABLE]: 503,
+  [ErrorCodes.DIRECTORY_TIMEOUT]: 503,
+  [ErrorCodes.DIRECTORY_CIRCUIT_OPEN]: 503,
+  [ErrorCodes.STORE_UNAVAILABLE]: 503,
 }
 
 export function isMailhostdError(e: unknown): e is MailhostdError {

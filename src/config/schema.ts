@@ -67,6 +67,24 @@ const Ldap = Type.Object(
       description: "bind: bind as the user's DN on a separate connection; compare: read userPassword and verify the hash here.",
     }),
     passwordAttribute: Type.String({ default: 'userPassword', description: 'Read in compare mode only.' }),
+    admin: Type.Optional(
+      Type.Object(
+        {
+          bindDN: Type.String({ minLength: 1, description: 'An account allowed to add, modify and delete mail entries.' }),
+          bindPassword: Type.String({ default: '' }),
+          accountDN: Type.String({
+            default: 'uid={address},ou=people,{baseDN}',
+            description: 'DN of a new account entry; {address}, {local}, {domain} and {baseDN} are filled in (values escaped).',
+          }),
+          objectClasses: Type.Array(Type.String({ minLength: 1 }), {
+            minItems: 1,
+            default: ['inetOrgPerson', 'inetLocalMailRecipient', 'mailhostdAccount'],
+          }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    pollInterval: Duration('30s', 'How often to ask for entries whose modifyTimestamp moved (changes made behind mailhostd); 0 turns it off.'),
     connections: Type.Integer({ minimum: 1, maximum: 32, default: 2 }),
     timeout: Duration('2s', 'Per-operation timeout.'),
     connectTimeout: Duration('1s', 'TCP/TLS connect timeout.'),
@@ -189,6 +207,51 @@ const Login = Type.Object(
   { additionalProperties: false, default: {} },
 )
 
+export const PLACEMENT_POLICIES = ['random', 'weighted', 'least-used', 'domain'] as const
+export const PASSWORD_SCHEMES = ['auto', 'ARGON2ID', 'SHA512-CRYPT', 'BLF-CRYPT', 'SSHA512'] as const
+
+const AdminToken = Type.Object(
+  {
+    name: Type.String({ pattern: '^[A-Za-z0-9_.@-]{1,64}$', description: 'Who the token belongs to: the actor in the audit log.' }),
+    role: Type.Union([Type.Literal('read'), Type.Literal('admin')]),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the token, hex (mailhostctl token new prints both).' }),
+  },
+  { additionalProperties: false },
+)
+
+const Admin = Type.Object(
+  {
+    tokens: Type.Array(AdminToken, { default: [] }),
+    placement: Type.Object(
+      {
+        policy: Type.Union(
+          PLACEMENT_POLICIES.map((p) => Type.Literal(p)),
+          { default: 'least-used', description: 'How a new account without an explicit backend is placed.' },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    passwordScheme: Type.Union(
+      PASSWORD_SCHEMES.map((p) => Type.Literal(p)),
+      { default: 'auto', description: 'Scheme for new passwords; auto: ARGON2ID in SQL, SSHA512 in LDAP (slapd pw-sha2 binds with it).' },
+    ),
+    idempotencyTtl: Duration('24h', 'How long an Idempotency-Key is remembered.'),
+    moves: Type.Object(
+      {
+        hook: Type.Array(Type.String({ minLength: 1 }), {
+          default: [],
+          description: 'Command (argv) run per account to copy its mail; empty: no copy step.',
+        }),
+        hookTimeout: Duration('6h', 'A hook running longer is killed and the move marked failed.'),
+        concurrency: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'Hooks run at once per instance.' }),
+        autoComplete: Type.Boolean({ default: false, description: 'Complete a move as soon as its copy succeeded.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+)
+
 export const ConfigSchema = Type.Object(
   {
     dataDir: Type.String({ default: './data', description: 'PGlite database and runtime files.' }),
@@ -290,6 +353,7 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false, default: {} },
     ),
     login: Login,
+    admin: Admin,
     policy: Type.Object(
       {
         defaultRuleSet: Type.String({ default: 'default', description: 'Used when policy_context is empty.' }),
@@ -323,6 +387,9 @@ export type BackendConfig = Static<typeof Backend>
 export type RuleSetConfig = Static<typeof RuleSet>
 export type RateLimitConfig = Static<typeof RateLimit>
 export type LoginConfig = Static<typeof Login>
+export type AdminConfig = Static<typeof Admin>
+export type LdapAdminConfig = NonNullable<LdapConfig['admin']>
+export type PlacementPolicy = (typeof PLACEMENT_POLICIES)[number]
 export type DurationValue = Config['lookup']['deadline']
 
 /**
@@ -331,6 +398,7 @@ export type DurationValue = Config['lookup']['deadline']
  */
 export const SECRET_PATHS = [
   ['directory', 'ldap', 'bindPassword'],
+  ['directory', 'ldap', 'admin', 'bindPassword'],
   ['store', 'url'],
   ['login', 'secret'],
 ] as const

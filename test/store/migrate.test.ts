@@ -11,7 +11,7 @@ import { openPostgres } from '../../src/store/postgres.js'
 import type { Store } from '../../src/store/store.js'
 import { startPostgres } from '../harness/postgres.js'
 
-const TABLES = ['account_addresses', 'accounts', 'aliases', 'audit_log', 'backends', 'domains', 'schema_migrations']
+const TABLES = ['account_addresses', 'accounts', 'aliases', 'audit_log', 'backends', 'domains', 'idempotency_keys', 'moves', 'schema_migrations']
 
 const pgOpts = (url: string) => ({ url, poolSize: 4, connectTimeoutMs: 5000, statementTimeoutMs: 10_000 })
 
@@ -78,20 +78,20 @@ async function migrationCases(t: Test, open: () => Promise<Store>) {
     t.ok(err instanceof MailhostdError, 'a coded error')
     t.equal((err as MailhostdError).code, ErrorCodes.STORE_MIGRATION)
     t.equal((err as MailhostdError).transient, false, 'needs a human')
-    t.match((err as Error).message, /version 999, newer than this mailhostd knows \(1\)/)
+    t.match((err as Error).message, new RegExp(`version 999, newer than this mailhostd knows \\(${LATEST_VERSION}\\)`))
     t.equal(await schemaVersion(store), 999)
   })
 
   await t.test('a failing migration rolls back entirely and is reported', async (t) => {
     const store = await open()
     t.teardown(() => store.close())
-    const broken: Migration = { version: 2, name: 'broken', statements: ['create table half_done (a int)', 'select no_such_column'] }
+    const broken: Migration = { version: LATEST_VERSION + 1, name: 'broken', statements: ['create table half_done (a int)', 'select no_such_column'] }
     await t.rejects(migrate(store, silentLogger, [...MIGRATIONS, broken]), {
       code: ErrorCodes.STORE_MIGRATION,
-      message: /migration 2 \(broken\) failed/,
+      message: new RegExp(`migration ${LATEST_VERSION + 1} \\(broken\\) failed`),
     })
-    t.equal(await schemaVersion(store), 1, 'version 1 committed in its own transaction')
-    t.notOk((await tables(store)).includes('half_done'), 'nothing of version 2 is left')
+    t.equal(await schemaVersion(store), LATEST_VERSION, 'earlier versions committed in their own transactions')
+    t.notOk((await tables(store)).includes('half_done'), 'nothing of the broken version is left')
   })
 }
 
@@ -100,7 +100,7 @@ void t.test('migration list is in sequence', async (t) => {
   t.equal(LATEST_VERSION, MIGRATIONS.length)
   const store = await openPglite(IN_MEMORY)
   t.teardown(() => store.close())
-  const gap: Migration = { version: 3, name: 'gap', statements: [] }
+  const gap: Migration = { version: LATEST_VERSION + 2, name: 'gap', statements: [] }
   await t.rejects(migrate(store, silentLogger, [...MIGRATIONS, gap]), { code: ErrorCodes.STORE_MIGRATION, message: /out of sequence/ })
   t.same(await tables(store), [], 'nothing ran')
 })

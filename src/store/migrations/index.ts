@@ -4,5 +4,6 @@
 
 import type { Migration } from '../migrate.js'
 import { initial } from './0001-initial.js'
+import { admin } from './0002-admin.js'
 
-export const MIGRATIONS: readonly Migration[] = [initial]
+export const MIGRATIONS: readonly Migration[] = [initial, admin]
