@@ -7,6 +7,7 @@ import { dirname, isAbsolute, join } from 'node:path'
 import type { Logger } from 'pino'
 import { Brakes } from './auth/brakes.js'
 import { LookupCache } from './cache/lookup-cache.js'
+import { resolutionLoader } from './cache/resolution-loader.js'
 import { toMs } from './config/duration.js'
 import type { Config } from './config/schema.js'
 import { CircuitBreakerDirectory } from './directory/circuit-breaker.js'
@@ -17,7 +18,6 @@ import { startHttp, type HttpServer } from './http/server.js'
 import { Metrics } from './metrics.js'
 import { LoginRouter } from './login/router.js'
 import { PolicyEngine } from './policy/engine.js'
-import { canonicalAddress } from './resolve/address.js'
 import { Lookups } from './resolve/lookup-service.js'
 import { Registry } from './resolve/registry.js'
 import { Resolver } from './resolve/resolver.js'
@@ -108,12 +108,7 @@ export class Daemon {
         maxStaleMs: toMs(c.cache.maxStale),
         directory: this.#directory,
       },
-      async (key, signal) => {
-        // Keys are stored canonical, so this never fails; it recovers the extension split.
-        const addr = canonicalAddress(key, c.addresses)
-        if (!addr.ok) return { kind: 'none' }
-        return resolver.resolve(addr, signal)
-      },
+      resolutionLoader(resolver, c.addresses),
     )
     this.#registerGauges()
     const lookups = new Lookups({

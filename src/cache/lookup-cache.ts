@@ -6,7 +6,16 @@
 // - when the directory fails or is late, an expired *found* answer is served if it was
 //   confirmed by the directory no longer than maxStale ago. Misses are never served stale
 //   (a stale "no such user" during an outage could bounce mail for a new account), and a cold
-//   miss while the directory is down is a failure, never a miss.
+//   miss while the directory is down is a failure, never a miss;
+// - change notifications evict by dependency: every answer remembers the addresses it asked
+//   the directory about and the entries it got back, so a change to one account evicts its
+//   own key, its `user+ext@` keys, the aliases and catch-alls that reached it and the cached
+//   misses for an address that now exists, and nothing else.
+//
+// Invalidation never deletes a key whose refresh is in flight (lru-cache would abort it and fail
+// its callers); the old answer is marked revoked instead, and is never served again, fresh or
+// stale. A fetch that overlapped an invalidation of something it read is revoked as well: its
+// answer goes to the callers that were already waiting, later callers ask the directory again.
 
 import { LRUCache } from 'lru-cache'
 import { DeadlineError, MailhostdError } from '../errors.js'
@@ -32,12 +41,35 @@ export type CacheOutcome =
   | { readonly ok: true; readonly resolution: Resolution; readonly layer: CacheLayer; readonly ageMs: number }
   | { readonly ok: false; readonly error: unknown }
 
-export type Loader = (key: string, signal: AbortSignal) => Promise<Resolution>
+/** What one resolution consulted: a change to any of these may change its answer. */
+export interface Dependencies {
+  /** Canonical addresses asked of the directory (every findByAddress argument). */
+  readonly addresses: Iterable<string>
+  /** Ids of the directory entries returned (LDAP DN, `sql:account:N`, ...). */
+  readonly ids: Iterable<string>
+}
+
+export interface Loaded {
+  readonly resolution: Resolution
+  readonly deps: Dependencies
+}
+
+/**
+ * Resolves one canonical key. A loader that tracks nothing may return the bare Resolution: the
+ * answer then depends on its key and on the mailboxes it found only.
+ */
+export type Loader = (key: string, signal: AbortSignal) => Promise<Loaded | Resolution>
 
 interface Entry {
   readonly resolution: Resolution
   /** When the directory last confirmed this answer. */
   readonly fetchedAt: number
+  /** Dependency tokens (see addressDep, idDep); the key's own address is always one. */
+  readonly deps: readonly string[]
+  /** The invalidation sequence number when the fetch started. */
+  readonly startSeq: number
+  /** Set by the invalidation that made this answer unusable: never served from the cache again. */
+  revokedAt: number | undefined
 }
 
 export interface CacheStats {
@@ -45,13 +77,39 @@ export interface CacheStats {
   misses: number
   staleServed: number
   evictions: number
+  /** Keys evicted by change notifications. */
+  invalidated: number
 }
+
+// One namespace for both kinds of dependency; the prefixes keep an id from matching an address.
+const addressDep = (address: string) => `a:${address}`
+const idDep = (id: string) => `i:${id}`
+
+/**
+ * How many recently invalidated dependencies are remembered for in-flight fetches. Beyond it
+ * the memory is dropped and every fetch already running is treated as overlapping (not kept):
+ * bounded memory for the price of a few extra directory queries after a very large change.
+ */
+const INVALIDATION_MEMORY = 4096
 
 export class LookupCache {
   readonly #lru: LRUCache<string, Entry>
   readonly #now: () => number
   readonly #opts: CacheOptions
-  readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, evictions: 0 }
+  readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, evictions: 0, invalidated: 0 }
+
+  /** Bumped by every invalidation; fetches and callers note it when they start. */
+  #seq = 0
+  /** dependency -> keys of the usable cached entries that depend on it. */
+  readonly #dependents = new Map<string, Set<string>>()
+  /** key -> its usable cached entry: exactly the entries whose dependencies are in #dependents. */
+  readonly #indexed = new Map<string, Entry>()
+  /** dependency -> sequence number of its latest invalidation (see INVALIDATION_MEMORY). */
+  readonly #invalidatedAt = new Map<string, number>()
+  /** Fetches that started before this sequence number are revoked (clear(), memory overflow). */
+  #floor = 0
+  /** Keys whose fetch is in flight, by the promise lru-cache handed out for it. */
+  readonly #pending = new Map<string, Promise<Entry | undefined>>()
 
   constructor(opts: CacheOptions, load: Loader) {
     this.#opts = opts
@@ -67,38 +125,55 @@ export class LookupCache {
       noDeleteOnStaleGet: true,
       noDeleteOnFetchRejection: true,
       allowStaleOnFetchRejection: false,
-      dispose: (_v, _k, reason) => {
+      // Called with the value actually stored, after the replaced one was disposed of: the one
+      // place that sees what the cache really holds (a fetch result may be discarded).
+      onInsert: (entry, key) => {
+        // An invalidation may have run between the end of the fetch and this insert.
+        entry.revokedAt ??= this.#overlap(entry)
+        if (entry.revokedAt === undefined) this.#index(key, entry)
+      },
+      dispose: (entry, key, reason) => {
         if (reason === 'evict') this.stats.evictions++
+        this.#unindex(key, entry)
       },
       fetchMethod: async (key, _stale, { signal, options }) => {
-        const resolution = await load(key, signal)
+        const startSeq = this.#seq
+        const loaded = await load(key, signal)
+        const { resolution, deps } = 'deps' in loaded ? loaded : { resolution: loaded, deps: implicitDeps(loaded) }
+        const entry: Entry = { resolution, fetchedAt: this.#now(), deps: tokens(key, deps), startSeq, revokedAt: undefined }
+        entry.revokedAt = this.#overlap(entry)
         if (resolution.kind === 'none') options.ttl = this.#opts.negativeTtlMs
-        return { resolution, fetchedAt: this.#now() }
+        // Kept only so its waiting callers get it; expired at once, and never served anyway.
+        if (entry.revokedAt !== undefined) options.ttl = 1
+        return entry
       },
     })
   }
 
   async get(key: string, deadlineMs: number): Promise<CacheOutcome> {
+    const arrived = this.#seq
     const fresh = this.#lru.get(key)
-    if (fresh) {
+    if (fresh && fresh.revokedAt === undefined) {
       this.stats.hits++
       return { ok: true, resolution: fresh.resolution, layer: 'cache', ageMs: this.#now() - fresh.fetchedAt }
     }
     this.stats.misses++
     const dir = this.#opts.directory
     if (dir && !dir.accepting) return this.#staleOr(key, dir.refusal)
-    const fetching = this.#lru.fetch(key)
-    // The fetch may outlive this caller (deadline): its rejection must never go unhandled.
-    fetching.catch(() => undefined)
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new DeadlineError(deadlineMs)), deadlineMs)
     })
     try {
-      const entry = await Promise.race([fetching, deadline])
-      if (entry) return { ok: true, resolution: entry.resolution, layer: 'directory', ageMs: 0 }
-      // lru-cache resolves undefined only when the fetch was aborted; treat it as a failure.
-      return this.#staleOr(key, new DeadlineError(deadlineMs))
+      for (;;) {
+        const entry = await Promise.race([this.#fetch(key), deadline])
+        // lru-cache resolves undefined only when the fetch was aborted; treat it as a failure.
+        if (!entry) return this.#staleOr(key, new DeadlineError(deadlineMs))
+        // A fetch revoked by an invalidation that came before this caller did cannot answer it:
+        // ask again (the new fetch starts after that invalidation, so this repeats at most once).
+        if (entry.revokedAt !== undefined && entry.revokedAt <= arrived) continue
+        return { ok: true, resolution: entry.resolution, layer: 'directory', ageMs: 0 }
+      }
     } catch (error) {
       return this.#staleOr(key, error)
     } finally {
@@ -106,11 +181,26 @@ export class LookupCache {
     }
   }
 
+  /** Joins the fetch in flight for `key` or starts one; never returns the cached value itself. */
+  #fetch(key: string): Promise<Entry | undefined> {
+    // get() comes here only without a usable fresh entry: forcing skips a revoked one.
+    const fetching = this.#lru.fetch(key, { forceRefresh: true })
+    if (this.#pending.get(key) !== fetching) {
+      this.#pending.set(key, fetching)
+      // Settles after lru-cache stored or dropped the result, so #pending never misses a fetch.
+      const done = () => {
+        if (this.#pending.get(key) === fetching) this.#pending.delete(key)
+      }
+      fetching.then(done, done)
+    }
+    return fetching
+  }
+
   #staleOr(key: string, error: unknown): CacheOutcome {
     // Data errors (duplicate owners, alias loops) need a human; an older answer is not safer.
     if (error instanceof MailhostdError && !error.transient) return { ok: false, error }
     const old = this.#lru.peek(key, { allowStale: true })
-    if (old && old.resolution.kind === 'found') {
+    if (old && old.resolution.kind === 'found' && old.revokedAt === undefined) {
       const age = this.#now() - old.fetchedAt
       if (age <= this.#opts.maxStaleMs) {
         // Another caller may have refreshed the entry meanwhile: then it is simply fresh.
@@ -122,16 +212,111 @@ export class LookupCache {
     return { ok: false, error }
   }
 
-  /** Drops one key (a change notification); the next lookup asks the directory. */
-  invalidate(key: string): void {
-    this.#lru.delete(key)
+  /**
+   * Evicts every answer that consulted one of these canonical addresses or returned one of these
+   * directory entries, and keeps fetches already in flight that did from being cached. Returns
+   * how many cached keys were evicted.
+   */
+  invalidateEntries(addresses: readonly string[], ids: readonly string[]): number {
+    const seq = ++this.#seq
+    const keys = new Set<string>()
+    for (const dep of [...addresses.map(addressDep), ...ids.map(idDep)]) {
+      this.#remember(dep, seq)
+      for (const key of this.#dependents.get(dep) ?? []) keys.add(key)
+    }
+    let evicted = 0
+    for (const key of keys) if (this.#revoke(key, seq)) evicted++
+    this.stats.invalidated += evicted
+    return evicted
   }
 
+  /** Drops one key (a change notification); the next lookup asks the directory. */
+  invalidate(key: string): void {
+    const seq = ++this.#seq
+    this.#remember(addressDep(key), seq)
+    if (this.#revoke(key, seq)) this.stats.invalidated++
+  }
+
+  /** Drops every answer (registry reload, lost notifications); fetches in flight are not kept. */
   clear(): void {
-    this.#lru.clear()
+    const seq = ++this.#seq
+    this.#floor = seq
+    this.#invalidatedAt.clear()
+    for (const key of [...this.#indexed.keys()]) this.#revoke(key, seq)
+    // Revoked leftovers of refreshes in flight go too once nothing is in flight.
+    if (this.#pending.size === 0) this.#lru.clear()
   }
 
   get size(): number {
     return this.#lru.size
   }
+
+  /** Sizes of the dependency bookkeeping, for tests and metrics: it only tracks cached keys. */
+  get dependencyIndex(): { readonly keys: number; readonly dependencies: number; readonly recentInvalidations: number } {
+    return { keys: this.#indexed.size, dependencies: this.#dependents.size, recentInvalidations: this.#invalidatedAt.size }
+  }
+
+  /** Marks the key's usable entry revoked and removes it when that aborts no fetch. */
+  #revoke(key: string, seq: number): boolean {
+    const entry = this.#indexed.get(key)
+    if (!entry) return false
+    entry.revokedAt = seq
+    this.#unindex(key, entry)
+    if (!this.#pending.has(key)) this.#lru.delete(key)
+    return true
+  }
+
+  #remember(dep: string, seq: number): void {
+    if (this.#invalidatedAt.size >= INVALIDATION_MEMORY) {
+      this.#invalidatedAt.clear()
+      this.#floor = seq
+    }
+    this.#invalidatedAt.set(dep, seq)
+  }
+
+  /** The latest invalidation since the entry's fetch started that touches what it read. */
+  #overlap(entry: Entry): number | undefined {
+    if (entry.startSeq === this.#seq) return undefined
+    let latest = entry.startSeq < this.#floor ? this.#floor : undefined
+    for (const dep of entry.deps) {
+      const seq = this.#invalidatedAt.get(dep)
+      if (seq !== undefined && seq > entry.startSeq && (latest === undefined || seq > latest)) latest = seq
+    }
+    return latest
+  }
+
+  #index(key: string, entry: Entry): void {
+    const previous = this.#indexed.get(key)
+    if (previous) this.#unindex(key, previous)
+    this.#indexed.set(key, entry)
+    for (const dep of entry.deps) {
+      let keys = this.#dependents.get(dep)
+      if (!keys) this.#dependents.set(dep, (keys = new Set()))
+      keys.add(key)
+    }
+  }
+
+  #unindex(key: string, entry: Entry): void {
+    // A late dispose of an entry already replaced or revoked must not touch its successor.
+    if (this.#indexed.get(key) !== entry) return
+    this.#indexed.delete(key)
+    for (const dep of entry.deps) {
+      const keys = this.#dependents.get(dep)
+      if (!keys) continue
+      keys.delete(key)
+      if (keys.size === 0) this.#dependents.delete(dep)
+    }
+  }
+}
+
+/** The key's own address, then the tracked addresses and ids, without repeats. */
+function tokens(key: string, deps: Dependencies): string[] {
+  const out = new Set<string>([addressDep(key)])
+  for (const a of deps.addresses) out.add(addressDep(a))
+  for (const id of deps.ids) out.add(idDep(id))
+  return [...out]
+}
+
+function implicitDeps(resolution: Resolution): Dependencies {
+  return { addresses: [], ids: resolution.kind === 'found' ? resolution.mailboxes.map((m) => m.id) : [] }
 }

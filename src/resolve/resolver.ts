@@ -36,6 +36,24 @@ export type Resolution =
     }
 
 
+/**
+ * Told every directory question one resolution asks and every entry it gets back, so the cache
+ * knows which changes make the answer wrong (an alias reaching a moved account, a cached miss
+ * for an address that now exists).
+ */
+export interface ResolutionTrace {
+  /** A canonical address was looked up (exact, without extension, alias or catch-all target). */
+  asked(address: string): void
+  /** The directory returned this entry (LDAP DN, `sql:account:N`, ...). */
+  returned(entryId: string): void
+}
+
+/** What one call carries down the recursion. */
+interface Call {
+  readonly signal: AbortSignal | undefined
+  readonly trace: ResolutionTrace | undefined
+}
+
 /** Alias chains deeper than this are treated as a loop (a configuration error). */
 export const MAX_ALIAS_DEPTH = 8
 
@@ -50,12 +68,15 @@ export class Resolver {
     private readonly logger: Logger,
   ) {}
 
-  /** `addr` must be in a served domain (the caller checks that without a directory query). */
-  async resolve(addr: CanonicalAddress, signal?: AbortSignal): Promise<Resolution> {
-    return this.#resolve(addr, [], signal)
+  /**
+   * `addr` must be in a served domain (the caller checks that without a directory query).
+   * `trace` hears every directory question and answer of this call (cache dependencies).
+   */
+  async resolve(addr: CanonicalAddress, signal?: AbortSignal, trace?: ResolutionTrace): Promise<Resolution> {
+    return this.#resolve(addr, [], { signal, trace })
   }
 
-  async #resolve(addr: CanonicalAddress, chain: readonly string[], signal?: AbortSignal): Promise<Resolution> {
+  async #resolve(addr: CanonicalAddress, chain: readonly string[], call: Call): Promise<Resolution> {
     if (chain.includes(addr.address) || chain.length > MAX_ALIAS_DEPTH) {
       throw new DirectoryDataError(ErrorCodes.ALIAS_LOOP, `alias loop or chain too deep: ${[...chain, addr.address].join(' -> ')}`)
     }
@@ -63,29 +84,31 @@ export class Resolver {
     const domain = this.registry().domain(addr.domain)
     if (!domain) return { kind: 'none' }
 
-    const exact = await this.#owners(addr.address, signal)
-    if (exact) return this.#fromEntry(exact, addr.address, addr, undefined, path, signal)
+    const exact = await this.#owners(addr.address, call)
+    if (exact) return this.#fromEntry(exact, addr.address, addr, undefined, path, call)
     if (addr.base !== undefined) {
-      const base = await this.#owners(addr.base, signal)
-      if (base) return this.#fromEntry(base, addr.base, addr, addr, path, signal)
+      const base = await this.#owners(addr.base, call)
+      if (base) return this.#fromEntry(base, addr.base, addr, addr, path, call)
     }
     if (domain.aliasFor !== undefined) {
       const target = this.#canonical(`${addr.local}@${domain.aliasFor}`)
       if (!target) return { kind: 'none' }
-      const inner = await this.#resolve(target, path, signal)
+      const inner = await this.#resolve(target, path, call)
       if (inner.kind === 'none') return inner
       return { ...inner, via: 'alias-domain', rewrite: inner.rewrite.length > 0 ? inner.rewrite : [target.address] }
     }
     if (domain.catchAll !== undefined) {
       // The catch-all's own targets do not inherit the unknown local part's extension.
-      return this.#expand(domain.catchAll, undefined, 'catch-all', path, signal)
+      return this.#expand(domain.catchAll, undefined, 'catch-all', path, call)
     }
     return { kind: 'none' }
   }
 
   /** The single owner of `address`, undefined when none; several owners are a data error. */
-  async #owners(address: string, signal?: AbortSignal): Promise<DirectoryEntry | undefined> {
-    const entries = await this.directory.findByAddress(address, signal)
+  async #owners(address: string, call: Call): Promise<DirectoryEntry | undefined> {
+    call.trace?.asked(address)
+    const entries = await this.directory.findByAddress(address, call.signal)
+    for (const e of entries) call.trace?.returned(e.id)
     const unique = [...new Map(entries.map((e) => [e.id, e])).values()]
     if (unique.length > 1) {
       const ids = unique.map((e) => e.id).join(' | ')
@@ -101,11 +124,11 @@ export class Resolver {
     key: CanonicalAddress,
     viaExtension: CanonicalAddress | undefined,
     path: readonly string[],
-    signal?: AbortSignal,
+    call: Call,
   ): Promise<Resolution> {
     if (entry.kind === 'alias') {
       const ext = viaExtension && { delimiter: viaExtension.delimiter, extension: viaExtension.extension }
-      return this.#expand(entry.targets, ext, 'alias', path, signal)
+      return this.#expand(entry.targets, ext, 'alias', path, call)
     }
     const mailbox = this.#mailbox(entry, matched)
     const canonical = withExtension(mailbox.address, viaExtension?.delimiter, viaExtension?.extension)
@@ -137,7 +160,7 @@ export class Resolver {
     ext: { delimiter: string | undefined; extension: string | undefined } | undefined,
     via: Via,
     path: readonly string[],
-    signal?: AbortSignal,
+    call: Call,
   ): Promise<Resolution> {
     const mailboxes = new Map<string, Mailbox>()
     const external = new Set<string>()
@@ -154,7 +177,7 @@ export class Resolver {
         rewrite.add(outside)
         continue
       }
-      const inner = await this.#resolve(target, path, signal)
+      const inner = await this.#resolve(target, path, call)
       if (inner.kind === 'none') {
         this.logger.warn({ alias: path.at(-1), target: target.address }, 'alias target does not exist; ignored')
         continue

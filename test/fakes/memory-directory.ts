@@ -32,6 +32,16 @@ export class MemoryDirectory implements Directory {
     return this.add(address, entry)
   }
 
+  /** Removes the entry with this id from every address it owned (a delete, or before re-adding it changed). */
+  removeEntry(id: string): this {
+    for (const [address, entries] of this.#entries) {
+      const kept = entries.filter((e) => e.id !== id)
+      if (kept.length > 0) this.#entries.set(address, kept)
+      else this.#entries.delete(address)
+    }
+    return this
+  }
+
   withPasswords(byId: Record<string, string>): this {
     for (const [id, pw] of Object.entries(byId)) this.passwords.set(id, pw)
     return this
