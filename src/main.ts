@@ -4,7 +4,6 @@
 // configuration (systemd should not restart-loop on it), 1 for any other start failure.
 
 import { dirname, isAbsolute, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { loadConfigFile } from './config/load.js'
 import { toMs } from './config/duration.js'
@@ -12,9 +11,9 @@ import type { Config } from './config/schema.js'
 import { Daemon } from './daemon.js'
 import { ConfigError, describeError } from './errors.js'
 import { createLogger } from './log.js'
+import { PACKAGE_ROOT, VERSION } from './version.js'
 
 const EX_CONFIG = 78
-const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 export const DEMO_CONFIG = resolve(PACKAGE_ROOT, 'fixtures/demo/mailhostd.yaml')
 export const DEMO_SQL = resolve(PACKAGE_ROOT, 'fixtures/demo/directory.sql')
 
@@ -46,9 +45,7 @@ async function main(): Promise<number> {
     return 0
   }
   if (values.version) {
-    const { readFileSync } = await import('node:fs')
-    const pkg = JSON.parse(readFileSync(resolve(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
-    process.stdout.write(`mailhostd ${pkg.version}\n`)
+    process.stdout.write(`mailhostd ${VERSION}\n`)
     return 0
   }
 

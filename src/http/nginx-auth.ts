@@ -76,6 +76,7 @@ async function smtpRoute(rcptLine: string, d: NginxAuthDeps, waitSeconds: number
   // An alias may reach several backends: the first mailbox's backend takes the session, and
   // relays the rest through the front-end like any backend Postfix does.
   const mailbox = r.resolution.mailboxes[0]
+  if (mailbox && d.registry().isMoving(mailbox.address)) return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
   const backend = mailbox && d.registry().backendForMailHost(mailbox.mailHost)
   if (!backend || isIP(backend.address) === 0) return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
   return { headers: { 'Auth-Status': 'OK', 'Auth-Server': backend.address, 'Auth-Port': String(backend.ports.smtp) }, delayMs: 0 }

@@ -1,6 +1,7 @@
-// The HTTP listener (default 127.0.0.1:10090). In this version it serves operations only:
-// liveness, readiness, Prometheus metrics, and the lookup endpoint behind `mailhostctl lookup`.
-// It binds to loopback by default; the lookup endpoint reveals no more than the socketmap port.
+// The HTTP listener (default 127.0.0.1:10090): liveness, readiness, Prometheus metrics, the
+// lookup endpoint behind `mailhostctl lookup`, the Dovecot/nginx login endpoints and the admin
+// REST API with its OpenAPI document. It binds to loopback by default; the lookup endpoint
+// reveals no more than the socketmap port, the others need their secret or token.
 
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyError } from 'fastify'
@@ -9,7 +10,11 @@ import { Type } from 'typebox'
 import type { Daemon } from '../daemon.js'
 import { describeError } from '../errors.js'
 import type { LookupService } from '../resolve/answer.js'
+import swagger from '@fastify/swagger'
 import { loginRoutes, type LoginRoutesOptions } from './login-routes.js'
+import { adminRoutes, type AdminRoutesOptions } from './admin/routes.js'
+import { problemOf, sendProblem } from './problem.js'
+import { VERSION } from '../version.js'
 
 export interface HttpServer {
   readonly address: { host: string; port: number }
@@ -24,6 +29,8 @@ export interface HttpOptions {
   readonly logger: Logger
   /** Dovecot and nginx login endpoints (docs/login.md). */
   readonly login?: LoginRoutesOptions
+  /** The admin REST API (docs/admin.md). */
+  readonly admin?: AdminRoutesOptions
 }
 
 const PROBE_TIMEOUT_MS = 2000
@@ -54,31 +61,28 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Errors as RFC 9457 problem+json with our stable codes.
-  app.setErrorHandler((err: FastifyError, _req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500
-    if (status >= 500) o.logger.error({ err: describeError(err) }, 'http handler failed')
-    void reply
-      .code(status)
-      .type('application/problem+json')
-      .send({
-        type: 'about:blank',
-        title: status >= 500 ? 'Internal error' : 'Bad request',
-        status,
-        detail: status >= 500 ? 'internal error' : err.message,
-        code: err.validation ? 'MH_HTTP_VALIDATION' : (err.code ?? 'MH_HTTP_ERROR'),
-      })
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const p = problemOf(err)
+    if (p.status === 500) o.logger.error({ err: describeError(err), method: req.method, url: req.url.split('?')[0] }, 'http handler failed')
+    else if (p.status >= 500) o.logger.warn({ code: p.code, detail: p.detail, method: req.method, url: req.url.split('?')[0] }, 'http request failed')
+    void reply.code(p.status).type('application/problem+json').send(p)
   })
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).type('application/problem+json').send({
-      type: 'about:blank',
-      title: 'Not found',
-      status: 404,
-      detail: `no route ${req.method} ${req.url.split('?')[0]}`,
-      code: 'MH_HTTP_NOT_FOUND',
-    })
+    void sendProblem(reply, 404, 'MH_HTTP_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)
   })
 
+  // The OpenAPI document is built from every route's schemas; registered before the routes.
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'mailhostd', version: VERSION, description: 'Admin REST API (docs/admin.md) and the Dovecot/nginx login endpoints (docs/login.md).' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  })
+  app.get('/v1/openapi.json', { schema: { hide: true } }, () => app.swagger())
+
   if (o.login) await app.register(loginRoutes(o.login))
+  if (o.admin) await app.register(adminRoutes(o.admin))
 
   app.get('/healthz', () => ({ status: 'ok' }))
 

@@ -119,6 +119,7 @@ export class LoginRouter {
       return { result: 'tempfail', reason: 'backend unavailable (not configured)', tarpitSeconds }
     }
     if (backend.adminState === 'maintenance') return { result: 'tempfail', reason: 'backend unavailable (maintenance)', tarpitSeconds }
+    if (this.#o.registry().isMoving(mailbox.address)) return { result: 'tempfail', reason: 'account being moved', tarpitSeconds }
     const port = portFor(req.service, backend)
     const fields: Record<string, string> = { [this.#o.config.proxyField]: 'y', host: backend.address }
     if (nopassword) fields.nopassword = 'y'

@@ -4,7 +4,7 @@
 
 import { isIP } from 'node:net'
 import { LOCAL_MAP_PREFIX, MAP_NAMES } from '../config/schema.js'
-import { found, notFound, type Answer } from './answer.js'
+import { found, notFound, temp, type Answer } from './answer.js'
 import type { BackendInfo, Registry } from './registry.js'
 import type { Mailbox, Resolution } from './resolver.js'
 
@@ -65,6 +65,11 @@ export function answerFor(map: MapName, r: Resolution, registry: Registry, opts:
 }
 
 function transport(r: Extract<Resolution, { kind: 'found' }>, registry: Registry, opts: RouteOptions): Answer {
+  // A mailbox being moved has no trustworthy route until the move completes: TEMP keeps its
+  // mail queued on the front-end (Postfix retries), where any route could deliver it to the
+  // backend that is about to stop holding it.
+  const moving = r.mailboxes.find((m) => registry.isMoving(m.address))
+  if (moving) return temp(`${moving.address} is being moved to another backend`)
   // An alias reaching one backend only can be routed there; otherwise "no override" is the
   // right answer: virtual_alias_maps (the alias map) rewrites the recipient before delivery,
   // and trivial-rewrite routes each rewritten address on its own.

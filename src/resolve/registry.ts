@@ -24,6 +24,10 @@ export interface BackendInfo {
   readonly ports: BackendPorts
   /** Absent means active. */
   readonly adminState?: AdminState
+  /** Placement weight (absent: 1). */
+  readonly weight?: number
+  /** Most accounts placement puts on it (absent or null: unlimited). */
+  readonly capacity?: number | null
 }
 
 export interface DomainInfo {
@@ -33,14 +37,19 @@ export interface DomainInfo {
   readonly aliasFor?: string
   /** Targets for unknown local parts; never shadows an existing address. */
   readonly catchAll?: readonly string[]
+  /** Backend id the `domain` placement policy prefers. */
+  readonly affinity?: string
 }
 
 export class Registry {
   readonly #domains: ReadonlyMap<string, DomainInfo>
   readonly #backends: ReadonlyMap<string, BackendInfo>
   readonly #byMailHost: ReadonlyMap<string, BackendInfo>
+  readonly #moving: ReadonlySet<string>
 
-  constructor(domains: readonly DomainInfo[], backends: readonly BackendInfo[]) {
+  /** `moving`: canonical primary addresses of accounts being moved (admin moves). */
+  constructor(domains: readonly DomainInfo[], backends: readonly BackendInfo[], moving: Iterable<string> = []) {
+    this.#moving = new Set(moving)
     this.#domains = new Map(domains.map((d) => [d.name, d]))
     this.#backends = new Map(backends.map((b) => [b.id, b]))
     const byHost = new Map<string, BackendInfo>()
@@ -61,6 +70,20 @@ export class Registry {
   /** The backend a mailHost value names (case-insensitive), if any. */
   backendForMailHost(mailHost: string): BackendInfo | undefined {
     return this.#byMailHost.get(mailHost.trim().toLowerCase())
+  }
+
+  /** Whether the mailbox with this canonical address is being moved: mail waits, logins fail temporarily. */
+  isMoving(address: string): boolean {
+    return this.#moving.has(address)
+  }
+
+  get movingCount(): number {
+    return this.#moving.size
+  }
+
+  /** The same domains and backends with another set of moving accounts. */
+  withMoving(moving: Iterable<string>): Registry {
+    return new Registry(this.domains, this.backends, moving)
   }
 
   get domains(): DomainInfo[] {

@@ -2,6 +2,7 @@
 // snapshot lookups use. Config wins for the fields it sets; rows it does not mention, and the
 // fields it has no say over (weight, capacity, admin state, affinity), are left to the admin API.
 
+import { recordAudit } from '../admin/audit.js'
 import { ConfigError } from '../errors.js'
 import type { BackendConfig, Config, DomainConfig } from '../config/schema.js'
 import { canonicalDomain } from '../resolve/address.js'
@@ -83,8 +84,10 @@ export async function seedFromConfig(store: Store, config: Config): Promise<void
 
 export async function loadRegistry(store: Store): Promise<{ domains: DomainInfo[]; backends: BackendInfo[] }> {
   // admin_state is not seeded from the config (an admin sets it), so it is read here only.
-  const b = await store.query<BackendRow & { admin_state: AdminState }>(`select ${BACKEND_COLUMNS}, admin_state from backends order by id`)
-  const d = await store.query<DomainRow>(`select ${DOMAIN_COLUMNS} from domains order by name`)
+  const b = await store.query<BackendRow & { admin_state: AdminState; weight: number; capacity: number | null }>(
+    `select ${BACKEND_COLUMNS}, admin_state, weight, capacity from backends order by id`,
+  )
+  const d = await store.query<DomainRow & { backend_affinity: string | null }>(`select ${DOMAIN_COLUMNS}, backend_affinity from domains order by name`)
   return {
     backends: b.rows.map((r) => ({
       id: r.id,
@@ -93,11 +96,14 @@ export async function loadRegistry(store: Store): Promise<{ domains: DomainInfo[
       route: r.route,
       ports: { lmtp: r.lmtp_port, smtp: r.smtp_port, imap: r.imap_port, pop3: r.pop3_port },
       adminState: r.admin_state,
+      weight: r.weight,
+      capacity: r.capacity,
     })),
     domains: d.rows.map((r) => ({
       name: r.name,
       ...(r.alias_for === null ? {} : { aliasFor: r.alias_for }),
       ...(r.catch_all === null ? {} : { catchAll: r.catch_all }),
+      ...(r.backend_affinity === null ? {} : { affinity: r.backend_affinity }),
     })),
   }
 }
@@ -144,12 +150,6 @@ function sameRow<R extends object>(have: R, want: R): boolean {
   return pick(have) === pick(want)
 }
 
-async function audit(tx: Queryable, subjectType: string, subject: string, before: object | undefined, after: object) {
-  await tx.query(
-    `insert into audit_log (actor, action, subject_type, subject, before, after)
-     values ($1, $2, $3, $4, $5::jsonb, $6::jsonb)`,
-    [CONFIG_ACTOR, before === undefined ? 'create' : 'update', subjectType, subject, json(before), json(after)],
-  )
+function audit(tx: Queryable, subjectType: 'backend' | 'domain', subject: string, before: object | undefined, after: object) {
+  return recordAudit(tx, { actor: CONFIG_ACTOR, action: before === undefined ? 'create' : 'update', subjectType, subject, before, after })
 }
-
-const json = (v: object | undefined) => (v === undefined ? null : JSON.stringify(v))

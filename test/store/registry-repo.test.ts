@@ -14,8 +14,8 @@ const demo = loadConfigFile(new URL('../../fixtures/demo/mailhostd.yaml', import
 const ports = { lmtp: 24, smtp: 25, imap: 143, pop3: 110 }
 const DEMO_REGISTRY = {
   backends: [
-    { id: 'mx1', mailHosts: ['mx1.example.org'], address: '10.0.0.11', route: 'lmtp', ports, adminState: 'active' },
-    { id: 'mx2', mailHosts: ['mx2.example.org'], address: '10.0.0.12', route: 'lmtp', ports, adminState: 'active' },
+    { id: 'mx1', mailHosts: ['mx1.example.org'], address: '10.0.0.11', route: 'lmtp', ports, adminState: 'active', weight: 1, capacity: null },
+    { id: 'mx2', mailHosts: ['mx2.example.org'], address: '10.0.0.12', route: 'lmtp', ports, adminState: 'active', weight: 1, capacity: null },
   ],
   domains: [
     { name: 'example.com', catchAll: ['bob@example.org'] },
@@ -131,7 +131,9 @@ async function registryCases(t: Test, open: () => Promise<Store>) {
       route: 'smtp',
       ports: { ...ports, smtp: 2525 },
       adminState: 'drain',
-    }, 'admin state comes from the store, not the config')
+      weight: 5,
+      capacity: 1000,
+    }, 'admin state, weight and capacity come from the store, not the config')
     t.same(
       reg.domains.find((d) => d.name === 'example.com'),
       { name: 'example.com', catchAll: ['bob@example.org', 'alice@example.org'] },

@@ -1,0 +1,112 @@
+// The audit log: every write through the admin API, and every change the configuration file
+// makes at start, with who, when, and the subject before and after. Written in the same
+// transaction as the change it records, so the log never claims a change that rolled back.
+// Secrets never reach it: password hashes are replaced before the row is built.
+
+import type { Queryable } from '../store/store.js'
+
+export type SubjectType = 'account' | 'domain' | 'backend' | 'move'
+export type AuditAction = 'create' | 'update' | 'delete' | 'start' | 'copied' | 'failed' | 'complete' | 'abort'
+
+export interface AuditRecord {
+  readonly actor: string
+  readonly action: AuditAction
+  readonly subjectType: SubjectType
+  readonly subject: string
+  readonly before?: object | undefined
+  readonly after?: object | undefined
+}
+
+export interface AuditEntry {
+  readonly id: number
+  readonly at: string
+  readonly actor: string
+  readonly action: string
+  readonly subjectType: string
+  readonly subject: string
+  readonly before: unknown
+  readonly after: unknown
+}
+
+export interface AuditQuery {
+  readonly subjectType?: string
+  readonly subject?: string
+  readonly actor?: string
+  readonly action?: string
+  /** ISO 8601 timestamps, inclusive `since`, exclusive `until`. */
+  readonly since?: string
+  readonly until?: string
+  /** Keyset pagination, newest first: only entries with a smaller id. */
+  readonly before?: number
+  readonly limit: number
+}
+
+/** Keys whose values are secrets wherever they appear in a recorded object. */
+const SECRET_KEYS = new Set(['password', 'passwordHash', 'password_hash', 'userPassword', 'bindPassword', 'token', 'secret'])
+
+/** A copy of v with every secret value replaced; a changed password is visible, its value is not. */
+export function redact(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(redact)
+  if (v === null || typeof v !== 'object') return v
+  const out: Record<string, unknown> = {}
+  for (const [k, value] of Object.entries(v)) {
+    out[k] = SECRET_KEYS.has(k) ? (value === null || value === undefined ? value : '(secret)') : redact(value)
+  }
+  return out
+}
+
+export async function recordAudit(tx: Queryable, r: AuditRecord): Promise<void> {
+  await tx.query(
+    `insert into audit_log (actor, action, subject_type, subject, before, after)
+     values ($1, $2, $3, $4, $5::jsonb, $6::jsonb)`,
+    [r.actor, r.action, r.subjectType, r.subject, json(r.before), json(r.after)],
+  )
+}
+
+const json = (v: object | undefined) => (v === undefined ? null : JSON.stringify(redact(v)))
+
+interface AuditRow {
+  id: string
+  at: Date | string
+  actor: string
+  action: string
+  subject_type: string
+  subject: string
+  before: unknown
+  after: unknown
+}
+
+export async function queryAudit(db: Queryable, q: AuditQuery): Promise<{ entries: AuditEntry[]; next?: number }> {
+  const where: string[] = []
+  const params: unknown[] = []
+  const add = (sql: string, value: unknown) => {
+    params.push(value)
+    where.push(sql.replace('?', `$${params.length}`))
+  }
+  if (q.subjectType !== undefined) add('subject_type = ?', q.subjectType)
+  if (q.subject !== undefined) add('subject = ?', q.subject)
+  if (q.actor !== undefined) add('actor = ?', q.actor)
+  if (q.action !== undefined) add('action = ?', q.action)
+  if (q.since !== undefined) add('at >= ?::timestamptz', q.since)
+  if (q.until !== undefined) add('at < ?::timestamptz', q.until)
+  if (q.before !== undefined) add('id < ?', q.before)
+  params.push(q.limit + 1)
+  const { rows } = await db.query<AuditRow>(
+    `select id::text as id, at, actor, action, subject_type, subject, before, after
+       from audit_log ${where.length ? `where ${where.join(' and ')}` : ''}
+      order by id desc limit $${params.length}`,
+    params,
+  )
+  const page = rows.slice(0, q.limit)
+  const entries = page.map((r) => ({
+    id: Number(r.id),
+    at: new Date(r.at).toISOString(),
+    actor: r.actor,
+    action: r.action,
+    subjectType: r.subject_type,
+    subject: r.subject,
+    before: r.before,
+    after: r.after,
+  }))
+  return rows.length > q.limit ? { entries, next: entries.at(-1)!.id } : { entries }
+}

@@ -1,0 +1,205 @@
+// Backends through the admin API: the registry rows in the store, with live account counts.
+// Every write is audited in its own transaction and announced as a registry change, so every
+// instance reloads its registry. A backend that still holds accounts, or that a move is about
+// to fill, cannot be removed.
+
+import { isIP } from 'node:net'
+import { AdminError, ErrorCodes } from '../errors.js'
+import type { AdminState, RouteStyle } from '../resolve/registry.js'
+import type { Queryable } from '../store/store.js'
+import { recordAudit } from './audit.js'
+import { applied, sqlState, type AdminDeps } from './context.js'
+
+export interface Ports {
+  lmtp: number
+  smtp: number
+  imap: number
+  pop3: number
+}
+
+export interface BackendView {
+  id: string
+  mailHosts: string[]
+  address: string
+  route: RouteStyle
+  ports: Ports
+  weight: number
+  capacity: number | null
+  adminState: AdminState
+  /** Accounts whose mailHost names it; null when the directory cannot count (read-only LDAP). */
+  accounts: number | null
+}
+
+export interface NewBackend {
+  id: string
+  address: string
+  mailHosts?: string[]
+  route?: RouteStyle
+  ports?: Partial<Ports>
+  weight?: number
+  capacity?: number | null
+  adminState?: AdminState
+}
+
+export type BackendChanges = Partial<Omit<NewBackend, 'id'>>
+
+interface Row {
+  id: string
+  mailhosts: string[]
+  address: string
+  route: RouteStyle
+  lmtp_port: number
+  smtp_port: number
+  imap_port: number
+  pop3_port: number
+  weight: number
+  capacity: number | null
+  admin_state: AdminState
+}
+
+const COLUMNS = 'id, mailhosts, address, route, lmtp_port, smtp_port, imap_port, pop3_port, weight, capacity, admin_state'
+
+const view = (r: Row, accounts: number | null): BackendView => ({
+  id: r.id,
+  mailHosts: r.mailhosts,
+  address: r.address,
+  route: r.route,
+  ports: { lmtp: r.lmtp_port, smtp: r.smtp_port, imap: r.imap_port, pop3: r.pop3_port },
+  weight: r.weight,
+  capacity: r.capacity,
+  adminState: r.admin_state,
+  accounts,
+})
+
+/** What the audit log records: the stored fields, without the count. */
+const recorded = (r: Row) => {
+  const { accounts: _ignored, ...rest } = view(r, null)
+  return rest
+}
+
+export class Backends {
+  constructor(private readonly d: AdminDeps) {}
+
+  async list(): Promise<BackendView[]> {
+    const { rows } = await this.d.store.query<Row>(`select ${COLUMNS} from backends order by id`)
+    const counts = await this.#counts()
+    return rows.map((r) => view(r, counts?.get(r.id) ?? (counts ? 0 : null)))
+  }
+
+  async get(id: string): Promise<BackendView> {
+    const row = await this.#row(this.d.store, id)
+    const counts = await this.#counts()
+    return view(row, counts?.get(id) ?? (counts ? 0 : null))
+  }
+
+  async create(actor: string, b: NewBackend): Promise<BackendView> {
+    checkAddress(b.address)
+    const mailHosts = normaliseHosts(b.mailHosts ?? [])
+    const row = await this.d.store.transaction(async (tx) => {
+      await this.#checkNames(tx, b.id, mailHosts)
+      const p = { lmtp: 24, smtp: 25, imap: 143, pop3: 110, ...b.ports }
+      let inserted: Row
+      try {
+        ;[inserted] = (
+          await tx.query<Row>(
+            `insert into backends (id, mailhosts, address, route, lmtp_port, smtp_port, imap_port, pop3_port, weight, capacity, admin_state)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning ${COLUMNS}`,
+            [b.id, mailHosts, b.address, b.route ?? 'lmtp', p.lmtp, p.smtp, p.imap, p.pop3, b.weight ?? 1, b.capacity ?? null, b.adminState ?? 'active'],
+          )
+        ).rows as [Row]
+      } catch (e) {
+        if (sqlState(e) === '23505') throw new AdminError(ErrorCodes.CONFLICT, `backend ${b.id} exists already`)
+        throw e
+      }
+      await recordAudit(tx, { actor, action: 'create', subjectType: 'backend', subject: b.id, after: recorded(inserted) })
+      await this.d.bus.publish({ kind: 'registry' }, tx)
+      return inserted
+    })
+    await applied(this.d, { kind: 'registry' })
+    return view(row, 0)
+  }
+
+  async update(actor: string, id: string, c: BackendChanges): Promise<BackendView> {
+    if (c.address !== undefined) checkAddress(c.address)
+    const row = await this.d.store.transaction(async (tx) => {
+      const before = await this.#row(tx, id, true)
+      const mailHosts = c.mailHosts === undefined ? before.mailhosts : normaliseHosts(c.mailHosts)
+      if (c.mailHosts !== undefined) await this.#checkNames(tx, id, mailHosts)
+      const p = { lmtp: before.lmtp_port, smtp: before.smtp_port, imap: before.imap_port, pop3: before.pop3_port, ...c.ports }
+      const [after] = (
+        await tx.query<Row>(
+          `update backends set mailhosts = $2, address = $3, route = $4, lmtp_port = $5, smtp_port = $6, imap_port = $7,
+                  pop3_port = $8, weight = $9, capacity = $10, admin_state = $11, updated_at = now()
+            where id = $1 returning ${COLUMNS}`,
+          [
+            id,
+            mailHosts,
+            c.address ?? before.address,
+            c.route ?? before.route,
+            p.lmtp,
+            p.smtp,
+            p.imap,
+            p.pop3,
+            c.weight ?? before.weight,
+            c.capacity === undefined ? before.capacity : c.capacity,
+            c.adminState ?? before.admin_state,
+          ],
+        )
+      ).rows as [Row]
+      await recordAudit(tx, { actor, action: 'update', subjectType: 'backend', subject: id, before: recorded(before), after: recorded(after) })
+      await this.d.bus.publish({ kind: 'registry' }, tx)
+      return after
+    })
+    await applied(this.d, { kind: 'registry' })
+    // Other names now count for this backend.
+    if (c.mailHosts !== undefined) this.d.counts?.reset()
+    const counts = await this.#counts()
+    return view(row, counts?.get(id) ?? (counts ? 0 : null))
+  }
+
+  async remove(actor: string, id: string): Promise<void> {
+    const counts = await this.#counts(true)
+    const held = counts?.get(id) ?? 0
+    if (held > 0) throw new AdminError(ErrorCodes.BACKEND_IN_USE, `backend ${id} still holds ${held} account(s): move them first`)
+    await this.d.store.transaction(async (tx) => {
+      const before = await this.#row(tx, id, true)
+      const moves = await tx.query(`select 1 from moves where target_backend = $1 and state in ('pending', 'copying', 'copied', 'failed') limit 1`, [id])
+      if (moves.rows.length > 0) throw new AdminError(ErrorCodes.BACKEND_IN_USE, `backend ${id} is the target of unfinished moves`)
+      await tx.query('delete from backends where id = $1', [id])
+      await recordAudit(tx, { actor, action: 'delete', subjectType: 'backend', subject: id, before: recorded(before) })
+      await this.d.bus.publish({ kind: 'registry' }, tx)
+    })
+    await applied(this.d, { kind: 'registry' })
+  }
+
+  async #row(db: Queryable, id: string, lock = false): Promise<Row> {
+    const { rows } = await db.query<Row>(`select ${COLUMNS} from backends where id = $1${lock ? ' for update' : ''}`, [id])
+    if (!rows[0]) throw new AdminError(ErrorCodes.NOT_FOUND, `no backend ${id}`)
+    return rows[0]
+  }
+
+  /** A name (id or mailHost) must mean one backend only, or routing would depend on load order. */
+  async #checkNames(tx: Queryable, id: string, mailHosts: readonly string[]): Promise<void> {
+    const names = [id.toLowerCase(), ...mailHosts]
+    const { rows } = await tx.query<{ id: string; name: string }>(
+      `select b.id, n.name from backends b, unnest(array_prepend(lower(b.id), b.mailhosts)) as n(name)
+        where b.id <> $1 and lower(n.name) = any($2)`,
+      [id, names],
+    )
+    if (rows[0]) throw new AdminError(ErrorCodes.CONFLICT, `${rows[0].name} already names backend ${rows[0].id}`)
+  }
+
+  async #counts(fresh = false): Promise<Map<string, number> | undefined> {
+    if (!this.d.counts) return undefined
+    if (fresh) this.d.counts.reset()
+    return this.d.counts.byBackend(this.d.registry())
+  }
+}
+
+function checkAddress(address: string): void {
+  if (isIP(address) === 0) throw new AdminError(ErrorCodes.VALIDATION, `address must be an IP address (proxies need IP literals): ${address}`)
+}
+
+function normaliseHosts(hosts: readonly string[]): string[] {
+  return [...new Set(hosts.map((h) => h.trim().toLowerCase()).filter((h) => h !== ''))]
+}

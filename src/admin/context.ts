@@ -1,0 +1,54 @@
+// What the admin services share: the store (registry, moves, audit), the directory (to read who
+// owns an address), the account writer when the directory takes writes, and the change bus
+// that tells every instance what changed.
+
+import type { Change, ChangeBus } from '../cluster/changes.js'
+import type { Config } from '../config/schema.js'
+import type { AccountWriter } from '../directory/accounts.js'
+import type { Directory } from '../directory/directory.js'
+import { AdminError, ErrorCodes } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { Registry } from '../resolve/registry.js'
+import type { Store } from '../store/store.js'
+import type { AccountCounts } from './account-counts.js'
+
+export interface AdminDeps {
+  readonly store: Store
+  readonly bus: ChangeBus
+  readonly registry: () => Registry
+  readonly directory: Pick<Directory, 'findByAddress'>
+  /** Undefined when the directory is read-only (LDAP without directory.ldap.admin). */
+  readonly writer: AccountWriter | undefined
+  readonly counts: AccountCounts | undefined
+  readonly config: Config
+  readonly logger: Logger
+  /**
+   * Applies a change to this instance at once (cache eviction, registry or moves reload), so a
+   * client reads its own write here without waiting for the notification to come back.
+   */
+  readonly apply: (change: Change) => Promise<void>
+  /** Injectable for placement tests. */
+  readonly random?: () => number
+}
+
+export function writable(d: AdminDeps): { writer: AccountWriter; counts: AccountCounts } {
+  if (!d.writer || !d.counts) {
+    throw new AdminError(ErrorCodes.DIRECTORY_READ_ONLY, 'the LDAP directory is read-only for mailhostd: configure directory.ldap.admin to manage accounts')
+  }
+  return { writer: d.writer, counts: d.counts }
+}
+
+/** Postgres unique and foreign-key violations, which the admin API reports as conflicts. */
+export function sqlState(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+}
+
+/** Tells every instance (at the commit of `tx`), then this one at once. Call after the commit. */
+export async function applied(d: AdminDeps, change: Change): Promise<void> {
+  try {
+    await d.apply(change)
+  } catch (e) {
+    d.logger.warn({ change: change.kind, err: String(e) }, 'applying a change locally failed; the notification will retry it')
+  }
+}
