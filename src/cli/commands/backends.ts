@@ -1,0 +1,172 @@
+// `mailhostctl backend ...`: the mail stores accounts live on, their routes, placement weight,
+// capacity and admin state, on /v1/backends.
+
+import { decimal, defined, exclusive, integer, parse, UsageError } from '../args.js'
+import { apiPath, type Api } from '../client.js'
+import { fetchList, print, subcommands, type Command, type Ctx, type Group } from '../command.js'
+import { EXIT } from '../exit.js'
+import { keyValue, list, table, text } from '../table.js'
+
+export interface Backend {
+  id: string
+  mailHosts: string[]
+  address: string
+  route: string
+  ports: Partial<Record<Port, number>>
+  weight: number
+  capacity: number | null
+  adminState: string
+  accounts: number
+}
+
+const PORTS = ['lmtp', 'smtp', 'imap', 'pop3'] as const
+type Port = (typeof PORTS)[number]
+
+const USAGE = `usage: mailhostctl [global options] backend <subcommand>
+
+  list
+  show <id>
+  create <id> --address IP [--mail-host H]... [--route lmtp|smtp] [--lmtp-port N]
+         [--smtp-port N] [--imap-port N] [--pop3-port N] [--weight N] [--capacity N]
+         [--state active|drain|maintenance]
+  update <id> [--address IP] [same options as create] [--no-capacity]
+  drain <id>         no new accounts; mail and logins still routed
+  maintenance <id>   no new accounts; logins get a fast temporary failure
+  activate <id>      back to normal
+  delete <id>        only once no account lives on it and no move targets it
+
+On update, --mail-host replaces the whole list and --no-capacity makes the capacity unlimited.
+To empty a backend: drain it, move its accounts (mailhostctl move start --from ID --target B),
+then delete it.`
+
+export function backendTable(backends: readonly Backend[]): string {
+  return table(backends, [
+    { header: 'ID', value: (b) => b.id },
+    { header: 'ADDRESS', value: (b) => text(b.address) },
+    { header: 'ROUTE', value: (b) => text(b.route) },
+    { header: 'STATE', value: (b) => text(b.adminState) },
+    { header: 'WEIGHT', value: (b) => text(b.weight), align: 'right' },
+    { header: 'CAPACITY', value: (b) => text(b.capacity), align: 'right' },
+    { header: 'ACCOUNTS', value: (b) => text(b.accounts), align: 'right' },
+  ])
+}
+
+export function backendBlock(b: Backend): string {
+  const ports = PORTS.filter((p) => b.ports?.[p] !== undefined).map((p) => `${p} ${b.ports[p]}`)
+  return keyValue([
+    ['id', b.id],
+    ['mail hosts', list(b.mailHosts)],
+    ['address', text(b.address)],
+    ['route', text(b.route)],
+    ['ports', list(ports)],
+    ['weight', text(b.weight)],
+    ['capacity', b.capacity === null ? 'unlimited' : text(b.capacity)],
+    ['state', text(b.adminState)],
+    ['accounts', text(b.accounts)],
+  ])
+}
+
+const FIELD_OPTIONS = {
+  address: { type: 'string' },
+  'mail-host': { type: 'string', multiple: true },
+  route: { type: 'string' },
+  'lmtp-port': { type: 'string' },
+  'smtp-port': { type: 'string' },
+  'imap-port': { type: 'string' },
+  'pop3-port': { type: 'string' },
+  weight: { type: 'string' },
+  capacity: { type: 'string' },
+  state: { type: 'string' },
+} as const
+
+type FieldValues = { [K in keyof typeof FIELD_OPTIONS]?: (typeof FIELD_OPTIONS)[K] extends { multiple: true } ? string[] : string }
+
+/** The ports given on the command line, or undefined when none was. */
+function portOptions(values: FieldValues): Partial<Record<Port, number>> | undefined {
+  const ports = defined(Object.fromEntries(PORTS.map((p) => [p, integer(`${p}-port`, values[`${p}-port`], 1, 65535)])))
+  return Object.keys(ports).length > 0 ? ports : undefined
+}
+
+/** The body fields every write shares, without the ports. */
+function fields(values: FieldValues) {
+  return {
+    address: values.address,
+    mailHosts: values['mail-host'],
+    route: values.route,
+    weight: decimal('weight', values.weight),
+    capacity: integer('capacity', values.capacity),
+    adminState: values.state,
+  }
+}
+
+async function listBackends(ctx: Ctx, args: readonly string[]): Promise<number> {
+  parse(args, {}, [0, 0])
+  const { body, items } = await fetchList<Backend>(ctx, await ctx.api(), { method: 'GET', path: apiPath('backends') }, { key: 'backends', cursor: 'after', all: false })
+  print(ctx, body, () => backendTable(items))
+  return EXIT.OK
+}
+
+async function show(ctx: Ctx, args: readonly string[]): Promise<number> {
+  const { positionals } = parse(args, {}, [1, 1], '<id>')
+  const { body } = await (await ctx.api()).send<Backend>({ method: 'GET', path: apiPath('backends', positionals[0]!) })
+  print(ctx, body, () => backendBlock(body))
+  return EXIT.OK
+}
+
+async function create(ctx: Ctx, args: readonly string[]): Promise<number> {
+  const { values, positionals } = parse(args, FIELD_OPTIONS, [1, 1], '<id>')
+  if (values.address === undefined) throw new UsageError('--address is required')
+  const body = defined({ id: positionals[0]!, ...fields(values), ports: portOptions(values) })
+  const { body: backend } = await (await ctx.api()).send<Backend>({ method: 'POST', path: apiPath('backends'), body })
+  print(ctx, backend, () => backendBlock(backend))
+  return EXIT.OK
+}
+
+async function patch(ctx: Ctx, api: Api, id: string, body: object): Promise<number> {
+  const { body: backend } = await api.send<Backend>({ method: 'PATCH', path: apiPath('backends', id), body })
+  print(ctx, backend, () => backendBlock(backend))
+  return EXIT.OK
+}
+
+async function update(ctx: Ctx, args: readonly string[]): Promise<number> {
+  const { values, positionals } = parse(args, { ...FIELD_OPTIONS, 'no-capacity': { type: 'boolean' } }, [1, 1], '<id>')
+  exclusive(values, 'capacity', 'no-capacity')
+  const id = positionals[0]!
+  const changes = defined({ ...fields(values), capacity: values['no-capacity'] ? null : integer('capacity', values.capacity) })
+  const ports = portOptions(values)
+  if (Object.keys(changes).length === 0 && ports === undefined) throw new UsageError('nothing to change')
+  const api = await ctx.api()
+  // `ports` is one field: merged here with the current ports, so that --lmtp-port alone keeps
+  // the other three whether the daemon replaces or merges the object.
+  const merged = ports && { ...(await api.send<Backend>({ method: 'GET', path: apiPath('backends', id) })).body.ports, ...ports }
+  return patch(ctx, api, id, defined({ ...changes, ports: merged }))
+}
+
+function setState(adminState: string): Command {
+  return async (ctx, args) => {
+    const { positionals } = parse(args, {}, [1, 1], '<id>')
+    return patch(ctx, await ctx.api(), positionals[0]!, { adminState })
+  }
+}
+
+async function remove(ctx: Ctx, args: readonly string[]): Promise<number> {
+  const { positionals } = parse(args, {}, [1, 1], '<id>')
+  await (await ctx.api()).send({ method: 'DELETE', path: apiPath('backends', positionals[0]!) })
+  if (!ctx.json) ctx.io.out(`deleted backend ${positionals[0]!}\n`)
+  return EXIT.OK
+}
+
+export const backends: Group = {
+  name: 'backend',
+  usage: USAGE,
+  run: subcommands({
+    list: listBackends,
+    show,
+    create,
+    update,
+    drain: setState('drain'),
+    maintenance: setState('maintenance'),
+    activate: setState('active'),
+    delete: remove,
+  }),
+}
