@@ -6,10 +6,19 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Change, ChangeEvent } from '../../src/cluster/changes.js'
 import { changePayloads, LISTENER_APPLICATION_NAME, MAX_PAYLOAD_BYTES, parseChangePayload, PgChangeBus } from '../../src/cluster/pg-change-bus.js'
+import { loadConfigFile } from '../../src/config/load.js'
+import { SqlDirectory } from '../../src/directory/sql.js'
 import { createLogger, silentLogger } from '../../src/log.js'
+import { Registry } from '../../src/resolve/registry.js'
+import { migrate } from '../../src/store/migrate.js'
 import { openPostgres } from '../../src/store/postgres.js'
+import { loadRegistry, seedFromConfig } from '../../src/store/registry-repo.js'
+import { applySqlFile } from '../../src/store/sql-file.js'
 import type { Store } from '../../src/store/store.js'
+import { lookupStack } from '../fakes/lookup-stack.js'
 import { startPostgres, type Pg } from '../harness/postgres.js'
+
+const demoFile = (name: string) => new URL(`../../fixtures/demo/${name}`, import.meta.url).pathname
 
 function captureLog() {
   let text = ''
@@ -125,6 +134,42 @@ t.test('PostgreSQL LISTEN/NOTIFY', async (t) => {
     t.same(got(a, before.a), { addresses, ids }, 'the sender')
     t.same(got(b, before.b), { addresses, ids }, 'the other bus')
     t.ok(b.events.length - before.b > 10, `${b.events.length - before.b} notifications`)
+  })
+
+  await t.test("two instances: B's warm cache follows a move made on A within a second", async (t) => {
+    await migrate(store)
+    await seedFromConfig(store, loadConfigFile(demoFile('mailhostd.yaml')))
+    await applySqlFile(store, demoFile('directory.sql'))
+    const { domains, backends } = await loadRegistry(store)
+    const instance = async () => {
+      const { lookups, cache } = lookupStack(new SqlDirectory(store), { registry: new Registry(domains, backends) })
+      const bus = new PgChangeBus({ url: pg.url, connectTimeoutMs: 1000, logger: silentLogger, store })
+      bus.subscribe((e) => {
+        if (e.kind === 'entries') cache.invalidateEntries(e.addresses, e.ids)
+      })
+      await bus.start()
+      t.teardown(() => bus.close())
+      const recipient = async (key: string) => {
+        const r = await lookups.lookup('recipient', key, 'test')
+        return { value: r.answer.outcome === 'found' ? r.answer.value : r.answer.outcome, layer: r.layer }
+      }
+      return { bus, recipient }
+    }
+    const A = await instance()
+    const B = await instance()
+    for (const key of ['alice@example.org', 'postmaster@example.org', 'bob@example.org']) await B.recipient(key)
+    t.same(await B.recipient('postmaster@example.org'), { value: 'mx1.example.org', layer: 'cache' }, 'B is warm')
+
+    const { rows } = await store.query<{ id: string }>("select id::text as id from accounts where address = 'alice@example.org'")
+    await store.transaction(async (tx) => {
+      await tx.query("update accounts set mailhost = 'mx2.example.org' where address = 'alice@example.org'")
+      await A.bus.publish({ kind: 'entries', addresses: ['alice@example.org', 'alice.liddell@example.org'], ids: [`sql:account:${rows[0]!.id}`] }, tx)
+    })
+    const moved = Date.now()
+    await until('B to answer the move', async () => (await B.recipient('alice@example.org')).value === 'mx2.example.org', 1000)
+    await until('B to answer the move for the alias', async () => (await B.recipient('postmaster@example.org')).value === 'mx2.example.org', 1000)
+    t.ok(Date.now() - moved < 1000, `B answered the move ${Date.now() - moved} ms after the commit`)
+    t.same(await B.recipient('bob@example.org'), { value: 'mx2.example.org', layer: 'cache' }, 'the rest of B stays cached')
   })
 
   await t.test('malformed payloads are logged and ignored', async (t) => {
