@@ -57,7 +57,7 @@ export function integer(option: string, value: string | undefined, min = 0, max 
   if (value === undefined) return undefined
   const n = /^\d+$/.test(value) ? Number(value) : NaN
   if (!Number.isSafeInteger(n) || n < min || n > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `from ${min} to ${max}`
+    const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`
     throw new UsageError(`--${option} needs a whole number ${range}, not ${JSON.stringify(value)}`)
   }
   return n

@@ -37,7 +37,7 @@ the connection breaks.`
 
 export function accountTable(accounts: readonly Account[]): string {
   return table(accounts, [
-    { header: 'ADDRESS', value: (a) => a.address },
+    { header: 'ADDRESS', value: (a) => text(a.address) },
     // An account whose mailHost names no backend shows the mailHost, so the operator sees why.
     { header: 'BACKEND', value: (a) => a.backend ?? `- (${text(a.mailHost)})` },
     { header: 'STATUS', value: (a) => text(a.status) },
@@ -48,7 +48,7 @@ export function accountTable(accounts: readonly Account[]): string {
 
 export function accountBlock(a: Account): string {
   return keyValue([
-    ['address', a.address],
+    ['address', text(a.address)],
     ['backend', text(a.backend)],
     ['mail host', text(a.mailHost)],
     ['status', text(a.status)],

@@ -41,7 +41,7 @@ then delete it.`
 
 export function backendTable(backends: readonly Backend[]): string {
   return table(backends, [
-    { header: 'ID', value: (b) => b.id },
+    { header: 'ID', value: (b) => text(b.id) },
     { header: 'ADDRESS', value: (b) => text(b.address) },
     { header: 'ROUTE', value: (b) => text(b.route) },
     { header: 'STATE', value: (b) => text(b.adminState) },
@@ -54,7 +54,7 @@ export function backendTable(backends: readonly Backend[]): string {
 export function backendBlock(b: Backend): string {
   const ports = PORTS.filter((p) => b.ports?.[p] !== undefined).map((p) => `${p} ${b.ports[p]}`)
   return keyValue([
-    ['id', b.id],
+    ['id', text(b.id)],
     ['mail hosts', list(b.mailHosts)],
     ['address', text(b.address)],
     ['route', text(b.route)],

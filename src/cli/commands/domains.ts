@@ -29,7 +29,7 @@ placement policy prefers for the domain's new accounts.`
 
 export function domainTable(domains: readonly Domain[]): string {
   return table(domains, [
-    { header: 'NAME', value: (d) => d.name },
+    { header: 'NAME', value: (d) => text(d.name) },
     { header: 'ALIAS-FOR', value: (d) => text(d.aliasFor) },
     { header: 'CATCH-ALL', value: (d) => list(d.catchAll) },
     { header: 'AFFINITY', value: (d) => text(d.affinity) },
@@ -38,7 +38,7 @@ export function domainTable(domains: readonly Domain[]): string {
 
 export function domainBlock(d: Domain): string {
   return keyValue([
-    ['name', d.name],
+    ['name', text(d.name)],
     ['alias for', text(d.aliasFor)],
     ['catch-all', list(d.catchAll)],
     ['affinity', text(d.affinity)],

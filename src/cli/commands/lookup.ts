@@ -6,7 +6,7 @@ import { parse } from '../args.js'
 import { apiPath, ApiError } from '../client.js'
 import { print, type Ctx, type Group } from '../command.js'
 import { errorLine, EXIT } from '../exit.js'
-import { keyValue } from '../table.js'
+import { keyValue, text } from '../table.js'
 
 interface LookupReply {
   map: string
@@ -34,9 +34,9 @@ const LAYER_TEXT: Record<string, string> = {
 
 export function lookupText(r: LookupReply): string {
   return keyValue([
-    ['map', r.map],
-    ['key', r.key],
-    ['outcome', r.outcome],
+    ['map', text(r.map)],
+    ['key', text(r.key)],
+    ['outcome', text(r.outcome)],
     [r.outcome === 'found' ? 'value' : 'reason', r.value ?? r.reason ?? ''],
     ['layer', LAYER_TEXT[r.layer] ?? r.layer],
     ['time', `${r.elapsedMs.toFixed(3)} ms`],

@@ -46,7 +46,7 @@ export function placementText(p: PlacementAnswer): string {
       ])
   if (!p.candidates || p.candidates.length === 0) return head
   const candidates = table(p.candidates, [
-    { header: 'ID', value: (c) => c.id },
+    { header: 'ID', value: (c) => text(c.id) },
     { header: 'STATE', value: (c) => text(c.adminState) },
     { header: 'WEIGHT', value: (c) => text(c.weight), align: 'right' },
     { header: 'CAPACITY', value: (c) => text(c.capacity), align: 'right' },
