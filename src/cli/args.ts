@@ -63,14 +63,6 @@ export function integer(option: string, value: string | undefined, min = 0, max 
   return n
 }
 
-/** A non-negative decimal option (a placement weight may be fractional). */
-export function decimal(option: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined
-  const n = /^(\d+(\.\d*)?|\.\d+)$/.test(value) ? Number(value) : NaN
-  if (!Number.isFinite(n)) throw new UsageError(`--${option} needs a non-negative number, not ${JSON.stringify(value)}`)
-  return n
-}
-
 /** At most one of the named options may be given. */
 export function exclusive(values: Record<string, unknown>, ...names: string[]): void {
   const given = names.filter((n) => values[n] !== undefined && values[n] !== false)

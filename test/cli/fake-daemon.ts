@@ -296,9 +296,9 @@ export class FakeDaemon {
       const x = this.backends.get(id ?? '')
       if (!x) throw notFound('backend')
       if (m === 'GET') return [200, withCount(x)]
-      // Replaces `ports` as a whole: the CLI must merge it itself.
+      // Merges `ports` with the current ones, as mailhostd does.
       if (m === 'PATCH') {
-        Object.assign(x, b)
+        Object.assign(x, { ...b, ports: { ...x.ports, ...(b.ports as object | undefined) } })
         return [200, withCount(x)]
       }
       if (m === 'DELETE') {

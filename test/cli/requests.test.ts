@@ -10,7 +10,7 @@ import { ApiError } from '../../src/cli/client.js'
 import type { Io } from '../../src/cli/io.js'
 import { daemonUrl, main, splitAtCommand } from '../../src/cli/main.js'
 import { readPassword, readToken, stripNewline } from '../../src/cli/secrets.js'
-import { decimal, integer } from '../../src/cli/args.js'
+import { integer } from '../../src/cli/args.js'
 
 type Answer = Partial<ApiResponse> | Error
 
@@ -132,12 +132,6 @@ t.test('numbers', async (t) => {
   t.throws(() => integer('limit', '1e3', 1), { name: 'UsageError' })
   t.throws(() => integer('lmtp-port', '65536', 1, 65535), { message: '--lmtp-port needs a whole number from 1 to 65535, not "65536"' })
   t.throws(() => integer('limit', '99999999999999999999'), { name: 'UsageError' })
-  t.equal(decimal('weight', '2.5'), 2.5)
-  t.equal(decimal('weight', '.5'), 0.5)
-  t.equal(decimal('weight', '3.'), 3)
-  t.equal(decimal('weight', undefined), undefined)
-  t.throws(() => decimal('weight', '-1'), { name: 'UsageError' })
-  t.throws(() => decimal('weight', 'NaN'), { name: 'UsageError' })
 })
 
 t.test('accounts', async (t) => {
@@ -202,11 +196,8 @@ t.test('backends', async (t) => {
   const create = await ctl(['backend', 'create', 'mx9', '--address', '10.0.0.19', '--imap-port', '1143', '--pop3-port', '1110', '--lmtp-port', '2424', '--capacity', '0'], { answer })
   t.same(create.requests[0]?.body, { id: 'mx9', address: '10.0.0.19', capacity: 0, ports: { lmtp: 2424, imap: 1143, pop3: 1110 } })
   const update = await ctl(['backend', 'update', 'mx1', '--weight', '0', '--address', '10.0.0.21', '--mail-host', 'a.example.org'], { answer })
-  t.same(update.requests, [{ method: 'PATCH', path: 'v1/backends/mx1', body: { address: '10.0.0.21', mailHosts: ['a.example.org'], weight: 0 } }], 'no GET without port options')
-  const ports = await ctl(['backend', 'update', 'mx1', '--pop3-port', '1110'], { answer })
-  t.same(ports.requests.map((r) => [r.method, r.body]), [['GET', undefined], ['PATCH', { ports: { lmtp: 24, smtp: 25, imap: 143, pop3: 1110 } }]])
-  const failed = await ctl(['backend', 'update', 'mx7', '--pop3-port', '1110'], { answer: () => new ApiError(404, 'MH_NOT_FOUND', 'no such backend') })
-  t.same([failed.code, failed.requests.length], [1, 1], 'an unknown backend stops at the GET')
+  t.same(update.requests, [{ method: 'PATCH', path: 'v1/backends/mx1', body: { address: '10.0.0.21', mailHosts: ['a.example.org'], weight: 0 } }])
+  t.same((await ctl(['backend', 'update', 'mx1', '--pop3-port', '1110'], { answer })).requests[0]?.body, { ports: { pop3: 1110 } })
   t.same((await ctl(['backend', 'maintenance', 'mx1'], { answer })).requests[0]?.body, { adminState: 'maintenance' })
   t.equal((await ctl(['backend', 'drain'])).code, 64)
   t.equal((await ctl(['backend', 'create', 'mx9', '--address', '10.0.0.19', '--capacity', '-1'])).code, 64)

@@ -103,12 +103,12 @@ const mx1: Backend = {
 }
 
 t.test('backends', async (t) => {
-  const mx2 = { ...mx1, id: 'mx2', address: '10.0.0.12', weight: 2.5, capacity: 5000, adminState: 'maintenance', accounts: 7 }
+  const mx2 = { ...mx1, id: 'mx2', address: '10.0.0.12', weight: 3, capacity: 5000, adminState: 'maintenance', accounts: 7 }
   t.equal(
     backendTable([mx1, mx2]),
     'ID   ADDRESS    ROUTE  STATE        WEIGHT  CAPACITY  ACCOUNTS\n' +
       'mx1  10.0.0.11  lmtp   active            1         -      1234\n' +
-      'mx2  10.0.0.12  lmtp   maintenance     2.5      5000         7\n',
+      'mx2  10.0.0.12  lmtp   maintenance       3      5000         7\n',
   )
   t.equal(
     backendBlock(mx1),

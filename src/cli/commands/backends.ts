@@ -1,8 +1,8 @@
 // `mailhostctl backend ...`: the mail stores accounts live on, their routes, placement weight,
 // capacity and admin state, on /v1/backends.
 
-import { decimal, defined, exclusive, integer, parse, UsageError } from '../args.js'
-import { apiPath, type Api } from '../client.js'
+import { defined, exclusive, integer, parse, UsageError } from '../args.js'
+import { apiPath } from '../client.js'
 import { fetchList, print, subcommands, type Command, type Ctx, type Group } from '../command.js'
 import { EXIT } from '../exit.js'
 import { keyValue, list, table, text } from '../table.js'
@@ -93,7 +93,7 @@ function fields(values: FieldValues) {
     address: values.address,
     mailHosts: values['mail-host'],
     route: values.route,
-    weight: decimal('weight', values.weight),
+    weight: integer('weight', values.weight),
     capacity: integer('capacity', values.capacity),
     adminState: values.state,
   }
@@ -122,8 +122,8 @@ async function create(ctx: Ctx, args: readonly string[]): Promise<number> {
   return EXIT.OK
 }
 
-async function patch(ctx: Ctx, api: Api, id: string, body: object): Promise<number> {
-  const { body: backend } = await api.send<Backend>({ method: 'PATCH', path: apiPath('backends', id), body })
+async function patch(ctx: Ctx, id: string, body: object): Promise<number> {
+  const { body: backend } = await (await ctx.api()).send<Backend>({ method: 'PATCH', path: apiPath('backends', id), body })
   print(ctx, backend, () => backendBlock(backend))
   return EXIT.OK
 }
@@ -131,21 +131,16 @@ async function patch(ctx: Ctx, api: Api, id: string, body: object): Promise<numb
 async function update(ctx: Ctx, args: readonly string[]): Promise<number> {
   const { values, positionals } = parse(args, { ...FIELD_OPTIONS, 'no-capacity': { type: 'boolean' } }, [1, 1], '<id>')
   exclusive(values, 'capacity', 'no-capacity')
-  const id = positionals[0]!
-  const changes = defined({ ...fields(values), capacity: values['no-capacity'] ? null : integer('capacity', values.capacity) })
-  const ports = portOptions(values)
-  if (Object.keys(changes).length === 0 && ports === undefined) throw new UsageError('nothing to change')
-  const api = await ctx.api()
-  // `ports` is one field: merged here with the current ports, so that --lmtp-port alone keeps
-  // the other three whether the daemon replaces or merges the object.
-  const merged = ports && { ...(await api.send<Backend>({ method: 'GET', path: apiPath('backends', id) })).body.ports, ...ports }
-  return patch(ctx, api, id, defined({ ...changes, ports: merged }))
+  // The daemon merges `ports` with the current ones, so --lmtp-port alone keeps the other three.
+  const body = defined({ ...fields(values), capacity: values['no-capacity'] ? null : integer('capacity', values.capacity), ports: portOptions(values) })
+  if (Object.keys(body).length === 0) throw new UsageError('nothing to change')
+  return patch(ctx, positionals[0]!, body)
 }
 
 function setState(adminState: string): Command {
   return async (ctx, args) => {
     const { positionals } = parse(args, {}, [1, 1], '<id>')
-    return patch(ctx, await ctx.api(), positionals[0]!, { adminState })
+    return patch(ctx, positionals[0]!, { adminState })
   }
 }
 
