@@ -30,10 +30,21 @@ import {
   type ListenerLimits,
   type LineServer,
 } from './server/index.js'
+import { AccountCounts } from './admin/account-counts.js'
+import { createAdmin, type Admin } from './admin/index.js'
+import { movingAccounts } from './admin/moves.js'
+import type { ChangeBus, ChangeEvent } from './cluster/changes.js'
+import { LocalChangeBus } from './cluster/local-change-bus.js'
+import { PgChangeBus } from './cluster/pg-change-bus.js'
+import type { AccountWriter } from './directory/accounts.js'
+import { LdapAccountWriter } from './directory/ldap-accounts.js'
+import { LdapWatcher } from './directory/ldap-watch.js'
+import { SqlAccountWriter } from './directory/sql-accounts.js'
 import { openStore } from './store/open.js'
 import { loadRegistry, seedFromConfig } from './store/registry-repo.js'
 import { applySqlFile } from './store/sql-file.js'
 import type { Store } from './store/store.js'
+import { describeError } from './errors.js'
 
 export interface DaemonOptions {
   /** SQL files applied at every start (idempotent), e.g. the demo directory. */
@@ -57,6 +68,10 @@ export class Daemon {
   #cache: LookupCache | undefined
   #servers: LineServer[] = []
   #http: HttpServer | undefined
+  #bus: ChangeBus | undefined
+  #writer: AccountWriter | undefined
+  #watcher: LdapWatcher | undefined
+  #admin: Admin | undefined
   #closing: Promise<void> | undefined
 
   constructor(
@@ -121,6 +136,8 @@ export class Daemon {
       metrics: this.metrics,
     })
 
+    await this.#watchChanges()
+
     const limits: ListenerLimits = {
       maxConnections: c.limits.maxConnections,
       idleTimeoutMs: toMs(c.limits.idleTimeout),
@@ -165,7 +182,8 @@ export class Daemon {
       }
       if (c.listen.http) {
         const login = { router, brakes, resolver: lookups, registry: () => this.#registry, config: c.login, metrics: this.metrics }
-        this.#http = await startHttp({ ...c.listen.http, daemon: this, lookups, logger: log, login })
+        const admin = this.#startAdmin()
+        this.#http = await startHttp({ ...c.listen.http, daemon: this, lookups, logger: log, login, admin })
         this.bound.push({ name: 'http', ...this.#http.address })
       }
     } catch (e) {
@@ -176,12 +194,76 @@ export class Daemon {
     return this
   }
 
-  /** Re-reads domains and backends from the store; cached resolutions may depend on them. */
+  /** Re-reads domains, backends and moving accounts from the store; drops the cache, whose answers may depend on them. */
   async reloadRegistry(): Promise<void> {
     const { domains, backends } = await loadRegistry(this.store)
-    this.#registry = new Registry(domains, backends)
+    this.#registry = new Registry(domains, backends, await movingAccounts(this.store))
     this.#cache?.clear()
-    this.logger.info({ domains: domains.length, backends: backends.length }, 'registry loaded')
+    this.logger.info({ domains: domains.length, backends: backends.length, moving: this.#registry.movingCount }, 'registry loaded')
+  }
+
+  /** Re-reads only the accounts being moved: maps apply that state to cached resolutions, so the cache stays. */
+  async reloadMoves(): Promise<void> {
+    this.#registry = this.#registry.withMoving(await movingAccounts(this.store))
+    this.logger.debug({ moving: this.#registry.movingCount }, 'moving accounts loaded')
+  }
+
+  /** Applies a change from any instance (this one included) to this instance. */
+  async applyChange(event: ChangeEvent): Promise<void> {
+    switch (event.kind) {
+      case 'entries': {
+        const evicted = this.#cache?.invalidateEntries(event.addresses, event.ids) ?? 0
+        this.logger.debug({ addresses: event.addresses.length, ids: event.ids.length, evicted }, 'cache: entries changed')
+        return
+      }
+      case 'moves':
+        return this.reloadMoves()
+      case 'registry':
+        return this.reloadRegistry()
+      case 'resync':
+        this.logger.info('change notifications may have been lost: reloading the registry and dropping the cache')
+        return this.reloadRegistry()
+    }
+  }
+
+  /** Change notifications between instances, and LDAP changes made behind mailhostd's back. */
+  async #watchChanges(): Promise<void> {
+    const c = this.config
+    const store = this.store
+    const bus =
+      store.kind === 'postgres'
+        ? new PgChangeBus({ url: c.store.url!, connectTimeoutMs: toMs(c.store.connectTimeout), logger: this.logger, store })
+        : new LocalChangeBus({ store, logger: this.logger })
+    this.#bus = bus
+    bus.subscribe((event) => {
+      this.applyChange(event).catch((e: unknown) => this.logger.warn({ change: event.kind, err: describeError(e) }, 'applying a change failed; the cache TTL bounds what it leaves stale'))
+    })
+    if (bus instanceof PgChangeBus) await bus.start()
+    const ldap = c.directory.type === 'ldap' ? c.directory.ldap! : undefined
+    if (ldap && toMs(ldap.pollInterval) > 0) {
+      this.#watcher = new LdapWatcher(ldap, c.addresses, this.logger, (addresses, ids) => {
+        void this.applyChange({ kind: 'entries', addresses, ids })
+      })
+      this.#watcher.start()
+    }
+  }
+
+  #startAdmin(): Admin {
+    const c = this.config
+    const ldap = c.directory.type === 'ldap' ? c.directory.ldap! : undefined
+    this.#writer = ldap === undefined ? new SqlAccountWriter(this.store) : ldap.admin ? new LdapAccountWriter(ldap, this.logger) : undefined
+    this.#admin = createAdmin({
+      store: this.store,
+      bus: this.#bus!,
+      registry: () => this.#registry,
+      directory: this.directory,
+      writer: this.#writer,
+      counts: this.#writer && new AccountCounts(this.#writer),
+      config: c,
+      logger: this.logger,
+      apply: (change) => this.applyChange(change),
+    })
+    return this.#admin
   }
 
   async #listen(name: string, server: LineServer): Promise<void> {
@@ -214,6 +296,11 @@ export class Daemon {
       ...(this.#http ? [this.#http.close()] : []),
     ])
     for (const r of results) if (r.status === 'rejected') this.logger.warn({ err: String(r.reason) }, 'listener close failed')
+    // Hooks first (their moves are recorded as failed in the store), then what feeds the cache.
+    await this.#admin?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'admin close failed'))
+    this.#watcher?.stop()
+    await this.#bus?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'change bus close failed'))
+    await this.#writer?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'account writer close failed'))
     await this.#directory?.close().catch((e: unknown) => this.logger.warn({ err: String(e) }, 'directory close failed'))
     await this.#store?.close().catch((e: unknown) => this.logger.warn({ err: String(e) }, 'store close failed'))
     this.logger.info('mailhostd stopped')

@@ -51,6 +51,8 @@ export interface AccountListRequest {
   limit: number
 }
 
+const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/
+
 /** What the audit log records for an account: never the hash, only whether one is set. */
 const recorded = (r: AccountRecord) => ({
   address: r.address,
@@ -188,6 +190,9 @@ export class Accounts {
   #address(raw: string, field: string): string {
     const c = canonicalAddress(raw, this.d.config.addresses)
     if (!c.ok) throw new AdminError(ErrorCodes.VALIDATION, `${field}: not an address (${c.reason}): ${raw}`)
+    // Lookups accept any key, but a new address must be a plain dot-atom (RFC 5321): no quotes,
+    // parentheses or other characters that downstream tools (shells, LDAP filters) mistreat.
+    if (!DOT_ATOM.test(c.local)) throw new AdminError(ErrorCodes.VALIDATION, `${field}: ${c.address}: the local part must be a dot-atom (letters, digits, !#$%&'*+/=?^_\`{|}~- and single dots)`)
     // A delimiter in an account's own name would make `user+ext@` ambiguous for every lookup.
     if (c.base !== undefined) {
       throw new AdminError(ErrorCodes.VALIDATION, `${field}: ${c.address} contains the extension delimiter (addresses.extensionDelimiters)`)
@@ -297,6 +302,6 @@ export async function candidatesOf(d: AdminDeps): Promise<Candidate[]> {
 
 export async function placement(d: AdminDeps, affinity: string | undefined, policy = d.config.admin.placement.policy) {
   const candidates = await candidatesOf(d)
-  const random = d.random ?? (() => randomInt(0, 2 ** 48) / 2 ** 48)
+  const random = d.random ?? (() => randomInt(2 ** 47) / 2 ** 47)
   return { ...place({ policy, candidates, ...(affinity === undefined ? {} : { affinity }), random }), candidates }
 }

@@ -44,13 +44,16 @@ export interface AuditQuery {
 /** Keys whose values are secrets wherever they appear in a recorded object. */
 const SECRET_KEYS = new Set(['password', 'passwordHash', 'password_hash', 'userPassword', 'bindPassword', 'token', 'secret'])
 
+/** Values that say a secret changed without being one. */
+const MARKERS: ReadonlySet<unknown> = new Set(['(changed)'])
+
 /** A copy of v with every secret value replaced; a changed password is visible, its value is not. */
 export function redact(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(redact)
   if (v === null || typeof v !== 'object') return v
   const out: Record<string, unknown> = {}
   for (const [k, value] of Object.entries(v)) {
-    out[k] = SECRET_KEYS.has(k) ? (value === null || value === undefined ? value : '(secret)') : redact(value)
+    out[k] = SECRET_KEYS.has(k) && !MARKERS.has(value) ? (value === null || value === undefined ? value : '(secret)') : redact(value)
   }
   return out
 }

@@ -69,15 +69,18 @@ export class HookRunner {
     )
     await Promise.all(exits)
     // Let the 'close' handlers record their outcomes before the store goes away.
-    while (this.#pending > 0) await new Promise((r) => setTimeout(r, 10))
+    while (this.#claiming + this.#finishing > 0) await new Promise((r) => setTimeout(r, 10))
   }
 
-  #pending = 0
+  /** Claims under way: they hold a slot, like running hooks. */
+  #claiming = 0
+  /** Outcomes being recorded: close() waits for them. */
+  #finishing = 0
 
   #next(): void {
-    while (!this.#closed && this.#running.size + this.#pending < this.o.concurrency && this.#queue.length > 0) {
+    while (!this.#closed && this.#running.size + this.#claiming < this.o.concurrency && this.#queue.length > 0) {
       const job = this.#queue.shift()!
-      this.#pending++
+      this.#claiming++
       void this.claim(job.id)
         .then((claimed) => {
           if (claimed && !this.#closed) this.#spawn(job.id, job.env)
@@ -85,7 +88,7 @@ export class HookRunner {
         })
         .catch((e: unknown) => this.o.logger.error({ move: job.id, err: String(e) }, 'could not claim a move for its hook'))
         .finally(() => {
-          this.#pending--
+          this.#claiming--
           this.#next()
         })
     }
@@ -120,11 +123,11 @@ export class HookRunner {
   }
 
   async #finish(id: number, outcome: HookOutcome): Promise<void> {
-    this.#pending++
+    this.#finishing++
     try {
       await this.ended(id, outcome)
     } finally {
-      this.#pending--
+      this.#finishing--
     }
   }
 

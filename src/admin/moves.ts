@@ -82,6 +82,12 @@ const view = (r: Row): MoveView => ({
   finishedAt: r.finished_at === null ? null : iso(r.finished_at),
 })
 
+/** Primary addresses of every account with an unfinished move. */
+export async function movingAccounts(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ account: string }>(`select account from moves where state = any($1)`, [UNFINISHED])
+  return rows.map((r) => r.account)
+}
+
 export class Moves {
   readonly #hooks: HookRunner | undefined
   #closed = false
@@ -96,12 +102,6 @@ export class Moves {
             (id) => this.#claim(id),
             (id, outcome) => this.#copyEnded(id, outcome),
           )
-  }
-
-  /** Primary addresses of every account with an unfinished move. */
-  async movingAccounts(db: Queryable = this.d.store): Promise<string[]> {
-    const { rows } = await db.query<{ account: string }>(`select account from moves where state = any($1)`, [UNFINISHED])
-    return rows.map((r) => r.account)
   }
 
   async list(q: MoveListRequest): Promise<{ moves: MoveView[]; next?: number }> {
@@ -141,6 +141,8 @@ export class Moves {
     }
     const accounts = await this.#accountsToMove(req)
     if (accounts.length === 0) throw new AdminError(ErrorCodes.VALIDATION, 'no accounts to move')
+    const moving = accounts.find((a) => registry.isMoving(a.address))
+    if (moving) throw new AdminError(ErrorCodes.ACCOUNT_MOVING, `${moving.address} is being moved already; nothing was started`)
     for (const a of accounts) {
       if (registry.backendForMailHost(a.mailHost)?.id === target.id) {
         throw new AdminError(ErrorCodes.CONFLICT, `${a.address} is on ${target.id} already`)

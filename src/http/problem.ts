@@ -35,6 +35,13 @@ export function sendProblem(reply: FastifyReply, status: number, code: string, d
   return reply.code(status).type('application/problem+json').send(problemBody(status, code, detail))
 }
 
+/** fastify's own refusals (unparsable JSON, wrong media type, too large) under our codes. */
+const HTTP_CODES: Record<number, string> = {
+  400: ErrorCodes.VALIDATION,
+  413: 'MH_HTTP_TOO_LARGE',
+  415: 'MH_HTTP_MEDIA_TYPE',
+}
+
 /** The problem an error becomes. Unknown errors are 500 with no detail: their text may hold anything. */
 export function problemOf(err: unknown): ProblemBody {
   const e = err as { statusCode?: number; code?: string; message?: string; validation?: unknown }
@@ -44,7 +51,7 @@ export function problemOf(err: unknown): ProblemBody {
   }
   if (e?.validation) return problemBody(400, ErrorCodes.VALIDATION, e.message ?? 'invalid request')
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return problemBody(e.statusCode, e.code ?? 'MH_HTTP_ERROR', e.message ?? 'bad request')
+    return problemBody(e.statusCode, HTTP_CODES[e.statusCode] ?? 'MH_HTTP_ERROR', e.message ?? 'bad request')
   }
   return problemBody(500, 'MH_INTERNAL', 'internal error')
 }

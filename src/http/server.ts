@@ -58,13 +58,16 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
   const app = Fastify({
     loggerInstance: o.logger.child({ listener: 'http' }),
     logController: new LogController({ disableRequestLogging: true }),
+    // An unknown field is refused, not silently dropped: a typo such as `pasword` must not
+    // create an account without a password.
+    ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Errors as RFC 9457 problem+json with our stable codes.
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const p = problemOf(err)
-    if (p.status === 500) o.logger.error({ err: describeError(err), method: req.method, url: req.url.split('?')[0] }, 'http handler failed')
-    else if (p.status >= 500) o.logger.warn({ code: p.code, detail: p.detail, method: req.method, url: req.url.split('?')[0] }, 'http request failed')
+    if (p.status === 500) o.logger.error({ err: describeError(err), method: req.method, path: req.url.split('?')[0] }, 'http handler failed')
+    else if (p.status >= 500) o.logger.warn({ code: p.code, detail: p.detail, method: req.method, path: req.url.split('?')[0] }, 'http request failed')
     void reply.code(p.status).type('application/problem+json').send(p)
   })
   app.setNotFoundHandler((req, reply) => {

@@ -6,7 +6,8 @@ import { Type } from 'typebox'
 import { PLACEMENT_POLICIES } from '../../config/schema.js'
 import { MOVE_STATES } from '../../admin/moves.js'
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()])
+// Null first: fastify coerces types, and null would otherwise be coerced into the other branch (0, '').
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([Type.Null(), t])
 const Literals = (values: readonly string[]) => Type.Union(values.map((v) => Type.Literal(v)))
 
 const AddressText = Type.String({ minLength: 3, maxLength: 320, description: 'An email address; canonicalised (lowercase, IDN to ASCII).' })

@@ -1,0 +1,31 @@
+// Builds the admin side of one instance from its parts: the services the /v1 routes call, the
+// token check and the idempotency keys. The daemon owns the parts; close() stops what this
+// side runs by itself (copy hooks).
+
+import { toMs } from '../config/duration.js'
+import type { AdminRoutesOptions } from '../http/admin/routes.js'
+import { Accounts } from './accounts.js'
+import { Backends } from './backends.js'
+import type { AdminDeps } from './context.js'
+import { Domains } from './domains.js'
+import { IdempotencyKeys } from './idempotency.js'
+import { Moves } from './moves.js'
+import { TokenAuth } from './tokens.js'
+
+export interface Admin extends AdminRoutesOptions {
+  close(): Promise<void>
+}
+
+export function createAdmin(deps: AdminDeps): Admin {
+  const moves = new Moves(deps)
+  return {
+    deps,
+    auth: new TokenAuth(deps.config.admin.tokens),
+    accounts: new Accounts(deps),
+    domains: new Domains(deps),
+    backends: new Backends(deps),
+    moves,
+    idempotency: new IdempotencyKeys(deps.store, toMs(deps.config.admin.idempotencyTtl)),
+    close: () => moves.close(),
+  }
+}
