@@ -241,9 +241,14 @@ export class Daemon {
     if (bus instanceof PgChangeBus) await bus.start()
     const ldap = c.directory.type === 'ldap' ? c.directory.ldap! : undefined
     if (ldap && toMs(ldap.pollInterval) > 0) {
-      this.#watcher = new LdapWatcher(ldap, c.addresses, this.logger, (addresses, ids) => {
-        void this.applyChange({ kind: 'entries', addresses, ids })
-      })
+      this.#watcher = new LdapWatcher(
+        ldap,
+        c.addresses,
+        this.logger,
+        (addresses, ids) => void this.applyChange({ kind: 'entries', addresses, ids }),
+        // More changed entries than one poll could read: which keys they touched is unknown.
+        { onResync: () => this.#cache?.clear() },
+      )
       this.#watcher.start()
     }
   }
