@@ -1,6 +1,7 @@
 // Bearer tokens for the admin API. The configuration holds only each token's SHA-256: a leaked
 // config file or backup grants nothing. Tokens are long random strings (mailhostctl token new),
-// so one unsalted hash is enough; a slow hash would only slow every API call.
+// so one unsalted hash is enough; a slow hash would only slow every API call. mailhostctl
+// imports this module too (token new), so it depends on node built-ins only.
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { AdminConfig } from '../config/schema.js'
@@ -15,13 +16,16 @@ export interface Principal {
 
 export const TOKEN_PREFIX = 'mh_'
 
+/** What a token's name may be (admin.tokens[].name): it is written into audit entries and logs. */
+export const TOKEN_NAME_PATTERN = '^[A-Za-z0-9_.@-]{1,64}$'
+
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex')
 }
 
 /** A fresh token: the prefix makes it recognisable in a secret scanner, the rest is 256 random bits. */
-export function newToken(): string {
-  return TOKEN_PREFIX + randomBytes(32).toString('base64url')
+export function newToken(random: (n: number) => Buffer = randomBytes): string {
+  return TOKEN_PREFIX + random(32).toString('base64url')
 }
 
 export class TokenAuth {

@@ -2,6 +2,7 @@
 // Durations are written the Postfix way ("500ms", "3s", "2m", "1h") or as plain seconds.
 
 import { Type, type Static } from 'typebox'
+import { TOKEN_NAME_PATTERN } from '../admin/tokens.js'
 
 const Duration = (def: string, description: string) =>
   Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^\\s*\\d+\\s*(ms|s|m|h|d)?\\s*$' })], {
@@ -212,7 +213,7 @@ export const PASSWORD_SCHEMES = ['auto', 'ARGON2ID', 'SHA512-CRYPT', 'BLF-CRYPT'
 
 const AdminToken = Type.Object(
   {
-    name: Type.String({ pattern: '^[A-Za-z0-9_.@-]{1,64}$', description: 'Who the token belongs to: the actor in the audit log.' }),
+    name: Type.String({ pattern: TOKEN_NAME_PATTERN, description: 'Who the token belongs to: the actor in the audit log.' }),
     role: Type.Union([Type.Literal('read'), Type.Literal('admin')]),
     sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the token, hex (mailhostctl token new prints both).' }),
   },

@@ -4,7 +4,8 @@
 // half-written files, and a stale dist/ would test yesterday's CLI; the TypeScript loader tap
 // uses costs seconds per process. So src/cli is transpiled here, file by file, with the
 // project's compiler options (verbatimModuleSyntax and isolatedModules make that exactly what
-// tsc emits), into a temp dir. src/cli imports only node built-ins, so it runs from anywhere.
+// tsc emits), into a temp dir, with the rest of src/ beside it. src/cli imports only node
+// built-ins and a module of src/admin that does too, so it runs from anywhere.
 
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,13 +14,13 @@ import ts from 'typescript'
 import { ROOT } from '../harness/mailhostd.js'
 import { run, type RunResult } from '../harness/process.js'
 
-const SRC = join(ROOT, 'src/cli')
+const SRC = join(ROOT, 'src')
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []))
 }
 
-/** Transpiles src/cli into a fresh temp dir; returns the entry's path and a cleanup. */
+/** Transpiles src/ into a fresh temp dir; returns the entry's path and a cleanup. */
 export function buildCli(): { entry: string; remove: () => void } {
   const { config } = ts.readConfigFile(join(ROOT, 'tsconfig.json'), (p) => readFileSync(p, 'utf8')) as { config: { compilerOptions: object } }
   const { options } = ts.convertCompilerOptionsFromJson(config.compilerOptions, ROOT)
@@ -30,7 +31,7 @@ export function buildCli(): { entry: string; remove: () => void } {
     mkdirSync(dirname(target), { recursive: true })
     writeFileSync(target, outputText)
   }
-  return { entry: join(out, 'mailhostctl.js'), remove: () => rmSync(out, { recursive: true, force: true }) }
+  return { entry: join(out, 'cli', 'mailhostctl.js'), remove: () => rmSync(out, { recursive: true, force: true }) }
 }
 
 /** A runner for one built CLI; `env` replaces the CLI's environment (no inherited MAILHOSTD_*). */

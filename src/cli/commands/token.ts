@@ -1,7 +1,8 @@
 // `mailhostctl token new`: an admin API token and the line for `admin.tokens`, made offline.
 // The daemon stores only the token's SHA-256, so the token is shown here once and never again.
 
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { hashToken, newToken as makeToken, TOKEN_NAME_PATTERN } from '../../admin/tokens.js'
 import { parse, UsageError } from '../args.js'
 import { print, subcommands, type Ctx, type Group } from '../command.js'
 import { EXIT } from '../exit.js'
@@ -19,13 +20,12 @@ Makes a token (shown once: give it to its user) and the line to add to admin.tok
 configuration, which holds only its SHA-256. <name> is the actor the audit log records. The
 role is read (every GET) unless --role admin (everything). Needs no daemon.`
 
-// The configuration's pattern for a token name (src/config/schema.ts, AdminToken).
-const NAME = /^[A-Za-z0-9_.@-]{1,64}$/
+const NAME = new RegExp(TOKEN_NAME_PATTERN)
 
-/** `mh_` and 32 random bytes, base64url: 256 bits, safe in a header and a shell. */
+/** A token as the daemon's tokens module makes and hashes them, with its config entry's fields. */
 export function newToken(name: string, role: NewToken['role'], random: (n: number) => Buffer = randomBytes): NewToken {
-  const token = `mh_${random(32).toString('base64url')}`
-  return { token, name, role, sha256: createHash('sha256').update(token, 'utf8').digest('hex') }
+  const token = makeToken(random)
+  return { token, name, role, sha256: hashToken(token) }
 }
 
 // YAML reads these plain words as booleans or null (1.1 and 1.2 spellings, any case).
