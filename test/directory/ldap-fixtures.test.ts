@@ -15,6 +15,7 @@ import { startSlapd } from '../harness/slapd.js'
 const fixture = (name: string) => new URL(`../../fixtures/ldap/${name}`, import.meta.url).pathname
 const DEMO_PASSWORDS: Record<string, string> = {
   'cn=mailhostd,ou=services,dc=example,dc=org': 'mailhostd-secret',
+  'cn=mailhostd-admin,ou=services,dc=example,dc=org': 'mailhostd-admin-secret',
   'uid=alice,ou=people,dc=example,dc=org': 'wonderland',
   'uid=bob,ou=people,dc=example,dc=org': 'builder',
   'uid=carol,ou=people,dc=example,dc=org': 'carol-disabled',

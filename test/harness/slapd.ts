@@ -24,6 +24,9 @@ export const DEMO_BASE_DN = 'dc=example,dc=org'
 export const DEMO_BIND_DN = 'cn=mailhostd,ou=services,dc=example,dc=org'
 /** The demo service account's password: a published test value (fixtures/ldap/demo.ldif). */
 export const DEMO_BIND_PASSWORD = 'mailhostd-secret'
+/** The demo admin account (directory.ldap.admin): writes ou=people; a published test value too. */
+export const DEMO_ADMIN_DN = 'cn=mailhostd-admin,ou=services,dc=example,dc=org'
+export const DEMO_ADMIN_PASSWORD = 'mailhostd-admin-secret'
 const ROOT_DN = 'cn=admin,dc=example,dc=org'
 
 export interface SlapdOptions {
