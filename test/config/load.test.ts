@@ -100,7 +100,7 @@ t.test('shipped example configs are valid', async (t) => {
   // The examples read secrets from files a real host has; give them stand-ins.
   for (const example of ['ldap', 'postgres']) {
     let text = (await import('node:fs')).readFileSync(new URL(`../../examples/${example}.yaml`, import.meta.url), 'utf8')
-    text = text.replace('/etc/mailhostd/store-url', join(dir, 'url')).replace('/etc/mailhostd/ldap-password', join(dir, 'pw'))
+    text = text.replace('/etc/mailhostd/store-url', join(dir, 'url')).replace('/etc/mailhostd/ldap-password', join(dir, 'pw')).replace('/etc/mailhostd/ldap-admin-password', join(dir, 'pw'))
     writeFileSync(join(dir, 'url'), 'postgres://u:p@127.0.0.1/mailhostd\n')
     writeFileSync(join(dir, 'pw'), 'secret\n')
     const c = parseConfig(text, `${example}.yaml`, env)
