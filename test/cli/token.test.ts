@@ -25,7 +25,8 @@ t.test('the config line is the YAML admin.tokens entry, read back unchanged', as
     const line = configLine(entry)
     t.same(parse(line), { name, role: 'admin', sha256: entry.sha256 }, line)
   }
-  t.equal(configLine({ token: 'mh_x', name: 'ops', role: 'read', sha256: 'f00' }), '{name: ops, role: read, sha256: f00}')
+  t.equal(configLine({ token: 'mh_x', name: 'ops', role: 'read', sha256: 'f00' }), '{name: ops, role: read, sha256: "f00"}')
+  t.same(parse(configLine({ token: 'mh_x', name: 'ops', role: 'read', sha256: '1'.repeat(64) })), { name: 'ops', role: 'read', sha256: '1'.repeat(64) }, 'an all-digit hash stays a string')
   t.equal(yamlScalar('ops'), 'ops')
   t.equal(yamlScalar('123'), '"123"')
   t.equal(yamlScalar('yes'), '"yes"')
@@ -42,7 +43,7 @@ t.test('token new prints the token and the line, or JSON; no daemon needed', asy
   }
   const human = await run(['token', 'new', 'ops', '--role', 'admin'])
   t.equal(human.code, 0)
-  t.match(human.stdout, /^token: {2}mh_[A-Za-z0-9_-]{43}\nconfig: \{name: ops, role: admin, sha256: [0-9a-f]{64}\}\n$/)
+  t.match(human.stdout, /^token: {2}mh_[A-Za-z0-9_-]{43}\nconfig: \{name: ops, role: admin, sha256: "[0-9a-f]{64}"\}\n$/)
   t.match(human.stderr, /shown only now/)
   const json = await run(['--json', 'token', 'new', '123'])
   const parsed = JSON.parse(json.stdout) as { token: string; name: string; role: string; sha256: string }

@@ -42,7 +42,8 @@ export function yamlScalar(s: string): string {
 
 /** The `admin.tokens` entry, as a YAML flow mapping. */
 export function configLine(t: NewToken): string {
-  return `{name: ${yamlScalar(t.name)}, role: ${t.role}, sha256: ${t.sha256}}`
+  // Quoted: YAML would read an all-digit hash as a number.
+  return `{name: ${yamlScalar(t.name)}, role: ${t.role}, sha256: "${t.sha256}"}`
 }
 
 function create(ctx: Ctx, args: readonly string[]): Promise<number> {
