@@ -5,6 +5,7 @@
 // every instance sees it; the database's unique index allows one unfinished move per account.
 
 import { AdminError, ErrorCodes } from '../errors.js'
+import type { Change } from '../cluster/changes.js'
 import type { AccountRecord } from '../directory/accounts.js'
 import type { Queryable } from '../store/store.js'
 import { mailHostOf } from './accounts.js'
@@ -203,10 +204,9 @@ export class Moves {
     await writer.update(move.account, { mailHost })
     counts.adjust(move.source_mailhost, -1)
     counts.adjust(mailHost, +1)
-    const row = await this.#transition(actor, id, allowed, 'completed', 'complete', null, { mailHost: move.source_mailhost }, { mailHost })
+    // The cached answers naming the source go with the commit, before the moving state does.
     const entries = { kind: 'entries' as const, addresses: [move.account], ids: [move.account_id] }
-    await this.d.bus.publish(entries)
-    await applied(this.d, entries)
+    const row = await this.#transition(actor, id, allowed, 'completed', 'complete', null, { mailHost: move.source_mailhost }, { mailHost }, entries)
     return view(row)
   }
 
@@ -263,6 +263,7 @@ export class Moves {
     detail: string | null,
     before?: object,
     after?: object,
+    evict?: Change,
   ): Promise<Row> {
     const finishing = to === 'completed' || to === 'aborted'
     const row = await this.d.store.transaction(async (tx) => {
@@ -283,9 +284,14 @@ export class Moves {
         before: { state: current.state, ...before },
         after: { state: to, ...(detail === null ? {} : { detail }), ...after },
       })
+      // `evict` first, here and below: once the moving state is cleared, a cached answer
+      // naming the source backend would route the mail that waited out the move back to it.
+      // Notifications of one transaction arrive in the order they were sent.
+      if (finishing && evict) await this.d.bus.publish(evict, tx)
       if (finishing) await this.d.bus.publish({ kind: 'moves' }, tx)
       return updated
     })
+    if (finishing && evict) await applied(this.d, evict)
     if (finishing) await applied(this.d, { kind: 'moves' })
     return row
   }
