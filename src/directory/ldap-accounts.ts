@@ -9,13 +9,11 @@
 //   mailhostdSendAs: extra sender addresses    userPassword: the hash as given ({SSHA512}...)
 // Entries without mailHost are aliases (mailRoutingAddress), never accounts.
 
-import { readFileSync } from 'node:fs'
 import {
   AndFilter,
   Attribute,
   Change,
   EqualityFilter,
-  FilterParser,
   NotFilter,
   OrFilter,
   PresenceFilter,
@@ -27,10 +25,10 @@ import {
   type SearchOptions,
   type SearchResult,
 } from 'ldapts'
-import { toMs } from '../config/duration.js'
 import type { LdapConfig } from '../config/schema.js'
-import { AdminError, ConfigError, DirectoryDataError, ErrorCodes, describeError } from '../errors.js'
+import { AdminError, ConfigError, DirectoryDataError, ErrorCodes } from '../errors.js'
 import type { Logger } from '../log.js'
+import { ldapConnection, openLdapPool, parseExtraFilter } from './ldap-config.js'
 import type { AccountChanges, AccountPage, AccountQuery, AccountRecord, AccountWriter, NewAccount } from './accounts.js'
 import { byteOrder } from './byte-order.js'
 import type { AccountStatus } from './directory.js'
@@ -91,9 +89,6 @@ export class LdapAccountWriter implements AccountWriter {
     if (a.canonical === '') {
       throw new ConfigError('directory.ldap.attributes.canonical', "writing accounts needs the primary address attribute; it is ''")
     }
-    if (config.startTLS && config.url.startsWith('ldaps:')) {
-      throw new ConfigError('directory.ldap.startTLS', 'StartTLS needs an ldap:// URL; ldaps:// is encrypted already')
-    }
     this.#bindPassword = admin.bindPassword
     this.#baseDN = config.baseDN
     this.#scope = config.scope
@@ -109,29 +104,12 @@ export class LdapAccountWriter implements AccountWriter {
     this.#objectClasses = admin.objectClasses
     this.#dn = new AccountDnTemplate(admin.accountDN, config.baseDN)
     this.#readAttributes = uniqueNames([...this.#allAddress, a.mailHost, a.status, a.sendAs, config.passwordAttribute])
-    const timeoutMs = toMs(config.timeout)
-    this.#timeLimit = Math.ceil(timeoutMs / 1000)
-    try {
-      // One connection: admin writes are rare, and LDAP runs concurrent operations on it anyway.
-      // The pool brings connect and operation timeouts, StartTLS done safely, re-binding after
-      // a reconnect, and errors that never carry the bind password.
-      this.#pool = new LdapPool(
-        {
-          url: config.url,
-          bindDN: admin.bindDN,
-          bindPassword: admin.bindPassword,
-          size: 1,
-          timeoutMs,
-          connectTimeoutMs: toMs(config.connectTimeout),
-          startTLS: config.startTLS,
-          tls: { rejectUnauthorized: config.tls.rejectUnauthorized, ...readCa(config.tls.caFile) },
-        },
-        logger.child({ component: 'ldap-admin' }),
-      )
-    } catch (e) {
-      if (e instanceof ConfigError) throw e
-      throw new ConfigError('directory.ldap.url', describeError(e))
-    }
+    const connection = ldapConnection(config)
+    this.#timeLimit = Math.ceil(connection.timeoutMs / 1000)
+    // One connection: admin writes are rare, and LDAP runs concurrent operations on it anyway.
+    // The pool brings connect and operation timeouts, StartTLS done safely, re-binding after
+    // a reconnect, and errors that never carry the bind password.
+    this.#pool = openLdapPool(connection, { bindDN: admin.bindDN, bindPassword: admin.bindPassword, size: 1 }, logger.child({ component: 'ldap-admin' }))
   }
 
   async get(address: string): Promise<AccountRecord | undefined> {
@@ -461,20 +439,4 @@ function otherAddresses(aliases: readonly string[], primary: string): string[] {
   return sortedUnique(aliases).filter((a) => a !== primary)
 }
 
-function parseExtraFilter(text: string): Filter | undefined {
-  if (text.trim() === '') return undefined
-  try {
-    return FilterParser.parseString(text.trim())
-  } catch (e) {
-    throw new ConfigError('directory.ldap.filter', `not an LDAP filter (RFC 4515): ${describeError(e)}`)
-  }
-}
 
-function readCa(caFile: string | undefined): { ca?: string } {
-  if (caFile === undefined) return {}
-  try {
-    return { ca: readFileSync(caFile, 'utf8') }
-  } catch (e) {
-    throw new ConfigError('directory.ldap.tls.caFile', `cannot read ${caFile}: ${describeError(e)}`)
-  }
-}

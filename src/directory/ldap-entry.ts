@@ -31,7 +31,7 @@ export function requestedAttributes(m: LdapEntryMapping): string[] {
 // Servers answer with the schema's spelling of a name (mailHost for a request of mailhost), so
 // attributes are matched case-insensitively. Blank values are dropped: a blank mailHost routes
 // nowhere and must count as missing, not as a host.
-function values(entry: Entry, attribute: string): string[] {
+export function attributeValues(entry: Entry, attribute: string): string[] {
   if (attribute === '') return []
   const lc = attribute.toLowerCase()
   const out: string[] = []
@@ -47,8 +47,8 @@ function values(entry: Entry, attribute: string): string[] {
 
 export function toDirectoryEntry(entry: Entry, m: LdapEntryMapping): DirectoryEntry {
   const dn = entry.dn
-  const hosts = values(entry, m.mailHost)
-  const routing = values(entry, m.routingAddress)
+  const hosts = attributeValues(entry, m.mailHost)
+  const routing = attributeValues(entry, m.routingAddress)
   if (hosts.length > 1) {
     throw new DirectoryDataError(
       ErrorCodes.DIRECTORY_DATA,
@@ -65,9 +65,9 @@ export function toDirectoryEntry(entry: Entry, m: LdapEntryMapping): DirectoryEn
     }
     // A multi-valued primary address attribute (inetOrgPerson's mail is one) is common in real
     // directories; its first value is the primary one by the usual convention.
-    const canonical = routing[0] ?? values(entry, m.canonical)[0]
-    const disabled = values(entry, m.status).some((v) => m.disabledValues.has(v.toLowerCase()))
-    return { kind: 'account', id: dn, canonical, mailHost: host, status: disabled ? 'disabled' : 'active', sendAs: values(entry, m.sendAs) }
+    const canonical = routing[0] ?? attributeValues(entry, m.canonical)[0]
+    const disabled = attributeValues(entry, m.status).some((v) => m.disabledValues.has(v.toLowerCase()))
+    return { kind: 'account', id: dn, canonical, mailHost: host, status: disabled ? 'disabled' : 'active', sendAs: attributeValues(entry, m.sendAs) }
   }
   if (routing.length > 0) return { kind: 'alias', id: dn, targets: routing }
   const missing = m.routingAddress === '' ? `no ${m.mailHost}` : `neither ${m.mailHost} nor ${m.routingAddress}`

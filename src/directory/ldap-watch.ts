@@ -11,13 +11,14 @@
 // Polling cannot see deletions (a deleted entry matches no search): those wait for the cache
 // TTL, unless the deletion went through mailhostd, whose change bus evicts at once.
 
-import { readFileSync } from 'node:fs'
-import { AndFilter, FilterParser, GreaterThanEqualsFilter, SizeLimitExceededError, type Client, type Entry, type Filter, type SearchResult } from 'ldapts'
+import { AndFilter, GreaterThanEqualsFilter, SizeLimitExceededError, type Client, type Entry, type Filter, type SearchResult } from 'ldapts'
 import { toMs } from '../config/duration.js'
 import type { LdapConfig } from '../config/schema.js'
-import { ConfigError, describeError } from '../errors.js'
+import { describeError } from '../errors.js'
 import { LogThrottle, type Logger } from '../log.js'
 import { canonicalAddress, type AddressOptions } from '../resolve/address.js'
+import { ldapConnection, openLdapPool, parseExtraFilter } from './ldap-config.js'
+import { attributeValues as values } from './ldap-entry.js'
 import { LdapPool } from './ldap-pool.js'
 
 /** How far before the local clock the first poll looks, for a server clock running behind. */
@@ -67,18 +68,9 @@ export class LdapWatcher {
     this.#attributes = [...new Set(attrs.filter((a) => a !== ''))]
     // Nothing waits on a poll, and one after an outage may have a lot to read: it may take up to
     // an interval, rather than the per-lookup timeout.
-    const timeoutMs = Math.max(toMs(config.timeout), this.#intervalMs)
-    this.#pool = new LdapPool(
-      {
-        url: config.url,
-        bindDN: config.bindDN,
-        bindPassword: config.bindPassword,
-        size: 1,
-        timeoutMs,
-        connectTimeoutMs: toMs(config.connectTimeout),
-        startTLS: config.startTLS,
-        tls: { rejectUnauthorized: config.tls.rejectUnauthorized, ...readCa(config.tls.caFile) },
-      },
+    this.#pool = openLdapPool(
+      ldapConnection(config, Math.max(toMs(config.timeout), this.#intervalMs)),
+      { bindDN: config.bindDN, bindPassword: config.bindPassword, size: 1 },
       this.#log,
     )
   }
@@ -217,37 +209,6 @@ export function parseGeneralizedTime(text: string): number | undefined {
   return Number.isNaN(ms) ? undefined : ms
 }
 
-// Servers answer with the schema's spelling of a name (modifyTimestamp for modifytimestamp).
-function values(entry: Entry, attribute: string): string[] {
-  if (attribute === '') return []
-  const lc = attribute.toLowerCase()
-  const out: string[] = []
-  for (const [name, raw] of Object.entries(entry)) {
-    if (name === 'dn' || name.toLowerCase() !== lc) continue
-    for (const v of Array.isArray(raw) ? raw : [raw]) {
-      const s = (typeof v === 'string' ? v : v.toString('utf8')).trim()
-      if (s !== '') out.push(s)
-    }
-  }
-  return out
-}
-
 const first = (entry: Entry, attribute: string): string | undefined => values(entry, attribute)[0]
 
-function parseExtraFilter(text: string): Filter | undefined {
-  if (text.trim() === '') return undefined
-  try {
-    return FilterParser.parseString(text.trim())
-  } catch (e) {
-    throw new ConfigError('directory.ldap.filter', `not an LDAP filter (RFC 4515): ${describeError(e)}`)
-  }
-}
 
-function readCa(caFile: string | undefined): { ca?: string } {
-  if (caFile === undefined) return {}
-  try {
-    return { ca: readFileSync(caFile, 'utf8') }
-  } catch (e) {
-    throw new ConfigError('directory.ldap.tls.caFile', `cannot read ${caFile}: ${describeError(e)}`)
-  }
-}

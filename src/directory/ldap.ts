@@ -2,12 +2,11 @@
 // escaped equality search per address. Filters are built from ldapts filter objects only, which
 // carry the address as a BER value, so no key can change the filter's structure.
 
-import { readFileSync } from 'node:fs'
-import { AndFilter, EqualityFilter, FilterParser, OrFilter, PresenceFilter, type Filter } from 'ldapts'
-import { ConfigError, DirectoryDataError, ErrorCodes, describeError } from '../errors.js'
-import { toMs } from '../config/duration.js'
+import { AndFilter, EqualityFilter, OrFilter, PresenceFilter, type Filter } from 'ldapts'
+import { DirectoryDataError, ErrorCodes } from '../errors.js'
 import type { LdapConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
+import { ldapConnection, openLdapPool, parseExtraFilter } from './ldap-config.js'
 import type { AccountEntry, Directory, DirectoryEntry } from './directory.js'
 import { requestedAttributes, toDirectoryEntry, type LdapEntryMapping } from './ldap-entry.js'
 import { checkLdapPassword, type LdapPasswordOptions } from './ldap-password.js'
@@ -46,27 +45,9 @@ export class LdapDirectory implements Directory {
       disabledValues: new Set(config.disabledValues.map((v) => v.toLowerCase())),
     }
     this.#attributes = requestedAttributes(this.#mapping)
-    const timeoutMs = toMs(config.timeout)
-    this.#timeLimit = Math.ceil(timeoutMs / 1000)
-    if (config.startTLS && config.url.startsWith('ldaps:')) {
-      throw new ConfigError('directory.ldap.startTLS', 'StartTLS needs an ldap:// URL; ldaps:// is encrypted already')
-    }
-    const connection = {
-      url: config.url,
-      timeoutMs,
-      connectTimeoutMs: toMs(config.connectTimeout),
-      startTLS: config.startTLS,
-      tls: { rejectUnauthorized: config.tls.rejectUnauthorized, ...readCa(config.tls.caFile) },
-    }
-    try {
-      this.#pool = new LdapPool(
-        { ...connection, bindDN: config.bindDN, bindPassword: config.bindPassword, size: config.connections },
-        logger.child({ component: 'ldap' }),
-      )
-    } catch (e) {
-      if (e instanceof ConfigError) throw e
-      throw new ConfigError('directory.ldap.url', describeError(e))
-    }
+    const connection = ldapConnection(config)
+    this.#timeLimit = Math.ceil(connection.timeoutMs / 1000)
+    this.#pool = openLdapPool(connection, { bindDN: config.bindDN, bindPassword: config.bindPassword, size: config.connections }, logger.child({ component: 'ldap' }))
     this.#password = { mode: config.passwordCheck, attribute: config.passwordAttribute, connection, servicePool: this.#pool }
   }
 
@@ -122,20 +103,4 @@ export class LdapDirectory implements Directory {
   }
 }
 
-function parseExtraFilter(text: string): Filter | undefined {
-  if (text.trim() === '') return undefined
-  try {
-    return FilterParser.parseString(text.trim())
-  } catch (e) {
-    throw new ConfigError('directory.ldap.filter', `not an LDAP filter (RFC 4515): ${describeError(e)}`)
-  }
-}
 
-function readCa(caFile: string | undefined): { ca?: string } {
-  if (caFile === undefined) return {}
-  try {
-    return { ca: readFileSync(caFile, 'utf8') }
-  } catch (e) {
-    throw new ConfigError('directory.ldap.tls.caFile', `cannot read ${caFile}: ${describeError(e)}`)
-  }
-}
