@@ -6,6 +6,7 @@
 import { isIP } from 'node:net'
 import { AdminError, ErrorCodes } from '../errors.js'
 import type { AdminState, RouteStyle } from '../resolve/registry.js'
+import { BACKEND_COLUMNS, type BackendRow } from '../store/registry-repo.js'
 import type { Queryable } from '../store/store.js'
 import { recordAudit } from './audit.js'
 import { applied, sqlState, type AdminDeps } from './context.js'
@@ -43,21 +44,13 @@ export interface NewBackend {
 
 export type BackendChanges = Partial<Omit<NewBackend, 'id'>>
 
-interface Row {
-  id: string
-  mailhosts: string[]
-  address: string
-  route: RouteStyle
-  lmtp_port: number
-  smtp_port: number
-  imap_port: number
-  pop3_port: number
+interface Row extends BackendRow {
   weight: number
   capacity: number | null
   admin_state: AdminState
 }
 
-const COLUMNS = 'id, mailhosts, address, route, lmtp_port, smtp_port, imap_port, pop3_port, weight, capacity, admin_state'
+const COLUMNS = `${BACKEND_COLUMNS}, weight, capacity, admin_state`
 
 const view = (r: Row, accounts: number | null): BackendView => ({
   id: r.id,

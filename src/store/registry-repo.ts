@@ -10,7 +10,8 @@ import type { AdminState, BackendInfo, DomainInfo, RouteStyle } from '../resolve
 import { ADVISORY_LOCKS } from './locks.js'
 import type { Queryable, Store } from './store.js'
 
-interface BackendRow {
+/** A backends row as the config seeds it (the admin API's rows add weight, capacity, admin_state). */
+export interface BackendRow {
   id: string
   mailhosts: string[]
   address: string
@@ -27,7 +28,7 @@ interface DomainRow {
   catch_all: string[] | null
 }
 
-const BACKEND_COLUMNS = 'id, mailhosts, address, route, lmtp_port, smtp_port, imap_port, pop3_port'
+export const BACKEND_COLUMNS = 'id, mailhosts, address, route, lmtp_port, smtp_port, imap_port, pop3_port'
 const DOMAIN_COLUMNS = 'name, alias_for, catch_all'
 
 const CONFIG_ACTOR = 'config'
