@@ -2,6 +2,8 @@
 // an answer the write made wrong for longer than the notification takes. PostgreSQL
 // LISTEN/NOTIFY carries them between instances; TTL is only the backstop.
 
+import { describeError } from '../errors.js'
+import type { Logger } from '../log.js'
 import type { Queryable } from '../store/store.js'
 
 export type Change =
@@ -33,4 +35,26 @@ export interface ChangeBus {
   /** Called for every change from any instance, in order, and for resyncs. */
   subscribe(handler: (event: ChangeEvent) => void): void
   close(): Promise<void>
+}
+
+/** The subscribers of one bus: every one hears every event, whatever another one throws. */
+export class Subscribers {
+  readonly #handlers: ((event: ChangeEvent) => void)[] = []
+
+  constructor(private readonly log: Logger) {}
+
+  add(handler: (event: ChangeEvent) => void): void {
+    this.#handlers.push(handler)
+  }
+
+  emit(event: ChangeEvent): void {
+    for (const handler of this.#handlers) {
+      try {
+        handler(event)
+      } catch (e) {
+        // One faulty subscriber must not keep the others from hearing about the change.
+        this.log.error({ kind: event.kind, reason: describeError(e) }, 'change bus: a subscriber failed')
+      }
+    }
+  }
 }

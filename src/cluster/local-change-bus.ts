@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { describeError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Queryable } from '../store/store.js'
-import type { Change, ChangeBus, ChangeEvent } from './changes.js'
+import { Subscribers, type Change, type ChangeBus, type ChangeEvent } from './changes.js'
 
 export interface LocalChangeBusOptions {
   /** The store the transactions belong to; asked whether they committed. */
@@ -29,12 +29,13 @@ type Handler = (event: ChangeEvent) => void
 export class LocalChangeBus implements ChangeBus {
   readonly #store: Queryable
   readonly #log: Logger
-  readonly #handlers: Handler[] = []
+  readonly #subscribers: Subscribers
   #closed = false
 
   constructor(options: LocalChangeBusOptions) {
     this.#store = options.store
     this.#log = options.logger.child({ component: 'change-bus' })
+    this.#subscribers = new Subscribers(this.#log)
   }
 
   /**
@@ -45,7 +46,7 @@ export class LocalChangeBus implements ChangeBus {
   async publish(change: Change, tx?: Queryable): Promise<void> {
     if (this.#closed) return
     if (!tx) {
-      this.#emit(change)
+      this.#subscribers.emit(change)
       return
     }
     const { rows } = await tx.query<{ xid: string }>('select pg_current_xact_id()::text as xid')
@@ -55,7 +56,7 @@ export class LocalChangeBus implements ChangeBus {
   }
 
   subscribe(handler: Handler): void {
-    this.#handlers.push(handler)
+    this.#subscribers.add(handler)
   }
 
   close(): Promise<void> {
@@ -85,19 +86,9 @@ export class LocalChangeBus implements ChangeBus {
         continue
       }
       // committed, or too old to tell (null): deliver, for the same reason as above.
-      if (status !== 'aborted') this.#emit(change)
+      if (status !== 'aborted') this.#subscribers.emit(change)
       return
     }
   }
 
-  #emit(event: ChangeEvent): void {
-    for (const handler of this.#handlers) {
-      try {
-        handler(event)
-      } catch (e) {
-        // One faulty subscriber must not keep the others from hearing about the change.
-        this.#log.error({ kind: event.kind, reason: describeError(e) }, 'change bus: a subscriber failed')
-      }
-    }
-  }
 }

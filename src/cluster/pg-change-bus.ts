@@ -10,7 +10,7 @@ import { describeError } from '../errors.js'
 import { LogThrottle, type Logger } from '../log.js'
 import { describePostgresUrl } from '../store/postgres.js'
 import type { Queryable } from '../store/store.js'
-import type { Change, ChangeBus, ChangeEvent } from './changes.js'
+import { Subscribers, type Change, type ChangeBus, type ChangeEvent } from './changes.js'
 
 export const CHANGE_CHANNEL = 'mailhostd_changes'
 /** The listening session's name in pg_stat_activity. */
@@ -43,7 +43,7 @@ export class PgChangeBus implements ChangeBus {
   readonly #log: Logger
   /** host:port/database: the URL may carry a password. */
   readonly #server: string
-  readonly #handlers: Handler[] = []
+  readonly #subscribers: Subscribers
   readonly #throttle = new LogThrottle(60_000)
   #client: pg.Client | undefined
   #reconnectTimer: NodeJS.Timeout | undefined
@@ -56,6 +56,7 @@ export class PgChangeBus implements ChangeBus {
   constructor(options: PgChangeBusOptions) {
     this.#o = options
     this.#log = options.logger.child({ component: 'change-bus' })
+    this.#subscribers = new Subscribers(this.#log)
     this.#server = describePostgresUrl(options.url)
   }
 
@@ -82,7 +83,7 @@ export class PgChangeBus implements ChangeBus {
   }
 
   subscribe(handler: Handler): void {
-    this.#handlers.push(handler)
+    this.#subscribers.add(handler)
   }
 
   async close(): Promise<void> {
@@ -160,7 +161,7 @@ export class PgChangeBus implements ChangeBus {
     this.#backoffMs = RECONNECT_FIRST_MS
     this.#log.info({ store: this.#server }, 'change bus: listening again; resyncing caches')
     // Whatever was sent while no session listened is lost: only a resync is safe.
-    this.#emit({ kind: 'resync' })
+    this.#subscribers.emit({ kind: 'resync' })
   }
 
   async #heartbeat(): Promise<void> {
@@ -181,19 +182,9 @@ export class PgChangeBus implements ChangeBus {
       )
       return
     }
-    this.#emit(event)
+    this.#subscribers.emit(event)
   }
 
-  #emit(event: ChangeEvent): void {
-    for (const handler of this.#handlers) {
-      try {
-        handler(event)
-      } catch (e) {
-        // One faulty subscriber must not keep the others from hearing about the change.
-        this.#log.error({ kind: event.kind, reason: describeError(e) }, 'change bus: a subscriber failed')
-      }
-    }
-  }
 }
 
 /**
