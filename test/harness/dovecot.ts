@@ -308,6 +308,11 @@ export interface LoginClusterOptions {
   dict?: boolean
   /** mailhostd config merged over the cluster's (`login` is merged one level deeper). */
   config?: Record<string, unknown>
+  /**
+   * More `directory.ldap` keys, given the cluster's slapd (whose URL is known only once it runs),
+   * e.g. the admin bind: `(s) => ({ admin: { bindDN: s.rootDN, bindPassword: s.rootPassword } })`.
+   */
+  ldap?: (slapd: Slapd) => Record<string, unknown>
   /** Options for both backends (debug logs, settings, the auth policy). */
   backends?: Pick<BackendOptions, 'debug' | 'settings'> & { authPolicy?: boolean }
 }
@@ -355,7 +360,7 @@ export async function startLoginCluster(t: Test, o: LoginClusterOptions = {}): P
       route: 'lmtp',
       ports: { imap: d.ports.imap, pop3: d.ports.pop3, lmtp: d.ports.lmtp },
     })),
-    directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN } },
+    directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, ...o.ldap?.(slapd) } },
     ...(pg ? { store: { url: pg.url } } : {}),
     login: { secret, ...(login as object | undefined) },
     listen: {
