@@ -64,7 +64,23 @@ const recorded = (r: AccountRecord) => ({
 })
 
 export class Accounts {
+  /** The tail of the queue #oneAtATime keeps; never rejects. */
+  #placing: Promise<unknown> = Promise.resolve()
+
   constructor(private readonly d: AdminDeps) {}
+
+  /**
+   * Runs creates' placement-and-write sections one at a time on this instance. Placement reads
+   * the account counts, and a create adds to them only once its write is done: two creates
+   * placed at once would both see the room only one of them can take (a backend one short of its
+   * capacity got both, least-used put both on the same backend). Hashing and the address checks
+   * stay outside, so only the placement and the directory write queue up.
+   */
+  #oneAtATime<T>(section: () => Promise<T>): Promise<T> {
+    const run = this.#placing.then(section)
+    this.#placing = run.catch(() => undefined)
+    return run
+  }
 
   view(r: AccountRecord, registry: Registry = this.d.registry()): AccountView {
     return {
@@ -106,18 +122,21 @@ export class Accounts {
     const aliases = this.#aliases(req.aliases ?? [], address)
     const sendAs = this.#sendAs(req.sendAs ?? [])
     await this.#checkFree([address, ...aliases], undefined)
-    const registry = this.d.registry()
-    const backend = req.backend === undefined ? await this.#place(address) : await this.#given(req.backend, registry)
     const passwordHash = req.password === undefined ? undefined : await this.#hash(req.password)
-    const record = await writer.create({
-      address,
-      mailHost: mailHostOf(backend),
-      status: req.status ?? 'active',
-      ...(passwordHash === undefined ? {} : { passwordHash }),
-      aliases,
-      sendAs,
+    const record = await this.#oneAtATime(async () => {
+      const registry = this.d.registry()
+      const backend = req.backend === undefined ? await this.#place(address) : await this.#given(req.backend, registry)
+      const written = await writer.create({
+        address,
+        mailHost: mailHostOf(backend),
+        status: req.status ?? 'active',
+        ...(passwordHash === undefined ? {} : { passwordHash }),
+        aliases,
+        sendAs,
+      })
+      counts.adjust(written.mailHost, +1)
+      return written
     })
-    counts.adjust(record.mailHost, +1)
     await this.#recordAndPublish(actor, 'create', record.address, undefined, record, [address, ...aliases], [record.id], req.password !== undefined)
     return this.view(record)
   }
