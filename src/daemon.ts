@@ -183,6 +183,7 @@ export class Daemon {
       if (c.listen.http) {
         const login = { router, brakes, resolver: lookups, registry: () => this.#registry, config: c.login, metrics: this.metrics }
         const admin = this.#startAdmin()
+        await admin.start()
         this.#http = await startHttp({ ...c.listen.http, daemon: this, lookups, logger: log, login, admin })
         this.bound.push({ name: 'http', ...this.#http.address })
       }

@@ -13,6 +13,8 @@ import { Moves } from './moves.js'
 import { TokenAuth } from './tokens.js'
 
 export interface Admin extends AdminRoutesOptions {
+  /** Starts what runs by itself: the copy hooks of pending moves. */
+  start(): Promise<void>
   close(): Promise<void>
 }
 
@@ -26,6 +28,7 @@ export function createAdmin(deps: AdminDeps): Admin {
     backends: new Backends(deps),
     moves,
     idempotency: new IdempotencyKeys(deps.store, toMs(deps.config.admin.idempotencyTtl)),
+    start: () => moves.resume(),
     close: () => moves.close(),
   }
 }

@@ -4,6 +4,7 @@
 // where it was. The moving state lives in the store (moves rows in an unfinished state), so
 // every instance sees it; the database's unique index allows one unfinished move per account.
 
+import { toMs } from '../config/duration.js'
 import { AdminError, ErrorCodes } from '../errors.js'
 import type { Change } from '../cluster/changes.js'
 import type { AccountRecord } from '../directory/accounts.js'
@@ -91,10 +92,14 @@ export async function movingAccounts(db: Queryable): Promise<string[]> {
 
 export class Moves {
   readonly #hooks: HookRunner | undefined
+  readonly #settleMs: number
+  /** Hooks waiting out the settle time, by move id. */
+  readonly #settling = new Map<number, NodeJS.Timeout>()
   #closed = false
 
   constructor(private readonly d: AdminDeps) {
     const m = d.config.admin.moves
+    this.#settleMs = toMs(m.settle)
     this.#hooks =
       m.hook.length === 0
         ? undefined
@@ -179,7 +184,7 @@ export class Moves {
       return out
     })
     await applied(this.d, { kind: 'moves' })
-    if (this.#hooks) for (const r of rows) this.#hooks.enqueue(Number(r.id), this.#hookEnv(r))
+    if (this.#hooks) for (const r of rows) this.#schedule(r, this.#settleMs)
     else if (this.d.config.admin.moves.autoComplete) for (const r of rows) await this.#autoComplete(Number(r.id))
     return rows.map(view)
   }
@@ -195,6 +200,15 @@ export class Moves {
           ? `move ${id} is copying: wait for the hook, or abort`
           : `move ${id} is ${move.state}${force || UNFINISHED.indexOf(move.state) < 0 ? '' : '; complete with force=true if the mailbox was copied by other means'}`,
       )
+    }
+    if (!force) {
+      const left = await this.#settlesIn(id)
+      if (left > 0) {
+        throw new AdminError(
+          ErrorCodes.MOVE_STATE,
+          `move ${id} is settling for ${Math.ceil(left / 1000)} s more: Postfix may still deliver with a route it resolved before the move (admin.moves.settle); complete after that, or with force=true`,
+        )
+      }
     }
     const target = this.d.registry().backend(move.target_backend)
     if (!target) throw new AdminError(ErrorCodes.MOVE_STATE, `target backend ${move.target_backend} is gone; abort the move`)
@@ -212,14 +226,54 @@ export class Moves {
 
   async abort(actor: string, id: number): Promise<MoveView> {
     const row = await this.#transition(actor, id, UNFINISHED, 'aborted', 'abort', null)
+    clearTimeout(this.#settling.get(id))
+    this.#settling.delete(id)
     this.#hooks?.cancel(id)
     return view(row)
+  }
+
+  /**
+   * Schedules the hook of every pending move (after a restart, or moves another instance started
+   * and could not run). Claims are atomic, so with several instances each move runs once.
+   */
+  async resume(): Promise<void> {
+    if (!this.#hooks) return
+    const { rows } = await this.d.store.query<Row>(`select ${COLUMNS} from moves where state = 'pending' order by id`)
+    for (const r of rows) this.#schedule(r, await this.#settlesIn(Number(r.id)))
+    if (rows.length > 0) this.d.logger.info({ moves: rows.length }, 'moves: pending copy hooks scheduled')
   }
 
   /** Stops hooks this instance runs; their moves are marked failed (abort or complete by hand). */
   async close(): Promise<void> {
     this.#closed = true
+    for (const timer of this.#settling.values()) clearTimeout(timer)
+    this.#settling.clear()
     await this.#hooks?.close()
+  }
+
+  /**
+   * Runs the move's hook once the settle time is over: a Postfix queue manager reuses a route it
+   * resolved up to 30 s before, and each smtpd keeps its resolutions until it exits, so mail
+   * may still reach the source for a while after the move starts. The copy must include it.
+   */
+  #schedule(r: Row, delayMs: number): void {
+    const id = Number(r.id)
+    if (this.#closed || this.#settling.has(id)) return
+    const timer = setTimeout(() => {
+      this.#settling.delete(id)
+      this.#hooks?.enqueue(id, this.#hookEnv(r))
+    }, delayMs)
+    timer.unref()
+    this.#settling.set(id, timer)
+  }
+
+  /** Milliseconds until the move's settle time is over, by the store's clock (shared by every instance). */
+  async #settlesIn(id: number): Promise<number> {
+    const { rows } = await this.d.store.query<{ ms: number }>(
+      `select greatest(0, extract(epoch from (created_at - now())) * 1000 + $2)::float8 as ms from moves where id = $1`,
+      [id, this.#settleMs],
+    )
+    return Math.ceil(rows[0]?.ms ?? 0)
   }
 
   async #accountsToMove(req: StartRequest): Promise<AccountRecord[]> {

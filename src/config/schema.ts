@@ -243,6 +243,7 @@ const Admin = Type.Object(
           default: [],
           description: 'Command (argv) run per account to copy its mail; empty: no copy step.',
         }),
+        settle: Duration('60s', 'After a move starts, its hook waits and complete is refused this long: Postfix may still deliver with a route it resolved before.'),
         hookTimeout: Duration('6h', 'A hook running longer is killed and the move marked failed.'),
         concurrency: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'Hooks run at once per instance.' }),
         autoComplete: Type.Boolean({ default: false, description: 'Complete a move as soon as its copy succeeded.' }),

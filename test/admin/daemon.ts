@@ -32,7 +32,8 @@ export async function startAdminDaemon(t: Test, config: Record<string, unknown> 
       dataDir: join(dir, 'data'),
       log: { level: 'debug' },
       listen: { socketmap: { port: 0 }, tcpTable: [], http: { port: 0 }, policy: false },
-      admin: { tokens: DEMO_TOKENS, ...(admin as object | undefined) },
+      // No settle time unless a test asks for one: moves complete at once.
+      admin: { tokens: DEMO_TOKENS, ...(admin as object | undefined), moves: { settle: '0s', ...(admin as { moves?: object } | undefined)?.moves } },
       ...rest,
     }),
     'test',

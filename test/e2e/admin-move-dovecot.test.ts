@@ -24,7 +24,8 @@ const hookScript = join(hookDir, 'hook.sh')
 
 const c = await startLoginCluster(t, {
   ldap: (slapd) => ({ admin: { bindDN: slapd.rootDN, bindPassword: slapd.rootPassword } }),
-  config: { admin: { tokens: DEMO_TOKENS, moves: { hook: ['/bin/sh', hookScript, hookDir] } } },
+  // No settle time (tested in test/admin/move-settle.test.ts): no mail is routed here.
+  config: { admin: { tokens: DEMO_TOKENS, moves: { hook: ['/bin/sh', hookScript, hookDir], settle: '0s' } } },
 })
 const proxy = await startDovecot({ role: 'proxy-lua', httpPort: c.m.ports.http, secret: c.secret })
 t.teardown(() => proxy.stop())

@@ -50,7 +50,9 @@ t.test('a move in progress defers mail in Postfix; completion delivers it to the
         admin: { bindDN: slapd.rootDN, bindPassword: slapd.rootPassword },
       },
     },
-    admin: { tokens: DEMO_TOKENS },
+    // No settle time (admin.moves.settle, tested in test/admin/move-settle.test.ts): this test
+    // controls what Postfix resolved before the move itself.
+    admin: { tokens: DEMO_TOKENS, moves: { settle: '0s' } },
   })
   t.teardown(() => m.stop())
   const api = adminApi(m.ports.http)
