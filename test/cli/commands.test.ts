@@ -379,7 +379,7 @@ t.test('mailhostctl commands', async (t) => {
     const closed = await freePort()
     const r = await raw(['--url', `http://127.0.0.1:${closed}`, 'token', 'new', 'ops', '--role', 'admin'])
     t.equal(r.code, 0)
-    const m = /^token: {2}(mh_[A-Za-z0-9_-]{43})\nconfig: \{name: ops, role: admin, sha256: ([0-9a-f]{64})\}\n$/.exec(r.stdout)
+    const m = /^token: {2}(mh_[A-Za-z0-9_-]{43})\nconfig: \{name: ops, role: admin, sha256: "([0-9a-f]{64})"\}\n$/.exec(r.stdout)
     t.ok(m, r.stdout)
     t.equal(m?.[2], createHash('sha256').update(m?.[1] ?? '').digest('hex'))
     const json = JSON.parse((await raw(['--json', 'token', 'new', 'viewer'])).stdout) as Record<string, string>
