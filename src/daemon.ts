@@ -33,6 +33,7 @@ import {
 import { AccountCounts } from './admin/account-counts.js'
 import { createAdmin, type Admin } from './admin/index.js'
 import { movingAccounts } from './admin/moves.js'
+import { loadHealth } from './health/health-repo.js'
 import type { ChangeBus, ChangeEvent } from './cluster/changes.js'
 import { LocalChangeBus } from './cluster/local-change-bus.js'
 import { PgChangeBus } from './cluster/pg-change-bus.js'
@@ -198,7 +199,7 @@ export class Daemon {
   /** Re-reads domains, backends and moving accounts from the store; drops the cache, whose answers may depend on them. */
   async reloadRegistry(): Promise<void> {
     const { domains, backends } = await loadRegistry(this.store)
-    this.#registry = new Registry(domains, backends, await movingAccounts(this.store))
+    this.#registry = new Registry(domains, backends, await movingAccounts(this.store), await loadHealth(this.store))
     this.#cache?.clear()
     this.logger.info({ domains: domains.length, backends: backends.length, moving: this.#registry.movingCount }, 'registry loaded')
   }
@@ -207,6 +208,11 @@ export class Daemon {
   async reloadMoves(): Promise<void> {
     this.#registry = this.#registry.withMoving(await movingAccounts(this.store))
     this.logger.debug({ moving: this.#registry.movingCount }, 'moving accounts loaded')
+  }
+
+  /** Re-reads only the backends' health states: maps and logins apply them per answer, so the cache stays. */
+  async reloadHealth(): Promise<void> {
+    this.#registry = this.#registry.withHealth(await loadHealth(this.store))
   }
 
   /** Applies a change from any instance (this one included) to this instance. */
@@ -219,6 +225,8 @@ export class Daemon {
       }
       case 'moves':
         return this.reloadMoves()
+      case 'health':
+        return this.reloadHealth()
       case 'registry':
         return this.reloadRegistry()
       case 'resync':

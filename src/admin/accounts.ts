@@ -314,8 +314,8 @@ export async function candidatesOf(d: AdminDeps): Promise<Candidate[]> {
     capacity: b.capacity ?? null,
     accounts: counts.get(b.id) ?? 0,
     adminState: b.adminState ?? 'active',
-    // Health checks arrive with their own issue; until then every registered backend is up.
-    healthy: true,
+    // Maintenance counts as its own reason (adminState); health is the probes' verdict.
+    healthy: registry.isUp({ ...b, adminState: 'active' }),
   }))
 }
 

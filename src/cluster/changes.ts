@@ -16,6 +16,8 @@ export type Change =
   | { readonly kind: 'registry' }
   /** Moves started, completed or aborted: reload the set of accounts being moved. */
   | { readonly kind: 'moves' }
+  /** A backend service went up or down: reload the health states (the cache stays). */
+  | { readonly kind: 'health' }
 
 export type ChangeEvent =
   | Change

@@ -243,6 +243,7 @@ export function parseChangePayload(payload: string | undefined): ChangeEvent | u
   switch (m.kind) {
     case 'registry':
     case 'moves':
+    case 'health':
     case 'resync':
       return { kind: m.kind }
     case 'entries':

@@ -208,6 +208,9 @@ const Login = Type.Object(
   { additionalProperties: false, default: {} },
 )
 
+/** Backend services the health checker can probe; `delivery` is the route's LMTP or SMTP port. */
+export const HEALTH_SERVICES = ['delivery', 'imap', 'pop3'] as const
+
 export const PLACEMENT_POLICIES = ['random', 'weighted', 'least-used', 'domain'] as const
 export const PASSWORD_SCHEMES = ['auto', 'ARGON2ID', 'SHA512-CRYPT', 'BLF-CRYPT', 'SSHA512'] as const
 
@@ -311,6 +314,21 @@ export const ConfigSchema = Type.Object(
         ttl: Duration('2m', 'Freshness of found answers.'),
         negativeTtl: Duration('30s', 'Freshness of authoritative misses.'),
         maxStale: Duration('1h', 'Oldest answer served while the directory fails.'),
+        warmup: Type.Boolean({ default: false, description: 'At start, load every mailbox address from the directory into the cache.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    health: Type.Object(
+      {
+        interval: Duration('5s', 'Probe every backend service this often; 0 turns probing off (every backend counts as up).'),
+        timeout: Duration('2s', 'A probe without its banner within this time fails.'),
+        rise: Type.Integer({ minimum: 1, default: 2, description: 'Successful probes in a row before a down service counts as up.' }),
+        fall: Type.Integer({ minimum: 1, default: 3, description: 'Failed probes in a row before an up service counts as down.' }),
+        services: Type.Array(Type.Union(HEALTH_SERVICES.map((s) => Type.Literal(s))), {
+          default: ['delivery', 'imap', 'pop3'],
+          uniqueItems: true,
+          description: "What to probe: delivery (the route's LMTP or SMTP port: 220 banner), imap (* OK), pop3 (+OK).",
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -392,6 +410,8 @@ export type LoginConfig = Static<typeof Login>
 export type AdminConfig = Static<typeof Admin>
 export type LdapAdminConfig = NonNullable<LdapConfig['admin']>
 export type PlacementPolicy = (typeof PLACEMENT_POLICIES)[number]
+export type HealthService = (typeof HEALTH_SERVICES)[number]
+export type HealthConfig = Config['health']
 export type DurationValue = Config['lookup']['deadline']
 
 /**

@@ -78,7 +78,7 @@ async function smtpRoute(rcptLine: string, d: NginxAuthDeps, waitSeconds: number
   const mailbox = r.resolution.mailboxes[0]
   if (mailbox && d.registry().isMoving(mailbox.address)) return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
   const backend = mailbox && d.registry().backendForMailHost(mailbox.mailHost)
-  if (!backend || isIP(backend.address) === 0) return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
+  if (!backend || isIP(backend.address) === 0 || !d.registry().isUp(backend, 'delivery')) return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
   return { headers: { 'Auth-Status': 'OK', 'Auth-Server': backend.address, 'Auth-Port': String(backend.ports.smtp) }, delayMs: 0 }
 }
 

@@ -12,7 +12,7 @@ import { DeadlineError, describeError, isMailhostdError } from '../errors.js'
 import { LogThrottle } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { KeyResolver } from '../policy/engine.js'
-import type { BackendInfo, Registry } from '../resolve/registry.js'
+import type { BackendInfo, ProbedService, Registry } from '../resolve/registry.js'
 import type { Mailbox } from '../resolve/resolver.js'
 import type { LoginRequest, LoginResult } from './types.js'
 
@@ -119,6 +119,8 @@ export class LoginRouter {
       return { result: 'tempfail', reason: 'backend unavailable (not configured)', tarpitSeconds }
     }
     if (backend.adminState === 'maintenance') return { result: 'tempfail', reason: 'backend unavailable (maintenance)', tarpitSeconds }
+    const probed = probedService(req.service)
+    if (probed && !this.#o.registry().isUp(backend, probed)) return { result: 'tempfail', reason: 'backend unavailable (down)', tarpitSeconds }
     if (this.#o.registry().isMoving(mailbox.address)) return { result: 'tempfail', reason: 'account being moved', tarpitSeconds }
     const port = portFor(req.service, backend)
     const fields: Record<string, string> = { [this.#o.config.proxyField]: 'y', host: backend.address }
@@ -153,6 +155,13 @@ export class LoginRouter {
     else this.#o.logger.info({ ...fields, reason: result.reason, tarpit: result.tarpitSeconds || undefined }, 'login refused')
     return result
   }
+}
+
+/** The health-checked service a login service depends on (docs/configuration.md, health). */
+function probedService(service: string): ProbedService | undefined {
+  if (service === 'imap' || service === 'pop3') return service
+  if (service === 'lmtp' || service === 'smtp') return 'delivery'
+  return undefined
 }
 
 /** The backend's port for a proxied service; undefined lets the proxy use its default. */

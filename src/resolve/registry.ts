@@ -4,6 +4,12 @@
 
 export type RouteStyle = 'lmtp' | 'smtp'
 
+/** Services the health checker probes (config `health.services`); `delivery` is the route's port. */
+export type ProbedService = 'delivery' | 'imap' | 'pop3'
+
+/** A backend service's state as the health checker last recorded it. Absent: never probed (up). */
+export type ServiceHealth = 'up' | 'down'
+
 /** active: normal; drain: no new accounts placed; maintenance: treated as down for logins. */
 export type AdminState = 'active' | 'drain' | 'maintenance'
 
@@ -46,10 +52,20 @@ export class Registry {
   readonly #backends: ReadonlyMap<string, BackendInfo>
   readonly #byMailHost: ReadonlyMap<string, BackendInfo>
   readonly #moving: ReadonlySet<string>
+  readonly #health: ReadonlyMap<string, ReadonlyMap<ProbedService, ServiceHealth>>
 
-  /** `moving`: canonical primary addresses of accounts being moved (admin moves). */
-  constructor(domains: readonly DomainInfo[], backends: readonly BackendInfo[], moving: Iterable<string> = []) {
+  /**
+   * `moving`: canonical primary addresses of accounts being moved (admin moves). `health`: by
+   * backend id, the recorded state of each probed service (health checks).
+   */
+  constructor(
+    domains: readonly DomainInfo[],
+    backends: readonly BackendInfo[],
+    moving: Iterable<string> = [],
+    health: ReadonlyMap<string, ReadonlyMap<ProbedService, ServiceHealth>> = new Map(),
+  ) {
     this.#moving = new Set(moving)
+    this.#health = health
     this.#domains = new Map(domains.map((d) => [d.name, d]))
     this.#backends = new Map(backends.map((b) => [b.id, b]))
     const byHost = new Map<string, BackendInfo>()
@@ -83,7 +99,28 @@ export class Registry {
 
   /** The same domains and backends with another set of moving accounts. */
   withMoving(moving: Iterable<string>): Registry {
-    return new Registry(this.domains, this.backends, moving)
+    return new Registry(this.domains, this.backends, moving, this.#health)
+  }
+
+  /** The same registry with other health states. */
+  withHealth(health: ReadonlyMap<string, ReadonlyMap<ProbedService, ServiceHealth>>): Registry {
+    return new Registry(this.domains, this.backends, this.#moving, health)
+  }
+
+  /**
+   * Whether a backend service is usable: not in maintenance (treated as down without probing)
+   * and not recorded down. Without `service`, every probed service must be up (placement).
+   */
+  isUp(backend: BackendInfo, service?: ProbedService): boolean {
+    if (backend.adminState === 'maintenance') return false
+    const states = this.#health.get(backend.id)
+    if (!states) return true
+    return service === undefined ? ![...states.values()].includes('down') : states.get(service) !== 'down'
+  }
+
+  /** Recorded health states of a backend's probed services (empty when never probed). */
+  healthOf(id: string): ReadonlyMap<ProbedService, ServiceHealth> {
+    return this.#health.get(id) ?? new Map()
   }
 
   get domains(): DomainInfo[] {
