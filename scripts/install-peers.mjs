@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// `npm test` needs real peers (slapd, PostgreSQL, Postfix). This installs the Debian packages
-// that are missing, as root, with `apt-get update` first, and keeps the packages' own system
-// services from starting (the tests start throwaway instances on loopback). When a peer is
-// missing and we are not root, it fails loudly: tests never silently skip.
+// `npm test` needs real peers (slapd, PostgreSQL, Postfix, Dovecot, nginx, Chromium). This
+// installs the Debian packages that are missing, as root, with `apt-get update` first, and keeps
+// the packages' own system services from starting (the tests start throwaway instances on
+// loopback). When a peer is missing and we are not root, it fails loudly: tests never silently
+// skip.
 
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs'
@@ -25,6 +26,10 @@ const PEERS = [
   // nginx with its mail proxy module.
   { pkg: 'nginx', probe: () => existsSync('/usr/sbin/nginx') },
   { pkg: 'libnginx-mod-mail', probe: () => existsSync('/usr/lib/nginx/modules/ngx_mail_module.so') },
+  // Headless Chromium for the status page test (playwright-core drives it; its own browser
+  // download does not work offline), and a font, without which Chromium renders no text.
+  { pkg: 'chromium', probe: () => existsSync('/usr/bin/chromium') },
+  { pkg: 'fonts-dejavu-core', probe: () => existsSync('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf') },
 ]
 
 function postgresBin() {
