@@ -10,10 +10,10 @@ import { toMs } from './config/duration.js'
 import type { Config } from './config/schema.js'
 import { Daemon } from './daemon.js'
 import { ConfigError, describeError } from './errors.js'
+import { EX_CONFIG } from './exit-codes.js'
 import { createLogger } from './log.js'
 import { PACKAGE_ROOT, VERSION } from './version.js'
 
-const EX_CONFIG = 78
 export const DEMO_CONFIG = resolve(PACKAGE_ROOT, 'fixtures/demo/mailhostd.yaml')
 export const DEMO_SQL = resolve(PACKAGE_ROOT, 'fixtures/demo/directory.sql')
 
