@@ -94,10 +94,11 @@ export async function queryAudit(db: Queryable, q: AuditQuery): Promise<{ entrie
   if (q.until !== undefined) add('at < ?::timestamptz', q.until)
   if (q.before !== undefined) add('id < ?', q.before)
   params.push(q.limit + 1)
+  // Ordered by the bigint column, not the text alias `id` (as text, 10 sorts before 9).
   const { rows } = await db.query<AuditRow>(
     `select id::text as id, at, actor, action, subject_type, subject, before, after
        from audit_log ${where.length ? `where ${where.join(' and ')}` : ''}
-      order by id desc limit $${params.length}`,
+      order by audit_log.id desc limit $${params.length}`,
     params,
   )
   const page = rows.slice(0, q.limit)

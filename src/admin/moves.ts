@@ -68,6 +68,7 @@ interface Row {
   finished_at: Date | string | null
 }
 
+// `id` is the text alias in results: queries order by `moves.id`, the bigint (as text, 10 sorts before 9).
 const COLUMNS = 'id::text as id, account, account_id, source_mailhost, source_backend, target_backend, state, detail, actor, created_at, updated_at, finished_at'
 const iso = (v: Date | string) => new Date(v).toISOString()
 
@@ -126,7 +127,7 @@ export class Moves {
     if (q.after !== undefined) add('id > ?', q.after)
     params.push(q.limit + 1)
     const { rows } = await this.d.store.query<Row>(
-      `select ${COLUMNS} from moves ${where.length ? `where ${where.join(' and ')}` : ''} order by id limit $${params.length}`,
+      `select ${COLUMNS} from moves ${where.length ? `where ${where.join(' and ')}` : ''} order by moves.id limit $${params.length}`,
       params,
     )
     const moves = rows.slice(0, q.limit).map(view)
@@ -238,7 +239,7 @@ export class Moves {
    */
   async resume(): Promise<void> {
     if (!this.#hooks) return
-    const { rows } = await this.d.store.query<Row>(`select ${COLUMNS} from moves where state = 'pending' order by id`)
+    const { rows } = await this.d.store.query<Row>(`select ${COLUMNS} from moves where state = 'pending' order by moves.id`)
     for (const r of rows) this.#schedule(r, await this.#settlesIn(Number(r.id)))
     if (rows.length > 0) this.d.logger.info({ moves: rows.length }, 'moves: pending copy hooks scheduled')
   }
