@@ -30,6 +30,8 @@ const PEERS = [
   // download does not work offline), and a font, without which Chromium renders no text.
   { pkg: 'chromium', probe: () => existsSync('/usr/bin/chromium') },
   { pkg: 'fonts-dejavu-core', probe: () => existsSync('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf') },
+  // systemd-analyze verify checks packaging/mailhostd.service (installing it starts nothing).
+  { pkg: 'systemd', probe: () => existsSync('/usr/bin/systemd-analyze') },
 ]
 
 function postgresBin() {
