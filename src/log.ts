@@ -1,28 +1,59 @@
-// pino with redaction: secrets must never reach logs, whatever object a caller passes in.
+// pino with redaction: secrets must never reach logs, whatever object a caller passes in. Every
+// line logged while a request is being answered carries that request's ids (see requestContext),
+// without the code that logs it having to know which request it serves.
 
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { pino, type Logger, type LevelWithSilent } from 'pino'
 
 export type { Logger }
 
-/** Paths pino censors wherever they appear in a logged object. */
+/**
+ * Paths pino censors wherever they appear in a logged object. pino's paths are exact (a `*` is
+ * one level), so each secret-carrying shape is listed: bare fields, one and two levels down,
+ * and the places HTTP requests keep them (headers, bodies). Nothing logs whole requests today;
+ * these are the net under a future `log.debug({ req })`.
+ */
 export const REDACT_PATHS = [
   'password',
   'bindPassword',
+  'passwordHash',
+  'token',
+  'secret',
+  'authorization',
+  'url',
+  'storeUrl',
   '*.password',
   '*.bindPassword',
-  '*.*.bindPassword',
-  'url',
-  '*.url',
-  'storeUrl',
-  'authorization',
-  'secret',
+  '*.passwordHash',
+  '*.token',
   '*.secret',
+  '*.url',
+  '*.authorization',
+  '*.*.password',
+  '*.*.bindPassword',
+  '*.*.token',
+  '*.*.secret',
   'headers["auth-pass"]',
+  'headers["x-auth-key"]',
+  'headers.cookie',
   'req.headers["auth-pass"]',
-  'headers.authorization',
-  'req.headers.authorization',
   'req.headers["x-auth-key"]',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.body.password',
+  'body.password',
 ]
+
+/**
+ * The ids of the request being answered: `conn` and `req` (a connection number and the request's
+ * number on it) on the socketmap, tcp_table, policy and dict listeners, `reqId` (fastify's) on
+ * HTTP. Every line logged inside requestContext.run() carries them.
+ */
+export type RequestIds = { readonly conn: number; readonly req: number } | { readonly reqId: string }
+
+export const requestContext = new AsyncLocalStorage<RequestIds>()
+
+const NO_IDS = {}
 
 export function createLogger(level: LevelWithSilent = 'info', destination?: pino.DestinationStream): Logger {
   return pino(
@@ -30,6 +61,8 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: pino
       name: 'mailhostd',
       level,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // Merged into the line's own fields; a field the call names itself wins.
+      mixin: () => requestContext.getStore() ?? NO_IDS,
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       // "level":"warn" rather than 40: admins grep and jq these lines.

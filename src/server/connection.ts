@@ -4,7 +4,7 @@
 
 import type { Socket } from 'node:net'
 import { describeError } from '../errors.js'
-import type { Logger } from '../log.js'
+import { requestContext, type Logger } from '../log.js'
 import type { ListenerLimits } from './options.js'
 
 export type RequestError = 'malformed' | 'too-large'
@@ -52,6 +52,9 @@ const QUEUE_LIMIT = 16
  */
 const LINGER_MS = 2000
 
+/** Numbers connections across all listeners of the process, for the `conn` id in logs. */
+let connectionCount = 0
+
 export class Connection<R> {
   /** Resolves once the socket is fully closed. */
   readonly closed: Promise<void>
@@ -70,13 +73,16 @@ export class Connection<R> {
   #pausedFull = false
   #idleTimer: NodeJS.Timeout | undefined
   #requestTimer: NodeJS.Timeout | undefined
+  readonly #id = ++connectionCount
+  /** Requests answered or being answered on this connection: the `req` id in logs. */
+  #requests = 0
 
   constructor(socket: Socket, wire: Wire<R>, ctx: ConnectionContext) {
     this.#socket = socket
     this.#wire = wire
     this.#ctx = ctx
     // Unix-socket peers (the dict listener) have no address.
-    this.#log = ctx.logger.child({ peer: socket.remoteAddress === undefined ? 'unix' : `${socket.remoteAddress}:${socket.remotePort}` })
+    this.#log = ctx.logger.child({ conn: this.#id, peer: socket.remoteAddress === undefined ? 'unix' : `${socket.remoteAddress}:${socket.remotePort}` })
     this.#decoder = wire.decoder(ctx.limits.maxRequestBytes)
     let closed!: () => void
     this.closed = new Promise((resolve) => (closed = resolve))
@@ -154,7 +160,9 @@ export class Connection<R> {
         }
         let reply: Buffer
         try {
-          reply = await this.#wire.reply(item.request)
+          // Lines logged while answering (lookup, policy, failures) carry conn and req.
+          const ids = { conn: this.#id, req: ++this.#requests }
+          reply = await requestContext.run(ids, () => this.#wire.reply(item.request))
         } catch (err) {
           this.#log.error({ err: describeError(err) }, 'request failed; closing without a reply')
           this.#finish()
