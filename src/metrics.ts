@@ -1,14 +1,22 @@
 // Prometheus metrics. One registry per daemon (not prom-client's global) so tests can run
-// several instances in one process.
+// several instances in one process. docs/operations.md lists every name and what it means.
+//
+// Counts kept by other objects (the cache's statistics) are exposed as counters read at scrape
+// time, so the objects need not know about Prometheus; those sources only ever grow.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Layer } from './resolve/answer.js'
+
+/** Buckets for request and directory latencies: sub-millisecond cache hits to multi-second timeouts. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+export type Labels = Record<string, string>
 
 export class Metrics {
   readonly registry = new Registry()
   readonly lookups = new Counter({
     name: 'mailhostd_lookups_total',
-    help: 'Lookups by protocol, map, outcome (found/notfound/temp/perm) and answering layer.',
+    help: 'Lookups by protocol, map, outcome (found/notfound/temp/perm) and answering layer (cache/stale/directory/rules/none); stale answers are layer="stale".',
     labelNames: ['protocol', 'map', 'outcome', 'layer'] as const,
     registers: [this.registry],
   })
@@ -16,7 +24,20 @@ export class Metrics {
     name: 'mailhostd_lookup_duration_seconds',
     help: 'Time from request to answer, per protocol.',
     labelNames: ['protocol'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  })
+  readonly directoryCallSeconds = new Histogram({
+    name: 'mailhostd_directory_call_duration_seconds',
+    help: 'Directory calls (find, verify_password, ping) by directory, operation and result (ok/error); calls the circuit breaker refused are not made and not counted.',
+    labelNames: ['directory', 'operation', 'result'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  })
+  readonly directoryErrors = new Counter({
+    name: 'mailhostd_directory_errors_total',
+    help: 'Failed directory calls by directory, operation and error code (MH_DIRECTORY_UNAVAILABLE, MH_DIRECTORY_TIMEOUT, MH_DUPLICATE_OWNER, ...).',
+    labelNames: ['directory', 'operation', 'code'] as const,
     registers: [this.registry],
   })
   readonly policyDecisions = new Counter({
@@ -27,7 +48,7 @@ export class Metrics {
   })
   readonly logins = new Counter({
     name: 'mailhostd_login_total',
-    help: 'Login routing answers by protocol (dovecot, nginx, dict) and result.',
+    help: 'Login routing answers by protocol (dovecot, nginx, dict) and result (ok/mismatch/unknown/disabled/tempfail); wrong passwords are result="mismatch".',
     labelNames: ['protocol', 'result'] as const,
     registers: [this.registry],
   })
@@ -37,6 +58,12 @@ export class Metrics {
     labelNames: ['scope', 'action'] as const,
     registers: [this.registry],
   })
+  readonly reloads = new Counter({
+    name: 'mailhostd_config_reloads_total',
+    help: 'Configuration reloads (SIGHUP) by result: applied, invalid (the file did not validate; nothing changed) or failed (applied in part).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  })
   readonly #connectionSources = new Map<string, () => number>()
   readonly openConnections = new Gauge({
     name: 'mailhostd_open_connections',
@@ -44,6 +71,8 @@ export class Metrics {
     labelNames: ['listener'] as const,
     registers: [this.registry],
     collect: () => {
+      // A listener removed by a reload disappears from the series instead of freezing.
+      this.openConnections.reset()
       for (const [listener, read] of this.#connectionSources) this.openConnections.set({ listener }, read())
     },
   })
@@ -52,7 +81,7 @@ export class Metrics {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry })
   }
 
-  /** Gauges whose value is read from a live object at scrape time. */
+  /** A gauge whose value is read from a live object at scrape time. */
   gauge(name: string, help: string, read: () => number): void {
     new Gauge({
       name,
@@ -64,8 +93,43 @@ export class Metrics {
     })
   }
 
+  /**
+   * A gauge with one series per label set, all read at scrape time; series the source no longer
+   * yields (a backend removed from the registry) disappear.
+   */
+  labelledGauge(name: string, help: string, labelNames: readonly string[], read: () => Iterable<readonly [Labels, number]>): void {
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const [labels, value] of read()) this.set(labels, value)
+      },
+    })
+  }
+
+  /** A counter whose total is kept elsewhere (it must never decrease) and read at scrape time. */
+  counter(name: string, help: string, read: () => number): void {
+    new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        this.inc(read())
+      },
+    })
+  }
+
+  /** Reports a listener's open connections under `listener` until untrackConnections. */
   trackConnections(listener: string, read: () => number): void {
     this.#connectionSources.set(listener, read)
+  }
+
+  untrackConnections(listener: string): void {
+    this.#connectionSources.delete(listener)
   }
 
   recordLookup(protocol: string, map: string, outcome: string, layer: Layer, seconds: number): void {
