@@ -12,6 +12,12 @@
 //   own key, its `user+ext@` keys, the aliases and catch-alls that reached it and the cached
 //   misses for an address that now exists, and nothing else.
 //
+// Freshness is decided here, from when the directory confirmed an answer and the TTLs in force
+// now, not from the TTL lru-cache stored with the entry: a reload that changes cache.ttl,
+// negativeTtl or maxStale (setTimes) applies to every cached answer at once, by its age, and
+// drops none of them. Answers younger than a shortened TTL stay fresh, older ones become the
+// stale reserve; a lengthened TTL makes recent answers fresh again.
+//
 // Invalidation never deletes a key whose refresh is in flight (lru-cache would abort it and fail
 // its callers); the old answer is marked revoked instead, and is never served again, fresh or
 // stale. A fetch that overlapped an invalidation of something it read is revoked as well: its
@@ -21,11 +27,15 @@ import { LRUCache } from 'lru-cache'
 import { DeadlineError, MailhostdError } from '../errors.js'
 import type { Resolution } from '../resolve/resolver.js'
 
-export interface CacheOptions {
-  readonly maxEntries: number
+/** The cache's time rules; setTimes() changes them while it runs. */
+export interface CacheTimes {
   readonly ttlMs: number
   readonly negativeTtlMs: number
   readonly maxStaleMs: number
+}
+
+export interface CacheOptions extends CacheTimes {
+  readonly maxEntries: number
   /** Monotonic clock in ms; injectable so tests can move time. */
   readonly now?: () => number
   /**
@@ -96,6 +106,7 @@ export class LookupCache {
   readonly #lru: LRUCache<string, Entry>
   readonly #now: () => number
   readonly #opts: CacheOptions
+  #times: CacheTimes
   readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, evictions: 0, invalidated: 0 }
 
   /** Bumped by every invalidation; fetches and callers note it when they start. */
@@ -113,6 +124,7 @@ export class LookupCache {
 
   constructor(opts: CacheOptions, load: Loader) {
     this.#opts = opts
+    this.#times = { ttlMs: opts.ttlMs, negativeTtlMs: opts.negativeTtlMs, maxStaleMs: opts.maxStaleMs }
     this.#now = opts.now ?? (() => performance.now())
     this.#lru = new LRUCache<string, Entry>({
       max: opts.maxEntries,
@@ -142,7 +154,7 @@ export class LookupCache {
         const { resolution, deps } = 'deps' in loaded ? loaded : { resolution: loaded, deps: implicitDeps(loaded) }
         const entry: Entry = { resolution, fetchedAt: this.#now(), deps: tokens(key, deps), startSeq, revokedAt: undefined }
         entry.revokedAt = this.#overlap(entry)
-        if (resolution.kind === 'none') options.ttl = this.#opts.negativeTtlMs
+        if (resolution.kind === 'none') options.ttl = this.#times.negativeTtlMs
         // Kept only so its waiting callers get it; expired at once, and never served anyway.
         if (entry.revokedAt !== undefined) options.ttl = 1
         return entry
@@ -152,8 +164,9 @@ export class LookupCache {
 
   async get(key: string, deadlineMs: number): Promise<CacheOutcome> {
     const arrived = this.#seq
-    const fresh = this.#lru.get(key)
-    if (fresh && fresh.revokedAt === undefined) {
+    // Expired entries too: whether one is fresh is decided by the TTLs in force now.
+    const fresh = this.#lru.get(key, { allowStale: true })
+    if (fresh && fresh.revokedAt === undefined && this.#isFresh(fresh)) {
       this.stats.hits++
       return { ok: true, resolution: fresh.resolution, layer: 'cache', ageMs: this.#now() - fresh.fetchedAt }
     }
@@ -202,14 +215,28 @@ export class LookupCache {
     const old = this.#lru.peek(key, { allowStale: true })
     if (old && old.resolution.kind === 'found' && old.revokedAt === undefined) {
       const age = this.#now() - old.fetchedAt
-      if (age <= this.#opts.maxStaleMs) {
+      if (age <= this.#times.maxStaleMs) {
         // Another caller may have refreshed the entry meanwhile: then it is simply fresh.
-        const layer = age <= this.#opts.ttlMs ? 'cache' : 'stale'
+        const layer = age <= this.#times.ttlMs ? 'cache' : 'stale'
         if (layer === 'stale') this.stats.staleServed++
         return { ok: true, resolution: old.resolution, layer, ageMs: age }
       }
     }
     return { ok: false, error }
+  }
+
+  /** New TTLs and max-stale age, applied to the answers already cached too (see the top). */
+  setTimes(times: CacheTimes): void {
+    this.#times = { ttlMs: times.ttlMs, negativeTtlMs: times.negativeTtlMs, maxStaleMs: times.maxStaleMs }
+  }
+
+  get times(): CacheTimes {
+    return this.#times
+  }
+
+  #isFresh(entry: Entry): boolean {
+    const ttl = entry.resolution.kind === 'none' ? this.#times.negativeTtlMs : this.#times.ttlMs
+    return this.#now() - entry.fetchedAt <= ttl
   }
 
   /**
