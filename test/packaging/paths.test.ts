@@ -110,6 +110,19 @@ t.test('the compose file builds every Dockerfile in the repository, from the rep
   t.same(built.map((d) => d.file).sort(), all, 'no Dockerfile is left out of the compose file')
 })
 
+const INSTRUCTIONS = ['FROM', 'RUN', 'CMD', 'LABEL', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT', 'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL']
+
+t.test('every Dockerfile instruction is a Docker instruction, and every exec form is valid JSON', async (t) => {
+  for (const d of dockerfiles()) {
+    for (const i of instructionsOf(d.file)) {
+      t.ok(INSTRUCTIONS.includes(i.op), `${d.file}:${i.line}: ${i.op}`)
+      const exec = i.op === 'HEALTHCHECK' ? i.args.slice(i.args.indexOf('CMD ') + 4) : i.args
+      if (exec.startsWith('[')) t.doesNotThrow(() => words(exec), `${d.file}:${i.line}: ${i.op} is a JSON string array`)
+    }
+    t.ok(['FROM', 'ARG'].includes(instructionsOf(d.file)[0]?.op ?? ''), `${d.file} starts with FROM (or the ARG it uses)`)
+  }
+})
+
 t.test('every COPY/ADD source exists, is committed and is not kept out by .dockerignore', async (t) => {
   for (const d of dockerfiles()) {
     const stages = new Set(instructionsOf(d.file).filter((i) => i.op === 'FROM').map((i) => /\bAS\s+(\S+)/i.exec(i.args)?.[1]))
