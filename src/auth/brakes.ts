@@ -46,7 +46,7 @@ const NO_IP = '-'
 const MAX_FAILURES_PER_KEY = 1000
 
 export class Brakes {
-  readonly #o: BrakesOptions
+  #o: BrakesOptions
   readonly #now: () => number
   readonly #byIp: LRUCache<string, Failure[]>
   readonly #byAccount: LRUCache<string, Failure[]>
@@ -56,6 +56,11 @@ export class Brakes {
     this.#now = options.now ?? (() => Date.now())
     this.#byIp = new LRUCache({ max: options.maxKeys ?? 100_000 })
     this.#byAccount = new LRUCache({ max: options.maxKeys ?? 100_000 })
+  }
+
+  /** New thresholds and delays (a configuration reload); the failures counted so far stay. */
+  reconfigure(options: Pick<BrakesOptions, 'windowMs' | 'ip' | 'account' | 'tarpitMs' | 'maxTarpitMs'>): void {
+    this.#o = { ...this.#o, ...options }
   }
 
   /** Decides before the password is checked. */

@@ -65,9 +65,9 @@ const problem = (reply: FastifyReply, status: number, code: string, detail: stri
 
 /** The login endpoints as a fastify plugin: its own scope, so the secret guard covers only them. */
 export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
-  const header = o.config.secretHeader.toLowerCase()
-  const secretDigest = o.config.secret === '' ? undefined : digest(o.config.secret)
-  const maxTarpitMs = toMs(o.config.brakes.maxTarpit)
+  // o.config is read per request, not once here: a configuration reload may change the secret,
+  // its header or the tarpit cap while the routes stay registered.
+  const maxTarpitMs = () => toMs(o.config.brakes.maxTarpit)
   /** Failures the router already counted, by Dovecot session, so a policy report does not count them twice. */
   const counted = new Set<string>()
 
@@ -75,9 +75,10 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
     // nginx reads only headers: without an Auth-Status it reports an internal error to the
     // client; with one, a temporary failure the client can retry.
     if (req.url.startsWith('/v1/nginx/')) void reply.header('Auth-Status', 'Temporary authentication failure, try again later')
-    if (secretDigest === undefined) return problem(reply, 503, 'MH_LOGIN_NO_SECRET', 'login.secret is not configured')
-    const given = req.headers[header]
-    if (typeof given !== 'string' || !timingSafeEqual(digest(given), secretDigest)) {
+    const { secret, secretHeader } = o.config
+    if (secret === '') return problem(reply, 503, 'MH_LOGIN_NO_SECRET', 'login.secret is not configured')
+    const given = req.headers[secretHeader.toLowerCase()]
+    if (typeof given !== 'string' || !timingSafeEqual(digest(given), digest(secret))) {
       return problem(reply, 401, 'MH_LOGIN_SECRET', `missing or wrong ${o.config.secretHeader}`)
     }
   }
@@ -86,7 +87,7 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
     // Tarpit: hold the answer. Each held answer holds one of Dovecot's auth workers (30 by
     // default), so the HTTP passdb's tarpit is capped low; the auth policy tarpits for longer
     // without holding a worker.
-    if (r.tarpitSeconds > 0) await sleep(Math.min(r.tarpitSeconds * 1000, maxTarpitMs, PASSDB_TARPIT_CAP_MS))
+    if (r.tarpitSeconds > 0) await sleep(Math.min(r.tarpitSeconds * 1000, maxTarpitMs(), PASSDB_TARPIT_CAP_MS))
     return r.result === 'ok' ? { result: r.result, fields: { ...r.fields } } : { result: r.result, reason: r.reason }
   }
 
@@ -123,7 +124,7 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
 
     scope.get('/v1/nginx/auth', async (req, reply) => {
       const { headers, delayMs } = await nginxAuth(req.headers, o)
-      if (delayMs > 0) await sleep(Math.min(delayMs, maxTarpitMs))
+      if (delayMs > 0) await sleep(Math.min(delayMs, maxTarpitMs()))
       // nginx reads only the headers; the status line just has to be HTTP/1.x.
       return reply.code(200).headers(headers).send('')
     })
