@@ -1,23 +1,32 @@
 // Wires one mailhostd instance: store (migrated, seeded), registry, directory behind a circuit
 // breaker, cache, lookup service, and the listeners. start() resolves once every listener is
 // bound; close() drains in reverse order so in-flight requests still find their directory.
+// reload() applies a changed configuration while running (SIGHUP): the services behind the
+// listeners are rebuilt and reached through live() references, listeners move only when their
+// address changed, and the cache keeps every answer still valid.
 
 import { mkdirSync } from 'node:fs'
 import { dirname, isAbsolute, join } from 'node:path'
 import type { Logger } from 'pino'
-import { Brakes } from './auth/brakes.js'
+import { Brakes, type BrakesOptions } from './auth/brakes.js'
 import { LookupCache } from './cache/lookup-cache.js'
 import { resolutionLoader } from './cache/resolution-loader.js'
+import { WARMUP_CONCURRENCY, warmUp } from './cache/warmup.js'
+import { applicableConfig, diffConfig, touches, type ConfigDiff } from './config/diff.js'
 import { toMs } from './config/duration.js'
 import type { Config } from './config/schema.js'
 import { CircuitBreakerDirectory } from './directory/circuit-breaker.js'
 import type { Directory } from './directory/directory.js'
+import { InstrumentedDirectory } from './directory/instrumented.js'
 import { LdapDirectory } from './directory/ldap.js'
+import { LdapMailboxAddresses, SqlMailboxAddresses } from './directory/mailbox-addresses.js'
 import { SqlDirectory } from './directory/sql.js'
-import { startHttp, type HttpServer } from './http/server.js'
-import { Metrics } from './metrics.js'
+import { startHttp } from './http/server.js'
+import { live } from './live.js'
+import { Metrics, type Labels } from './metrics.js'
 import { LoginRouter } from './login/router.js'
 import { PolicyEngine } from './policy/engine.js'
+import { RateLimiter } from './policy/rate-limiter.js'
 import { Lookups } from './resolve/lookup-service.js'
 import { Registry } from './resolve/registry.js'
 import { Resolver } from './resolve/resolver.js'
@@ -33,6 +42,7 @@ import {
 import { AccountCounts } from './admin/account-counts.js'
 import { createAdmin, type Admin } from './admin/index.js'
 import { movingAccounts } from './admin/moves.js'
+import { TokenAuth } from './admin/tokens.js'
 import { loadHealth } from './health/health-repo.js'
 import type { ChangeBus, ChangeEvent } from './cluster/changes.js'
 import { LocalChangeBus } from './cluster/local-change-bus.js'
@@ -60,26 +70,89 @@ export interface BoundAddress {
   readonly path?: string
 }
 
+/** A listener the configuration asks for: its name, and what it is bound to (a change re-binds it). */
+interface ListenerSpec {
+  readonly name: string
+  /** The configured address (host and port, or socket path and mode). */
+  readonly address: string
+  open(): Promise<RunningListener>
+}
+
+interface RunningListener {
+  readonly address: string
+  readonly bound: BoundAddress
+  /** Stops accepting; connections finish within graceMs. */
+  close(graceMs: number): Promise<void>
+  readonly connections?: () => number
+}
+
+/** What answers requests: rebuilt from the configuration on reload, behind live() references. */
+interface Services {
+  readonly lookups: Lookups
+  readonly policy: PolicyEngine
+  readonly router: LoginRouter
+  readonly dict: DictLogins
+}
+
 export class Daemon {
   readonly metrics = new Metrics()
-  readonly bound: BoundAddress[] = []
+  #config: Config
   #registry = new Registry([], [])
   #store: Store | undefined
   #directory: CircuitBreakerDirectory | undefined
+  #calls: InstrumentedDirectory | undefined
   #cache: LookupCache | undefined
-  #servers: LineServer[] = []
-  #http: HttpServer | undefined
+  #services: Services | undefined
+  #brakes: Brakes | undefined
+  /** Rate-limit windows outlive policy rule set changes (a bucket is keyed by its limit). */
+  readonly #limiter = new RateLimiter()
+  #tokens: TokenAuth
+  /** By name, in the order they were first bound (the `bound` list and the ready log line). */
+  readonly #listeners = new Map<string, RunningListener>()
   #bus: ChangeBus | undefined
   #writer: AccountWriter | undefined
   #watcher: LdapWatcher | undefined
   #admin: Admin | undefined
+  #warmup: { readonly done: Promise<unknown>; readonly stop: AbortController } | undefined
+  /** Reloads run one at a time, in the order asked. */
+  #reloading: Promise<unknown> = Promise.resolve()
   #closing: Promise<void> | undefined
 
   constructor(
-    readonly config: Config,
+    config: Config,
     readonly logger: Logger,
     private readonly options: DaemonOptions = {},
-  ) {}
+  ) {
+    this.#config = config
+    this.#tokens = new TokenAuth(config.admin.tokens)
+  }
+
+  /** The configuration in force: the start one, then what each reload applied. */
+  get config(): Config {
+    return this.#config
+  }
+
+  /** Where each listener is bound, in start order. */
+  get bound(): BoundAddress[] {
+    return [...this.#listeners.values()].map((l) => l.bound)
+  }
+
+  /** When the directory last answered (ms since the epoch), or undefined; readiness reads it. */
+  get directoryAnsweredAt(): number | undefined {
+    return this.#calls?.lastAnswerAt
+  }
+
+  /**
+   * The listeners the configuration asks for that are not bound where it says (a re-bind that
+   * failed on reload), with the reason; readiness reads it.
+   */
+  get unboundListeners(): { name: string; address: string; boundAt?: string }[] {
+    return this.#listenerSpecs(this.#config).flatMap((spec) => {
+      const running = this.#listeners.get(spec.name)
+      if (running?.address === spec.address) return []
+      return [{ name: spec.name, address: spec.address, ...(running ? { boundAt: running.address } : {}) }]
+    })
+  }
 
   get registry(): Registry {
     return this.#registry
@@ -109,9 +182,10 @@ export class Daemon {
     for (const file of this.options.seedSql ?? []) await applySqlFile(store, file)
     await this.reloadRegistry()
 
-    const inner: Directory = c.directory.type === 'ldap' ? new LdapDirectory(c.directory.ldap!, log) : new SqlDirectory(store)
+    const raw: Directory = c.directory.type === 'ldap' ? new LdapDirectory(c.directory.ldap!, log) : new SqlDirectory(store)
+    this.#calls = new InstrumentedDirectory(raw, this.metrics)
     this.#directory = new CircuitBreakerDirectory(
-      inner,
+      this.#calls,
       { failureThreshold: c.circuit.failureThreshold, openForMs: toMs(c.circuit.openFor) },
       log,
     )
@@ -127,81 +201,98 @@ export class Daemon {
       resolutionLoader(resolver, c.addresses),
     )
     this.#registerGauges()
-    const lookups = new Lookups({
-      registry: () => this.#registry,
-      cache: this.#cache,
-      addresses: c.addresses,
-      routes: c.routing,
-      deadlineMs: toMs(c.lookup.deadline),
-      logger: log,
-      metrics: this.metrics,
-    })
+    this.#brakes = new Brakes(brakesOptions(c))
+    this.#services = this.#buildServices(c)
 
     await this.#watchChanges()
 
-    const limits: ListenerLimits = {
-      maxConnections: c.limits.maxConnections,
-      idleTimeoutMs: toMs(c.limits.idleTimeout),
-      requestTimeoutMs: toMs(c.limits.requestTimeout),
-      maxRequestBytes: c.limits.maxRequestBytes,
-    }
     try {
-      if (c.listen.socketmap) {
-        await this.#listen('socketmap', createSocketmapServer({ ...c.listen.socketmap, lookup: lookups, logger: log, limits }))
-      }
-      for (const t of c.listen.tcpTable) {
-        await this.#listen(`tcp_table ${t.map}`, createTcpTableServer(t.map, { host: t.host, port: t.port, lookup: lookups, logger: log, limits }))
-      }
-      if (c.listen.policy) {
-        const policy = new PolicyEngine({ policy: c.policy, resolver: lookups, addresses: c.addresses, logger: log, metrics: this.metrics })
-        await this.#listen('policy', createPolicyServer({ ...c.listen.policy, policy, logger: log, limits }))
-      }
-      const b = c.login.brakes
-      const brakes = new Brakes({
-        windowMs: toMs(b.window),
-        ip: b.ip,
-        account: b.account,
-        tarpitMs: toMs(b.tarpit),
-        maxTarpitMs: toMs(b.maxTarpit),
-      })
-      const router = new LoginRouter({
-        resolver: lookups,
-        registry: () => this.#registry,
-        directory: this.#directory,
-        brakes,
-        config: c.login,
-        deadlineMs: toMs(c.lookup.deadline),
-        logger: log,
-        metrics: this.metrics,
-      })
-      if (c.listen.dict) {
-        const path = isAbsolute(c.listen.dict.path) ? c.listen.dict.path : join(c.dataDir, c.listen.dict.path)
-        // dataDir exists only if PGlite created it; with PostgreSQL it may be new.
-        mkdirSync(dirname(path), { recursive: true, mode: 0o750 })
-        const dict = new DictLogins(router, c.login.userdb)
-        await this.#listen('dict', createDictServer({ path, mode: Number.parseInt(c.listen.dict.mode, 8), logger: log, limits, dict }))
-      }
-      if (c.listen.http) {
-        const login = { router, brakes, resolver: lookups, registry: () => this.#registry, config: c.login, metrics: this.metrics }
-        const admin = this.#startAdmin()
-        await admin.start()
-        this.#http = await startHttp({ ...c.listen.http, daemon: this, lookups, logger: log, login, admin })
-        this.bound.push({ name: 'http', ...this.#http.address })
-      }
+      for (const spec of this.#listenerSpecs(c)) await this.#bind(spec)
     } catch (e) {
       await this.close(0)
       throw e
     }
     log.info({ directory: c.directory.type, store: store.kind, listeners: this.bound }, 'mailhostd ready')
+    if (c.cache.warmup) this.#startWarmup()
     return this
   }
 
-  /** Re-reads domains, backends and moving accounts from the store; drops the cache, whose answers may depend on them. */
-  async reloadRegistry(): Promise<void> {
+  /**
+   * Re-reads domains, backends and moving accounts from the store, and drops the cache, whose
+   * answers may depend on them. With `keepCacheIfSame`, a registry whose domains and backends did
+   * not change leaves the cache alone (a reload that changed something else).
+   */
+  async reloadRegistry(opts: { keepCacheIfSame?: boolean } = {}): Promise<void> {
     const { domains, backends } = await loadRegistry(this.store)
+    const before = this.#registry
     this.#registry = new Registry(domains, backends, await movingAccounts(this.store), await loadHealth(this.store))
-    this.#cache?.clear()
+    const same = JSON.stringify([before.domains, before.backends]) === JSON.stringify([domains, backends])
+    if (!(opts.keepCacheIfSame === true && same)) this.#cache?.clear()
     this.logger.info({ domains: domains.length, backends: backends.length, moving: this.#registry.movingCount }, 'registry loaded')
+  }
+
+  /**
+   * Applies a changed configuration while running (SIGHUP; docs/operations.md): what can change
+   * live is applied, keys that need a restart keep their running values and are logged. Returns
+   * what changed. Throws when applying failed part-way (the store unreachable for the re-seed);
+   * what was applied before stays applied.
+   */
+  reload(next: Config): Promise<ConfigDiff> {
+    const run = this.#reloading.then(() => this.#reload(next))
+    this.#reloading = run.catch(() => undefined)
+    return run
+  }
+
+  /**
+   * SIGHUP: reads the configuration again with `load` (the same file and environment as at
+   * start) and applies it. An invalid file changes nothing: the running configuration stays and
+   * the error names the key at fault. Never throws; the result is also counted in metrics.
+   */
+  async reloadFrom(load: () => Config): Promise<'applied' | 'invalid' | 'failed'> {
+    let result: 'applied' | 'invalid' | 'failed' = 'applied'
+    try {
+      const next = load()
+      try {
+        await this.reload(next)
+      } catch (e) {
+        result = 'failed'
+        this.logger.error({ err: describeError(e) }, 'configuration reload failed part-way; what was applied before the failure stays')
+      }
+    } catch (e) {
+      result = 'invalid'
+      this.logger.error({ err: describeError(e) }, 'configuration reload: the file is not valid; keeping the running configuration')
+    }
+    this.metrics.reloads.inc({ result })
+    return result
+  }
+
+  async #reload(next: Config): Promise<ConfigDiff> {
+    const log = this.logger
+    const diff = diffConfig(this.#config, next)
+    if (this.#closing) {
+      log.info('configuration reload skipped: shutting down')
+      return diff
+    }
+    if (!this.#services) throw new Error('still starting: the configuration is read again only once every listener is bound')
+    if (diff.restart.length > 0) {
+      log.warn({ keys: diff.restart }, 'configuration reload: these keys take effect only at a restart; they keep their running values')
+    }
+    const c = applicableConfig(this.#config, next)
+    this.#config = c
+    if (touches(diff, 'log.level')) this.logger.level = c.log.level
+    if (touches(diff, 'cache')) {
+      this.cache.setTimes({ ttlMs: toMs(c.cache.ttl), negativeTtlMs: toMs(c.cache.negativeTtl), maxStaleMs: toMs(c.cache.maxStale) })
+    }
+    if (touches(diff, 'login.brakes')) this.#brakes!.reconfigure(brakesOptions(c))
+    if (touches(diff, 'admin.tokens')) this.#tokens = new TokenAuth(c.admin.tokens)
+    // Cheap and stateless (counters and rate windows live outside them): always rebuilt.
+    this.#services = this.#buildServices(c)
+    await this.#rebindListeners(c)
+    // Domains and backends from the file, then the registry from the store, as at start.
+    await seedFromConfig(this.store, c)
+    await this.reloadRegistry({ keepCacheIfSame: true })
+    log.info({ changed: diff.live, restartNeeded: diff.restart }, 'configuration reloaded')
+    return diff
   }
 
   /** Re-reads only the accounts being moved: maps apply that state to cached resolutions, so the cache stays. */
@@ -262,6 +353,147 @@ export class Daemon {
     }
   }
 
+  #buildServices(c: Config): Services {
+    const log = this.logger
+    const deadlineMs = toMs(c.lookup.deadline)
+    const lookups = new Lookups({
+      registry: () => this.#registry,
+      cache: this.cache,
+      addresses: c.addresses,
+      routes: c.routing,
+      deadlineMs,
+      logger: log,
+      metrics: this.metrics,
+    })
+    const policy = new PolicyEngine({ policy: c.policy, resolver: lookups, addresses: c.addresses, logger: log, metrics: this.metrics, limiter: this.#limiter })
+    const router = new LoginRouter({
+      resolver: lookups,
+      registry: () => this.#registry,
+      directory: this.directory,
+      brakes: this.#brakes!,
+      config: c.login,
+      deadlineMs,
+      logger: log,
+      metrics: this.metrics,
+    })
+    return { lookups, policy, router, dict: new DictLogins(router, c.login.userdb) }
+  }
+
+  /** The listeners `c` asks for; their servers reach the current services through live(). */
+  #listenerSpecs(c: Config): ListenerSpec[] {
+    const log = this.logger
+    const limits: ListenerLimits = {
+      maxConnections: c.limits.maxConnections,
+      idleTimeoutMs: toMs(c.limits.idleTimeout),
+      requestTimeoutMs: toMs(c.limits.requestTimeout),
+      maxRequestBytes: c.limits.maxRequestBytes,
+    }
+    const lookup = live(() => this.#services!.lookups)
+    const specs: ListenerSpec[] = []
+    const line = (name: string, address: string, server: () => LineServer) =>
+      specs.push({ name, address, open: () => this.#openLine(name, address, server()) })
+    if (c.listen.socketmap) {
+      const o = c.listen.socketmap
+      line('socketmap', `${o.host}:${o.port}`, () => createSocketmapServer({ ...o, lookup, logger: log, limits }))
+    }
+    for (const t of c.listen.tcpTable) {
+      line(`tcp_table ${t.map}`, `${t.host}:${t.port}`, () => createTcpTableServer(t.map, { host: t.host, port: t.port, lookup, logger: log, limits }))
+    }
+    if (c.listen.policy) {
+      const o = c.listen.policy
+      line('policy', `${o.host}:${o.port}`, () => createPolicyServer({ ...o, policy: live(() => this.#services!.policy), logger: log, limits }))
+    }
+    if (c.listen.dict) {
+      const { path: configured, mode } = c.listen.dict
+      const path = isAbsolute(configured) ? configured : join(c.dataDir, configured)
+      line('dict', `${path} mode ${mode}`, () => {
+        // dataDir exists only if PGlite created it; with PostgreSQL it may be new.
+        mkdirSync(dirname(path), { recursive: true, mode: 0o750 })
+        return createDictServer({ path, mode: Number.parseInt(mode, 8), logger: log, limits, dict: live(() => this.#services!.dict) })
+      })
+    }
+    if (c.listen.http) {
+      const { host, port } = c.listen.http
+      const address = `${host}:${port}`
+      specs.push({ name: 'http', address, open: () => this.#openHttp(host, port, address) })
+    }
+    return specs
+  }
+
+  async #openLine(name: string, address: string, server: LineServer): Promise<RunningListener> {
+    const bound = await server.listen()
+    return { address, bound: { name, ...bound }, close: (graceMs) => server.close(graceMs), connections: () => server.connections }
+  }
+
+  async #openHttp(host: string, port: number, address: string): Promise<RunningListener> {
+    if (!this.#admin) {
+      this.#admin = this.#startAdmin()
+      await this.#admin.start()
+    }
+    const services = () => this.#services!
+    const login = {
+      router: live(() => services().router),
+      brakes: this.#brakes!,
+      resolver: live(() => services().lookups),
+      registry: () => this.#registry,
+      config: live(() => this.#config.login),
+      metrics: this.metrics,
+    }
+    const admin = { ...this.#admin, auth: live(() => this.#tokens) }
+    const http = await startHttp({ host, port, daemon: this, lookups: live(() => services().lookups), logger: this.logger, login, admin })
+    return { address, bound: { name: 'http', ...http.address }, close: () => http.close() }
+  }
+
+  /** Binds a listener the configuration asks for and starts counting its connections. */
+  async #bind(spec: ListenerSpec): Promise<void> {
+    const running = await spec.open()
+    this.#listeners.set(spec.name, running)
+    if (running.connections) this.metrics.trackConnections(spec.name, running.connections)
+  }
+
+  /**
+   * Listeners whose address is unchanged are kept, with their connections. A moved one is bound
+   * at its new address first and the old one closed after (its connections finish their
+   * requests, within limits.shutdownGrace); a removed one is closed; a new one is bound. A
+   * listener that cannot be bound is logged and left out (readiness reports it), the rest go on.
+   */
+  async #rebindListeners(c: Config): Promise<void> {
+    const graceMs = toMs(c.limits.shutdownGrace)
+    const specs = this.#listenerSpecs(c)
+    const wanted = new Set(specs.map((s) => s.name))
+    const closing: Promise<void>[] = []
+    const retire = (name: string, old: RunningListener, why: string) => {
+      this.logger.info({ listener: name, address: old.address }, why)
+      closing.push(old.close(graceMs).catch((e: unknown) => this.logger.warn({ listener: name, err: describeError(e) }, 'listener close failed')))
+    }
+    // Removed first: a listener taking over a removed one's address can bind it then.
+    for (const [name, old] of [...this.#listeners]) {
+      if (wanted.has(name)) continue
+      this.#listeners.delete(name)
+      this.metrics.untrackConnections(name)
+      retire(name, old, 'listener removed by the configuration; closing it')
+    }
+    await new Promise((resolve) => setImmediate(resolve))
+    for (const spec of specs) {
+      const old = this.#listeners.get(spec.name)
+      if (old?.address === spec.address) continue
+      try {
+        await this.#bind(spec)
+      } catch (e) {
+        this.logger.error(
+          { listener: spec.name, address: spec.address, err: describeError(e), ...(old ? { keptAt: old.address } : {}) },
+          old ? 'listener could not move to its new address; it stays where it was' : 'listener could not be bound',
+        )
+        if (old) this.#listeners.set(spec.name, old)
+        continue
+      }
+      this.logger.info({ listener: spec.name, address: spec.address }, old ? 'listener moved' : 'listener added')
+      if (old) retire(spec.name, old, 'closing the listener at its old address; its connections finish first')
+    }
+    // Closing old listeners runs on in the background: their connections drain within the grace.
+    void Promise.all(closing)
+  }
+
   #startAdmin(): Admin {
     const c = this.config
     const ldap = c.directory.type === 'ldap' ? c.directory.ldap! : undefined
@@ -280,22 +512,48 @@ export class Daemon {
     return this.#admin
   }
 
-  async #listen(name: string, server: LineServer): Promise<void> {
-    this.#servers.push(server)
-    const addr = await server.listen()
-    this.bound.push({ name, ...addr })
-    this.metrics.trackConnections(name, () => server.connections)
+  /** Loads every mailbox address into the cache in the background (cache.warmup). */
+  #startWarmup(): void {
+    const c = this.config
+    const source = c.directory.type === 'ldap' ? new LdapMailboxAddresses(c.directory.ldap!, this.logger) : new SqlMailboxAddresses(this.store)
+    const stop = new AbortController()
+    const lookups = this.#services!.lookups
+    const done = warmUp({ source, resolve: (key, context) => lookups.resolve(key, context), concurrency: WARMUP_CONCURRENCY, logger: this.logger, signal: stop.signal })
+      .catch((e: unknown) => this.logger.error({ err: describeError(e) }, 'cache warm-up failed'))
+      .finally(() => source.close().catch(() => undefined))
+    this.#warmup = { done, stop }
+  }
+
+  /** Resolves when the cache warm-up has finished (at once when there is none). */
+  async warmupDone(): Promise<void> {
+    await this.#warmup?.done
   }
 
   #registerGauges(): void {
     const cache = this.#cache!
     const dir = this.#directory!
-    this.metrics.gauge('mailhostd_cache_entries', 'Entries in the lookup cache.', () => cache.size)
-    this.metrics.gauge('mailhostd_cache_hits', 'Fresh cache hits since start.', () => cache.stats.hits)
-    this.metrics.gauge('mailhostd_cache_misses', 'Cache misses since start.', () => cache.stats.misses)
-    this.metrics.gauge('mailhostd_cache_stale_served', 'Stale answers served since start.', () => cache.stats.staleServed)
-    this.metrics.gauge('mailhostd_cache_evictions', 'Entries evicted for space since start.', () => cache.stats.evictions)
-    this.metrics.gauge('mailhostd_directory_circuit_open', '1 while the directory circuit is open.', () => (dir.state === 'closed' ? 0 : 1))
+    const m = this.metrics
+    m.gauge('mailhostd_cache_entries', 'Entries in the lookup cache (fresh, and expired ones kept as the stale reserve).', () => cache.size)
+    m.counter('mailhostd_cache_hits_total', 'Lookups answered by a fresh cache entry.', () => cache.stats.hits)
+    m.counter('mailhostd_cache_misses_total', 'Lookups without a fresh cache entry (the directory was asked, or the stale reserve used).', () => cache.stats.misses)
+    m.counter('mailhostd_cache_stale_served_total', 'Expired answers served because the directory failed (within cache.maxStale).', () => cache.stats.staleServed)
+    m.counter('mailhostd_cache_evictions_total', 'Entries evicted to stay within cache.maxEntries.', () => cache.stats.evictions)
+    m.counter('mailhostd_cache_invalidations_total', 'Cached answers dropped by change notifications (admin API, other instances, LDAP polling).', () => cache.stats.invalidated)
+    m.gauge('mailhostd_directory_circuit_open', '1 while the directory circuit is open or half-open (the directory is not called, or only for a trial).', () => (dir.state === 'closed' ? 0 : 1))
+    m.labelledGauge('mailhostd_directory_circuit_state', 'The directory circuit state: 1 for the current one of closed, open, half-open.', ['state'], () =>
+      (['closed', 'open', 'half-open'] as const).map((state): [Labels, number] => [{ state }, dir.state === state ? 1 : 0]),
+    )
+    m.gauge('mailhostd_directory_last_answer_timestamp_seconds', 'When the directory last answered (Unix time; 0: never since start).', () => (this.directoryAnsweredAt ?? 0) / 1000)
+    m.labelledGauge(
+      'mailhostd_backend_up',
+      'Per backend and probed service: 1 when usable (health checks, admin state), 0 when down or in maintenance.',
+      ['backend', 'service'],
+      () => {
+        const r = this.#registry
+        return r.backends.flatMap((b) => this.#config.health.services.map((service): [Labels, number] => [{ backend: b.id, service }, r.isUp(b, service) ? 1 : 0]))
+      },
+    )
+    m.gauge('mailhostd_moves_in_progress', 'Mailboxes being moved between backends.', () => this.#registry.movingCount)
   }
 
   /** Stops accepting, lets in-flight requests finish within graceMs, then releases everything. */
@@ -305,13 +563,15 @@ export class Daemon {
   }
 
   async #close(graceMs: number): Promise<void> {
-    const results = await Promise.allSettled([
-      ...this.#servers.map((s) => s.close(graceMs)),
-      ...(this.#http ? [this.#http.close()] : []),
-    ])
+    this.#warmup?.stop.abort()
+    // A reload in progress may still bind listeners: let it finish (later ones do nothing).
+    await this.#reloading
+    const results = await Promise.allSettled([...this.#listeners.values()].map((l) => l.close(graceMs)))
     for (const r of results) if (r.status === 'rejected') this.logger.warn({ err: String(r.reason) }, 'listener close failed')
+    await this.#warmup?.done
     // Hooks first (their moves are recorded as failed in the store), then what feeds the cache.
     await this.#admin?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'admin close failed'))
+    // Probes record and announce changes: stopped before the bus and the store close.
     this.#watcher?.stop()
     await this.#bus?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'change bus close failed'))
     await this.#writer?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'account writer close failed'))
@@ -319,4 +579,9 @@ export class Daemon {
     await this.#store?.close().catch((e: unknown) => this.logger.warn({ err: String(e) }, 'store close failed'))
     this.logger.info('mailhostd stopped')
   }
+}
+
+function brakesOptions(c: Config): Pick<BrakesOptions, 'windowMs' | 'ip' | 'account' | 'tarpitMs' | 'maxTarpitMs'> {
+  const b = c.login.brakes
+  return { windowMs: toMs(b.window), ip: b.ip, account: b.account, tarpitMs: toMs(b.tarpit), maxTarpitMs: toMs(b.maxTarpit) }
 }

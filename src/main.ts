@@ -27,7 +27,8 @@ const HELP = `usage: mailhostd [--config FILE] [--seed-sql FILE]... [--check-con
   --version        print the version
   --help           this text
 
-Signals: SIGTERM/SIGINT drain and stop; SIGHUP re-reads domains and backends from the store.`
+Signals: SIGTERM/SIGINT drain and stop; SIGHUP re-reads the configuration file and applies
+what can change while running (docs/operations.md).`
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -51,17 +52,22 @@ async function main(): Promise<number> {
 
   const path = values.config ?? process.env.MAILHOSTD_CONFIG
   const demo = path === undefined || path === ''
+  // The same file, environment and path rules at start and at every SIGHUP.
+  const load = (): Config => {
+    const config = loadConfigFile(demo ? DEMO_CONFIG : path)
+    // Relative paths in a config file mean relative to that file, as in most daemons' configs;
+    // the demo keeps its data under the package's own data/ directory.
+    const base = demo ? PACKAGE_ROOT : dirname(resolve(path))
+    if (!isAbsolute(config.dataDir)) config.dataDir = resolve(base, config.dataDir)
+    return config
+  }
   let config: Config
   try {
-    config = loadConfigFile(demo ? DEMO_CONFIG : path)
+    config = load()
   } catch (e) {
     process.stderr.write(`mailhostd: configuration error: ${describeError(e)}\n`)
     return e instanceof ConfigError ? EX_CONFIG : 1
   }
-  // Relative paths in a config file mean relative to that file, as in most daemons' configs;
-  // the demo keeps its data under the package's own data/ directory.
-  const base = demo ? PACKAGE_ROOT : dirname(resolve(path))
-  if (!isAbsolute(config.dataDir)) config.dataDir = resolve(base, config.dataDir)
   if (values['check-config']) {
     process.stdout.write(`${demo ? DEMO_CONFIG : path}: ok (directory ${config.directory.type}, ${config.domains.length} domains, ${config.backends.length} backends)\n`)
     return 0
@@ -88,7 +94,9 @@ async function main(): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGHUP', () => {
-    daemon.reloadRegistry().catch((e: unknown) => logger.error({ err: describeError(e) }, 'registry reload failed; keeping the previous one'))
+    if (stopping) return
+    logger.info({ config: demo ? DEMO_CONFIG : path }, 'SIGHUP: reloading the configuration')
+    void daemon.reloadFrom(load)
   })
   process.on('unhandledRejection', (reason) => logger.error({ err: describeError(reason) }, 'unhandled rejection'))
 
