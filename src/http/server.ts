@@ -1,7 +1,8 @@
 // The HTTP listener (default 127.0.0.1:10090): liveness, readiness, Prometheus metrics, the
-// lookup endpoint behind `mailhostctl lookup`, the Dovecot/nginx login endpoints and the admin
-// REST API with its OpenAPI document. It binds to loopback by default; the lookup endpoint
-// reveals no more than the socketmap port, the others need their secret or token.
+// lookup endpoint behind `mailhostctl lookup`, the Dovecot/nginx login endpoints, the admin
+// REST API with its OpenAPI document, and the status page at `/`. It binds to loopback by
+// default; the lookup endpoint reveals no more than the socketmap port, the others need their
+// secret or token.
 
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyError } from 'fastify'
@@ -13,6 +14,7 @@ import type { LookupService } from '../resolve/answer.js'
 import swagger from '@fastify/swagger'
 import { loginRoutes, type LoginRoutesOptions } from './login-routes.js'
 import { adminRoutes, type AdminRoutesOptions } from './admin/routes.js'
+import { statusPage } from './status-page.js'
 import { problemOf, sendProblem } from './problem.js'
 import { VERSION } from '../version.js'
 
@@ -86,6 +88,7 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
 
   if (o.login) await app.register(loginRoutes(o.login))
   if (o.admin) await app.register(adminRoutes(o.admin))
+  if (o.admin) await app.register(statusPage({ daemon: o.daemon, auth: o.admin.auth, backends: o.admin.backends }))
 
   app.get('/healthz', () => ({ status: 'ok' }))
 
