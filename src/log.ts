@@ -31,8 +31,10 @@ export const REDACT_PATHS = [
   '*.authorization',
   '*.*.password',
   '*.*.bindPassword',
+  '*.*.passwordHash',
   '*.*.token',
   '*.*.secret',
+  '*.*.url',
   'headers["auth-pass"]',
   'headers["x-auth-key"]',
   'headers.cookie',
@@ -53,16 +55,18 @@ export type RequestIds = { readonly conn: number; readonly req: number } | { rea
 
 export const requestContext = new AsyncLocalStorage<RequestIds>()
 
-const NO_IDS = {}
-
 export function createLogger(level: LevelWithSilent = 'info', destination?: pino.DestinationStream): Logger {
   return pino(
     {
       name: 'mailhostd',
       level,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      // Merged into the line's own fields; a field the call names itself wins.
-      mixin: () => requestContext.getStore() ?? NO_IDS,
+      // Merged into the line's own fields; a field the call names itself wins. A fresh object
+      // each time: pino merges the line's fields into what the mixin returns.
+      mixin: () => {
+        const ids = requestContext.getStore()
+        return ids === undefined ? {} : { ...ids }
+      },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       // "level":"warn" rather than 40: admins grep and jq these lines.
