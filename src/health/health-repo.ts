@@ -59,3 +59,8 @@ export async function recordHealth(
   )
   return rows[0]?.changed ?? false
 }
+
+/** Drops a removed backend's states, so a new backend of the same id starts unprobed. */
+export async function forgetHealth(db: Queryable, backend: string): Promise<void> {
+  await db.query('delete from backend_health where backend_id = $1', [backend])
+}
