@@ -10,6 +10,8 @@ import type { Logger } from 'pino'
 import { Type } from 'typebox'
 import type { Daemon } from '../daemon.js'
 import { describeError } from '../errors.js'
+import { requestContext } from '../log.js'
+import { readiness } from './readiness.js'
 import type { LookupService } from '../resolve/answer.js'
 import swagger from '@fastify/swagger'
 import { loginRoutes, type LoginRoutesOptions } from './login-routes.js'
@@ -56,7 +58,8 @@ const LookupReply = Type.Object({
 })
 
 export async function startHttp(o: HttpOptions): Promise<HttpServer> {
-  // Lookups are logged by the lookup service; fastify's own per-request lines would double them.
+  // fastify's own request lines are replaced by one line per request at debug (below), which
+  // names the route and never the query, headers or body.
   const app = Fastify({
     loggerInstance: o.logger.child({ listener: 'http' }),
     logController: new LogController({ disableRequestLogging: true }),
@@ -65,11 +68,24 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
+  // Every line logged while a request is handled (lookups, logins, admin changes) carries its
+  // reqId. Body parsing runs in the socket's async context, not the request's, so the context is
+  // entered again before validation, from where the handler runs.
+  app.addHook('onRequest', (req, _reply, done) => requestContext.run({ reqId: req.id }, done))
+  app.addHook('preValidation', (req, _reply, done) => requestContext.run({ reqId: req.id }, done))
+  app.addHook('onResponse', (req, reply, done) => {
+    if (o.logger.isLevelEnabled('debug')) {
+      o.logger.debug({ reqId: req.id, method: req.method, route: req.routeOptions.url ?? '(none)', status: reply.statusCode, ms: Math.round(reply.elapsedTime * 1000) / 1000 }, 'http request')
+    }
+    done()
+  })
+
   // Errors as RFC 9457 problem+json with our stable codes.
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const p = problemOf(err)
-    if (p.status === 500) o.logger.error({ err: describeError(err), method: req.method, path: req.url.split('?')[0] }, 'http handler failed')
-    else if (p.status >= 500) o.logger.warn({ code: p.code, detail: p.detail, method: req.method, path: req.url.split('?')[0] }, 'http request failed')
+    const where = { reqId: req.id, method: req.method, path: req.url.split('?')[0] }
+    if (p.status === 500) o.logger.error({ ...where, err: describeError(err) }, 'http handler failed')
+    else if (p.status >= 500) o.logger.warn({ ...where, code: p.code, detail: p.detail }, 'http request failed')
     void reply.code(p.status).type('application/problem+json').send(p)
   })
   app.setNotFoundHandler((req, reply) => {
@@ -93,17 +109,8 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
   app.get('/healthz', () => ({ status: 'ok' }))
 
   app.get('/readyz', async (_req, reply) => {
-    const [store, directory] = await Promise.all([
-      probe(() => o.daemon.store.query('select 1')),
-      probe(() => o.daemon.directory.ping(AbortSignal.timeout(PROBE_TIMEOUT_MS))),
-    ])
-    const ready = store.ok && directory.ok
-    return reply.code(ready ? 200 : 503).send({
-      status: ready ? 'ready' : 'not ready',
-      store: { kind: o.daemon.store.kind, ...store },
-      directory: { kind: o.daemon.directory.kind, circuit: o.daemon.directory.state, ...directory },
-      listeners: o.daemon.bound,
-    })
+    const r = await readiness(o.daemon, PROBE_TIMEOUT_MS)
+    return reply.code(r.ready ? 200 : 503).send(r.body)
   })
 
   app.get('/metrics', async (_req, reply) => {
@@ -128,22 +135,4 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
   const addr = app.server.address()
   const port = addr && typeof addr === 'object' ? addr.port : o.port
   return { address: { host: o.host, port }, close: () => app.close() }
-}
-
-async function probe(fn: () => Promise<unknown>): Promise<{ ok: boolean; error?: string; ms: number }> {
-  const t = performance.now()
-  let timer: NodeJS.Timeout | undefined
-  try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS)
-      }),
-    ])
-    return { ok: true, ms: Math.round(performance.now() - t) }
-  } catch (e) {
-    return { ok: false, error: describeError(e), ms: Math.round(performance.now() - t) }
-  } finally {
-    clearTimeout(timer)
-  }
 }
