@@ -43,6 +43,7 @@ import { AccountCounts } from './admin/account-counts.js'
 import { createAdmin, type Admin } from './admin/index.js'
 import { movingAccounts } from './admin/moves.js'
 import { TokenAuth } from './admin/tokens.js'
+import { HealthChecker } from './health/checker.js'
 import { loadHealth } from './health/health-repo.js'
 import type { ChangeBus, ChangeEvent } from './cluster/changes.js'
 import { LocalChangeBus } from './cluster/local-change-bus.js'
@@ -113,6 +114,7 @@ export class Daemon {
   #writer: AccountWriter | undefined
   #watcher: LdapWatcher | undefined
   #admin: Admin | undefined
+  #health: HealthChecker | undefined
   #warmup: { readonly done: Promise<unknown>; readonly stop: AbortController } | undefined
   /** Reloads run one at a time, in the order asked. */
   #reloading: Promise<unknown> = Promise.resolve()
@@ -156,6 +158,11 @@ export class Daemon {
 
   get registry(): Registry {
     return this.#registry
+  }
+
+  /** This instance's backend health checks (none while health.interval is 0); states() for metrics. */
+  get healthChecks(): HealthChecker | undefined {
+    return this.#health
   }
 
   get directory(): CircuitBreakerDirectory {
@@ -213,6 +220,7 @@ export class Daemon {
       throw e
     }
     log.info({ directory: c.directory.type, store: store.kind, listeners: this.bound }, 'mailhostd ready')
+    await this.#startHealthChecks(c)
     if (c.cache.warmup) this.#startWarmup()
     return this
   }
@@ -225,7 +233,7 @@ export class Daemon {
   async reloadRegistry(opts: { keepCacheIfSame?: boolean } = {}): Promise<void> {
     const { domains, backends } = await loadRegistry(this.store)
     const before = this.#registry
-    this.#registry = new Registry(domains, backends, await movingAccounts(this.store), await loadHealth(this.store))
+    this.#registry = new Registry(domains, backends, await movingAccounts(this.store), await this.#recordedHealth())
     const same = JSON.stringify([before.domains, before.backends]) === JSON.stringify([domains, backends])
     if (!(opts.keepCacheIfSame === true && same)) this.#cache?.clear()
     this.logger.info({ domains: domains.length, backends: backends.length, moving: this.#registry.movingCount }, 'registry loaded')
@@ -291,8 +299,30 @@ export class Daemon {
     // Domains and backends from the file, then the registry from the store, as at start.
     await seedFromConfig(this.store, c)
     await this.reloadRegistry({ keepCacheIfSame: true })
+    if (touches(diff, 'health')) await this.#startHealthChecks(c)
     log.info({ changed: diff.live, restartNeeded: diff.restart }, 'configuration reloaded')
     return diff
+  }
+
+  /** (Re)starts the backend health checks with `c.health`; none while its interval is 0. */
+  async #startHealthChecks(c: Config): Promise<void> {
+    await this.#health?.stop()
+    this.#health = undefined
+    const h = c.health
+    if (toMs(h.interval) === 0) return
+    this.#health = new HealthChecker({
+      intervalMs: toMs(h.interval),
+      timeoutMs: toMs(h.timeout),
+      rise: h.rise,
+      fall: h.fall,
+      services: h.services,
+      registry: () => this.#registry,
+      store: this.store,
+      publish: (change) => this.#bus!.publish(change),
+      apply: (change) => this.applyChange(change),
+      logger: this.logger,
+    })
+    this.#health.start()
   }
 
   /** Re-reads only the accounts being moved: maps apply that state to cached resolutions, so the cache stays. */
@@ -303,7 +333,15 @@ export class Daemon {
 
   /** Re-reads only the backends' health states: maps and logins apply them per answer, so the cache stays. */
   async reloadHealth(): Promise<void> {
-    this.#registry = this.#registry.withHealth(await loadHealth(this.store))
+    this.#registry = this.#registry.withHealth(await this.#recordedHealth())
+  }
+
+  /**
+   * The states the health checks recorded; none while this instance's checks are off
+   * (health.interval 0), so turning them off never leaves an old "down" refusing logins.
+   */
+  async #recordedHealth(): Promise<Awaited<ReturnType<typeof loadHealth>>> {
+    return toMs(this.config.health.interval) > 0 ? loadHealth(this.store) : new Map()
   }
 
   /** Applies a change from any instance (this one included) to this instance. */
@@ -572,6 +610,7 @@ export class Daemon {
     // Hooks first (their moves are recorded as failed in the store), then what feeds the cache.
     await this.#admin?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'admin close failed'))
     // Probes record and announce changes: stopped before the bus and the store close.
+    await this.#health?.stop()
     this.#watcher?.stop()
     await this.#bus?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'change bus close failed'))
     await this.#writer?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'account writer close failed'))

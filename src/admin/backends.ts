@@ -1,11 +1,13 @@
-// Backends through the admin API: the registry rows in the store, with live account counts.
+// Backends through the admin API: the registry rows in the store, with live account counts and
+// the health states the checks recorded.
 // Every write is audited in its own transaction and announced as a registry change, so every
 // instance reloads its registry. A backend that still holds accounts, or that a move is about
 // to fill, cannot be removed.
 
 import { isIP } from 'node:net'
 import { AdminError, ErrorCodes } from '../errors.js'
-import type { AdminState, RouteStyle } from '../resolve/registry.js'
+import { forgetHealth, healthRecords, type HealthRecord } from '../health/health-repo.js'
+import type { AdminState, ProbedService, RouteStyle } from '../resolve/registry.js'
 import { BACKEND_COLUMNS, type BackendRow } from '../store/registry-repo.js'
 import type { Queryable } from '../store/store.js'
 import { recordAudit } from './audit.js'
@@ -29,7 +31,11 @@ export interface BackendView {
   adminState: AdminState
   /** Accounts whose mailHost names it; null when the directory cannot count (read-only LDAP). */
   accounts: number | null
+  /** The recorded state of each probed service; empty when none was ever recorded. */
+  health: BackendHealth
 }
+
+export type BackendHealth = Partial<Record<ProbedService, Omit<HealthRecord, 'backend' | 'service'>>>
 
 export interface NewBackend {
   id: string
@@ -52,7 +58,7 @@ interface Row extends BackendRow {
 
 const COLUMNS = `${BACKEND_COLUMNS}, weight, capacity, admin_state`
 
-const view = (r: Row, accounts: number | null): BackendView => ({
+const view = (r: Row, accounts: number | null, health: BackendHealth = {}): BackendView => ({
   id: r.id,
   mailHosts: r.mailhosts,
   address: r.address,
@@ -62,12 +68,20 @@ const view = (r: Row, accounts: number | null): BackendView => ({
   capacity: r.capacity,
   adminState: r.admin_state,
   accounts,
+  health,
 })
 
-/** What the audit log records: the stored fields, without the count. */
+/** What the audit log records: the stored fields, without the count and the health. */
 const recorded = (r: Row) => {
-  const { accounts: _ignored, ...rest } = view(r, null)
+  const { accounts: _accounts, health: _health, ...rest } = view(r, null)
   return rest
+}
+
+/** The recorded health states by backend id. */
+async function healthByBackend(db: Queryable): Promise<Map<string, BackendHealth>> {
+  const out = new Map<string, BackendHealth>()
+  for (const { backend, service, ...state } of await healthRecords(db)) out.set(backend, { ...out.get(backend), [service]: state })
+  return out
 }
 
 export class Backends {
@@ -76,13 +90,14 @@ export class Backends {
   async list(): Promise<BackendView[]> {
     const { rows } = await this.d.store.query<Row>(`select ${COLUMNS} from backends order by id`)
     const counts = await this.#counts()
-    return rows.map((r) => view(r, counts?.get(r.id) ?? (counts ? 0 : null)))
+    const health = await healthByBackend(this.d.store)
+    return rows.map((r) => view(r, counts?.get(r.id) ?? (counts ? 0 : null), health.get(r.id)))
   }
 
   async get(id: string): Promise<BackendView> {
     const row = await this.#row(this.d.store, id)
     const counts = await this.#counts()
-    return view(row, counts?.get(id) ?? (counts ? 0 : null))
+    return view(row, counts?.get(id) ?? (counts ? 0 : null), (await healthByBackend(this.d.store)).get(id))
   }
 
   async create(actor: string, b: NewBackend): Promise<BackendView> {
@@ -109,7 +124,7 @@ export class Backends {
       return inserted
     })
     await applied(this.d, { kind: 'registry' })
-    return view(row, 0)
+    return view(row, 0, (await healthByBackend(this.d.store)).get(row.id))
   }
 
   async update(actor: string, id: string, c: BackendChanges): Promise<BackendView> {
@@ -147,7 +162,7 @@ export class Backends {
     // Other names now count for this backend.
     if (c.mailHosts !== undefined) this.d.counts?.reset()
     const counts = await this.#counts()
-    return view(row, counts?.get(id) ?? (counts ? 0 : null))
+    return view(row, counts?.get(id) ?? (counts ? 0 : null), (await healthByBackend(this.d.store)).get(id))
   }
 
   async remove(actor: string, id: string): Promise<void> {
@@ -159,6 +174,7 @@ export class Backends {
       const moves = await tx.query(`select 1 from moves where target_backend = $1 and state in ('pending', 'copying', 'copied', 'failed') limit 1`, [id])
       if (moves.rows.length > 0) throw new AdminError(ErrorCodes.BACKEND_IN_USE, `backend ${id} is the target of unfinished moves`)
       await tx.query('delete from backends where id = $1', [id])
+      await forgetHealth(tx, id)
       await recordAudit(tx, { actor, action: 'delete', subjectType: 'backend', subject: id, before: recorded(before) })
       await this.d.bus.publish({ kind: 'registry' }, tx)
     })

@@ -258,8 +258,8 @@ t.test('mailhostctl commands', async (t) => {
     const list = await ctl(['backend', 'list'])
     t.equal(list.code, 0)
     const onMx1 = [...d.accounts.values()].filter((a) => a.backend === 'mx1').length
-    t.match(list.stdout, `ID   ADDRESS    ROUTE  STATE   WEIGHT  CAPACITY  ACCOUNTS\nmx1  10.0.0.11  lmtp   active       1         -  ${String(onMx1).padStart(8)}\n`)
-    t.match(list.stdout, 'mx3  10.0.0.13  lmtp   drain        1         -         0\n')
+    t.match(list.stdout, `ID   ADDRESS    ROUTE  STATE   HEALTH  WEIGHT  CAPACITY  ACCOUNTS\nmx1  10.0.0.11  lmtp   active  -            1         -  ${String(onMx1).padStart(8)}\n`)
+    t.match(list.stdout, 'mx3  10.0.0.13  lmtp   drain   -            1         -         0\n')
     d.take()
 
     const create = await ctl(['backend', 'create', 'mx4', '--address', '10.0.0.14', '--mail-host', 'mx4.example.org', '--mail-host', 'store4.example.org', '--route', 'smtp', '--smtp-port', '2525', '--weight', '3', '--capacity', '100', '--state', 'drain'])

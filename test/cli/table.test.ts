@@ -102,13 +102,26 @@ const mx1: Backend = {
   accounts: 1234,
 }
 
+const up = (since: string) => ({ state: 'up', since, detail: null })
+const down = (since: string, detail: string) => ({ state: 'down', since, detail })
+
 t.test('backends', async (t) => {
-  const mx2 = { ...mx1, id: 'mx2', address: '10.0.0.12', weight: 3, capacity: 5000, adminState: 'maintenance', accounts: 7 }
+  const mx2 = { ...mx1, id: 'mx2', address: '10.0.0.12', weight: 3, capacity: 5000, adminState: 'maintenance', accounts: 7, health: {} }
+  const mx3 = {
+    ...mx1,
+    id: 'mx3',
+    address: '10.0.0.13',
+    health: { delivery: up('2026-12-01T10:00:00.000Z'), imap: down('2026-12-01T11:00:00.000Z', 'connection failed: ECONNREFUSED'), pop3: down('2026-12-01T11:00:01.000Z', 'no greeting within 2000 ms') },
+  }
+  const mx4 = { ...mx1, id: 'mx4', address: '10.0.0.14', health: { delivery: up('2026-12-01T10:00:00.000Z'), imap: up('2026-12-01T10:00:00.000Z') } }
   t.equal(
-    backendTable([mx1, mx2]),
-    'ID   ADDRESS    ROUTE  STATE        WEIGHT  CAPACITY  ACCOUNTS\n' +
-      'mx1  10.0.0.11  lmtp   active            1         -      1234\n' +
-      'mx2  10.0.0.12  lmtp   maintenance       3      5000         7\n',
+    backendTable([mx1, mx2, mx3, mx4]),
+    'ID   ADDRESS    ROUTE  STATE        HEALTH            WEIGHT  CAPACITY  ACCOUNTS\n' +
+      'mx1  10.0.0.11  lmtp   active       -                      1         -      1234\n' +
+      'mx2  10.0.0.12  lmtp   maintenance  -                      3      5000         7\n' +
+      'mx3  10.0.0.13  lmtp   active       down: imap, pop3       1         -      1234\n' +
+      'mx4  10.0.0.14  lmtp   active       up                     1         -      1234\n',
+    'health: never recorded (or an older daemon), some services down, all up',
   )
   t.equal(
     backendBlock(mx1),
@@ -120,7 +133,16 @@ t.test('backends', async (t) => {
       'weight      1\n' +
       'capacity    unlimited\n' +
       'state       active\n' +
+      'health      -\n' +
       'accounts    1234\n',
+  )
+  t.match(
+    backendBlock(mx3),
+    'state       active\n' +
+      'health      delivery up since 2026-12-01T10:00:00.000Z\n' +
+      '            imap down since 2026-12-01T11:00:00.000Z: connection failed: ECONNREFUSED\n' +
+      '            pop3 down since 2026-12-01T11:00:01.000Z: no greeting within 2000 ms\n' +
+      'accounts',
   )
   t.match(backendBlock({ ...mx2, ports: { lmtp: 2424 } }), /^ports {7}lmtp 2424$/m)
   t.match(backendBlock({ ...mx2, ports: { lmtp: 2424 } }), /^capacity {4}5000$/m)

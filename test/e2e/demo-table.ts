@@ -7,10 +7,13 @@ import { parse } from 'yaml'
 import { DEMO_FOUND, DEMO_MISSES, MAILHOST } from '../cases/demo-cases.js'
 import { postmapBatch, postmapQuery, ROOT, socketmap, tcp, type Ports } from '../harness/mailhostd.js'
 
-/** Domains and backends of the demo (fixtures/demo/mailhostd.yaml), for test configs. */
-export function demoClusterConfig(): { domains: unknown[]; backends: unknown[] } {
-  const demo = parse(readFileSync(`${ROOT}/fixtures/demo/mailhostd.yaml`, 'utf8')) as { domains: unknown[]; backends: unknown[] }
-  return { domains: demo.domains, backends: demo.backends }
+/**
+ * Domains and backends of the demo (fixtures/demo/mailhostd.yaml), for test configs, with its
+ * health settings: its backends are example addresses nothing answers on, so they are not probed.
+ */
+export function demoClusterConfig(): { domains: unknown[]; backends: unknown[]; health: unknown } {
+  const demo = parse(readFileSync(`${ROOT}/fixtures/demo/mailhostd.yaml`, 'utf8')) as { domains: unknown[]; backends: unknown[]; health: unknown }
+  return { domains: demo.domains, backends: demo.backends, health: demo.health }
 }
 
 export const DEMO_ROUTES = { mx1: 'lmtp:inet:[10.0.0.11]:24', mx2: 'lmtp:inet:[10.0.0.12]:24' } as const

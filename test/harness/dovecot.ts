@@ -93,7 +93,7 @@ export type DovecotOptions = BackendOptions | LuaProxyOptions | DictProxyOptions
 
 export interface Dovecot {
   readonly role: DovecotOptions['role']
-  /** The master's PID. */
+  /** The master's PID; changes on restart(). */
   readonly pid: number
   readonly dir: string
   readonly configFile: string
@@ -104,6 +104,10 @@ export interface Dovecot {
   waitForLog(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>
   /** doveadm against this instance (`doveadm -c <its config> ...`). */
   doveadm(args: readonly string[]): Promise<RunResult>
+  /** Stops the master and its children (the service is down); config, mail and ports stay for restart(). */
+  kill(): Promise<void>
+  /** Starts a killed instance again, on the same ports with the same config and mail. */
+  restart(): Promise<void>
   /** Stops the master and its children, removes the temp dir. Idempotent. */
   stop(): Promise<void>
 }
@@ -208,7 +212,6 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
   await chmod(dir, 0o755)
   const logFile = join(dir, 'dovecot.log')
   const configFile = join(dir, 'dovecot.conf')
-  let proc: Started | undefined
   try {
     const [imap, pop3, lmtp] = (await freePorts(3)) as [number, number, number]
     const snippet =
@@ -235,30 +238,49 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     ].join('\n')
     await writeFile(configFile, conf)
 
-    proc = start('dovecot', ['-F', '-c', configFile])
     const ports = { imap, pop3, ...(o.role === 'backend' ? { lmtp } : {}) }
-    try {
-      for (const port of Object.values(ports)) await waitForListener(proc, port, async () => proc!.pid, START_TIMEOUT_MS)
-    } catch (e) {
-      const log = await readFile(logFile, 'utf8').catch(() => '(no log file)')
-      throw new Error(`Dovecot (${o.role}) in ${dir} did not come up: ${(e as Error).message}\noutput:\n${proc.output()}\nlog:\n${log}`, { cause: e })
-    }
-    return instance({ role: o.role, dir, configFile, logFile, ports, proc })
+    const files = { role: o.role, dir, configFile, logFile, ports }
+    return instance({ ...files, proc: await startMaster(files) })
   } catch (e) {
-    if (proc) await stopTree(proc)
+    // startMaster stopped a master that did not come up.
     forget(dir)
     await rm(dir, { recursive: true, force: true })
     throw e
   }
 }
 
+interface Files {
+  role: DovecotOptions['role']
+  dir: string
+  configFile: string
+  logFile: string
+  ports: Dovecot['ports']
+}
 
-function instance(p: { role: DovecotOptions['role']; dir: string; configFile: string; logFile: string; ports: Dovecot['ports']; proc: Started }): Dovecot {
+/** Starts the master on a written config; up once it listens on every port. */
+async function startMaster(f: Files): Promise<Started> {
+  const proc = start('dovecot', ['-F', '-c', f.configFile])
+  try {
+    for (const port of Object.values(f.ports)) await waitForListener(proc, port, async () => proc.pid, START_TIMEOUT_MS)
+  } catch (e) {
+    await stopTree(proc)
+    const log = await readFile(f.logFile, 'utf8').catch(() => '(no log file)')
+    throw new Error(`Dovecot (${f.role}) in ${f.dir} did not come up: ${(e as Error).message}\noutput:\n${proc.output()}\nlog:\n${log}`, { cause: e })
+  }
+  return proc
+}
+
+function instance(p: Files & { proc: Started }): Dovecot {
   let stopping: Promise<void> | undefined
+  let proc = p.proc
+  /** Whether `proc` runs: a killed master's PID is never signalled again (it may be reused). */
+  let running = true
   const log = () => readFile(p.logFile, 'utf8').catch(() => '')
   return {
     role: p.role,
-    pid: p.proc.pid,
+    get pid() {
+      return proc.pid
+    },
     dir: p.dir,
     configFile: p.configFile,
     ports: p.ports,
@@ -275,9 +297,21 @@ function instance(p: { role: DovecotOptions['role']; dir: string; configFile: st
       }
     },
     doveadm: (args) => run('doveadm', ['-c', p.configFile, ...args], { timeoutMs: 30_000 }),
+    kill: async () => {
+      if (!running) return
+      running = false
+      await stopTree(proc)
+    },
+    restart: async () => {
+      if (running) throw new Error('restart() starts a killed instance: kill() it first')
+      if (stopping) throw new Error('the instance was stopped and its directory removed')
+      proc = await startMaster(p)
+      running = true
+    },
     stop: () =>
       (stopping ??= (async () => {
-        await stopTree(p.proc)
+        if (running) await stopTree(proc)
+        running = false
         forget(p.dir)
         await rm(p.dir, { recursive: true, force: true })
       })()),

@@ -47,7 +47,8 @@ function assertBuilt(): void {
 
 /**
  * Starts mailhostd with `config` merged over test defaults (all listeners on 127.0.0.1:0,
- * data in a temp dir, debug logs). Pass `configPath` instead to run with a ready file.
+ * data in a temp dir, debug logs, no backend health checks). Pass `configPath` instead to run
+ * with a ready file.
  */
 export async function startMailhostd(
   config: Record<string, unknown> = {},
@@ -58,6 +59,9 @@ export async function startMailhostd(
   const full = {
     dataDir: join(dir, 'data'),
     log: { level: 'debug' },
+    // Most tests' backends are example addresses or smtp-sinks without IMAP and POP3: probes would
+    // mark them down mid-test. Tests of the health checks turn them on.
+    health: { interval: 0 },
     ...config,
     listen: {
       socketmap: { host: '127.0.0.1', port: 0 },

@@ -17,6 +17,14 @@ export interface Backend {
   capacity: number | null
   adminState: string
   accounts: number
+  /** By probed service; absent from daemons older than the health checks. */
+  health?: Record<string, ServiceHealth>
+}
+
+interface ServiceHealth {
+  state: string
+  since: string
+  detail: string | null
 }
 
 const PORTS = ['lmtp', 'smtp', 'imap', 'pop3'] as const
@@ -39,12 +47,28 @@ On update, --mail-host replaces the whole list and --no-capacity makes the capac
 To empty a backend: drain it, move its accounts (mailhostctl move start --from ID --target B),
 then delete it.`
 
+/** `up`, `down: imap, pop3` (the services down), or `-` when nothing was recorded. */
+export function healthSummary(health: Backend['health']): string {
+  const services = Object.entries(health ?? {})
+  if (services.length === 0) return '-'
+  const down = services.filter(([, h]) => h.state !== 'up').map(([service]) => service)
+  return down.length === 0 ? 'up' : `down: ${down.join(', ')}`
+}
+
+/** One line per recorded service: state, since when, and why when down. */
+function healthLines(health: Backend['health']): string {
+  const services = Object.entries(health ?? {})
+  if (services.length === 0) return '-'
+  return services.map(([service, h]) => `${service} ${h.state} since ${h.since}${h.detail ? `: ${h.detail}` : ''}`).join('\n')
+}
+
 export function backendTable(backends: readonly Backend[]): string {
   return table(backends, [
     { header: 'ID', value: (b) => text(b.id) },
     { header: 'ADDRESS', value: (b) => text(b.address) },
     { header: 'ROUTE', value: (b) => text(b.route) },
     { header: 'STATE', value: (b) => text(b.adminState) },
+    { header: 'HEALTH', value: (b) => healthSummary(b.health) },
     { header: 'WEIGHT', value: (b) => text(b.weight), align: 'right' },
     { header: 'CAPACITY', value: (b) => text(b.capacity), align: 'right' },
     { header: 'ACCOUNTS', value: (b) => text(b.accounts), align: 'right' },
@@ -62,6 +86,7 @@ export function backendBlock(b: Backend): string {
     ['weight', text(b.weight)],
     ['capacity', b.capacity === null ? 'unlimited' : text(b.capacity)],
     ['state', text(b.adminState)],
+    ['health', healthLines(b.health)],
     ['accounts', text(b.accounts)],
   ])
 }

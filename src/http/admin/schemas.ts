@@ -3,7 +3,7 @@
 // OpenAPI document at /v1/openapi.json is generated from them.
 
 import { Type } from 'typebox'
-import { PLACEMENT_POLICIES } from '../../config/schema.js'
+import { HEALTH_SERVICES, PLACEMENT_POLICIES } from '../../config/schema.js'
 import { MOVE_STATES } from '../../admin/moves.js'
 
 // Null first: fastify coerces types, and null would otherwise be coerced into the other branch (0, '').
@@ -116,6 +116,16 @@ const PortsPatch = Type.Object(
   { additionalProperties: false },
 )
 
+const ServiceHealth = Type.Object({
+  state: Literals(['up', 'down']),
+  since: Type.String({ description: 'When the service entered this state (ISO 8601).' }),
+  detail: Nullable(Type.String({ description: 'Why it is down: the failed probe.' })),
+  instance: Type.String({ description: 'The mailhostd instance (host:pid) whose checks recorded it; the last writer wins.' }),
+})
+const BackendHealth = Type.Object(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, Type.Optional(ServiceHealth)])), {
+  description: 'The health checks\' recorded state per probed service; empty when none was recorded.',
+})
+
 export const Backend = Type.Object({
   id: Type.String(),
   mailHosts: Type.Array(Type.String()),
@@ -126,6 +136,7 @@ export const Backend = Type.Object({
   capacity: Nullable(Type.Integer()),
   adminState: AdminState,
   accounts: Nullable(Type.Integer({ description: 'Accounts on it; null when the directory cannot count them (read-only LDAP).' })),
+  health: BackendHealth,
 })
 
 const BackendFields = {
