@@ -57,12 +57,13 @@ interface Rig {
   logs: () => Record<string, unknown>[]
 }
 
-async function rig(t: Test, o: Partial<HealthCheckerOptions> & { backends?: BackendInfo[]; store?: Store } = {}): Promise<Rig> {
-  const store = o.store ?? (await openPglite(IN_MEMORY))
-  if (!o.store) {
-    await migrate(store, createLogger('silent'))
-    t.teardown(() => store.close())
-  }
+// One store for the file (opening PGlite takes seconds); each test starts with no records.
+const store = await openPglite(IN_MEMORY)
+await migrate(store, createLogger('silent'))
+t.teardown(() => store.close())
+
+async function rig(t: Test, o: Partial<HealthCheckerOptions> & { backends?: BackendInfo[]; keepRecords?: boolean } = {}): Promise<Rig> {
+  if (!o.keepRecords) await store.query('delete from backend_health')
   const backends = o.backends ?? [MX1, MX2]
   // Rebuilt at every call: tests change `backends` between rounds, as admin writes would.
   let health = await loadHealth(store)
@@ -164,12 +165,10 @@ t.test('fall and rise: a service goes down after `fall` failures in a row and up
 })
 
 t.test('a service starts from the state the store holds', async (t) => {
-  const store = await openPglite(IN_MEMORY)
-  await migrate(store, createLogger('silent'))
-  t.teardown(() => store.close())
+  await store.query('delete from backend_health')
   await recordHealth(store, { backend: 'mx2', service: 'delivery', state: 'down', detail: 'connection failed: ECONNREFUSED', instance: 'other:2' })
   await recordHealth(store, { backend: 'mx1', service: 'delivery', state: 'up', detail: null, instance: 'other:2' })
-  const r = await rig(t, { store, services: ['delivery'] })
+  const r = await rig(t, { keepRecords: true, services: ['delivery'] })
 
   await r.checker.check()
   t.match(stateOf(r, 'mx2', 'delivery'), { state: 'down', up: false, consecutive: 1 }, 'down, as another instance recorded it')
