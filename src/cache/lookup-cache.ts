@@ -230,10 +230,6 @@ export class LookupCache {
     this.#times = { ttlMs: times.ttlMs, negativeTtlMs: times.negativeTtlMs, maxStaleMs: times.maxStaleMs }
   }
 
-  get times(): CacheTimes {
-    return this.#times
-  }
-
   #isFresh(entry: Entry): boolean {
     const ttl = entry.resolution.kind === 'none' ? this.#times.negativeTtlMs : this.#times.ttlMs
     return this.#now() - entry.fetchedAt <= ttl
