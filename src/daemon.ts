@@ -23,7 +23,7 @@ import { LdapMailboxAddresses, SqlMailboxAddresses } from './directory/mailbox-a
 import { SqlDirectory } from './directory/sql.js'
 import { startHttp } from './http/server.js'
 import { live } from './live.js'
-import { Metrics, type Labels } from './metrics.js'
+import { Metrics } from './metrics.js'
 import { LoginRouter } from './login/router.js'
 import { PolicyEngine } from './policy/engine.js'
 import { RateLimiter } from './policy/rate-limiter.js'
@@ -52,6 +52,8 @@ import type { AccountWriter } from './directory/accounts.js'
 import { LdapAccountWriter } from './directory/ldap-accounts.js'
 import { LdapWatcher } from './directory/ldap-watch.js'
 import { SqlAccountWriter } from './directory/sql-accounts.js'
+import { ListenerSet, type BoundAddress, type ListenerSpec, type RunningListener } from './server/listener-set.js'
+import { registerDaemonGauges } from './daemon-gauges.js'
 import { openStore } from './store/open.js'
 import { loadRegistry, seedFromConfig } from './store/registry-repo.js'
 import { applySqlFile } from './store/sql-file.js'
@@ -63,29 +65,7 @@ export interface DaemonOptions {
   readonly seedSql?: readonly string[]
 }
 
-export interface BoundAddress {
-  readonly name: string
-  readonly host: string
-  readonly port: number
-  /** Unix socket listeners (dict). */
-  readonly path?: string
-}
-
-/** A listener the configuration asks for: its name, and what it is bound to (a change re-binds it). */
-interface ListenerSpec {
-  readonly name: string
-  /** The configured address (host and port, or socket path and mode). */
-  readonly address: string
-  open(): Promise<RunningListener>
-}
-
-interface RunningListener {
-  readonly address: string
-  readonly bound: BoundAddress
-  /** Stops accepting; connections finish within graceMs. */
-  close(graceMs: number): Promise<void>
-  readonly connections?: () => number
-}
+export type { BoundAddress }
 
 /** What answers requests: rebuilt from the configuration on reload, behind live() references. */
 interface Services {
@@ -109,7 +89,7 @@ export class Daemon {
   readonly #limiter = new RateLimiter()
   #tokens: TokenAuth
   /** By name, in the order they were first bound (the `bound` list and the ready log line). */
-  readonly #listeners = new Map<string, RunningListener>()
+  readonly #listeners: ListenerSet
   #bus: ChangeBus | undefined
   #writer: AccountWriter | undefined
   #watcher: LdapWatcher | undefined
@@ -127,6 +107,7 @@ export class Daemon {
   ) {
     this.#config = config
     this.#tokens = new TokenAuth(config.admin.tokens)
+    this.#listeners = new ListenerSet(logger, this.metrics)
   }
 
   /** The configuration in force: the start one, then what each reload applied. */
@@ -136,7 +117,7 @@ export class Daemon {
 
   /** Where each listener is bound, in start order. */
   get bound(): BoundAddress[] {
-    return [...this.#listeners.values()].map((l) => l.bound)
+    return this.#listeners.bound
   }
 
   /** When the directory last answered (ms since the epoch), or undefined; readiness reads it. */
@@ -149,11 +130,7 @@ export class Daemon {
    * failed on reload), with the reason; readiness reads it.
    */
   get unboundListeners(): { name: string; address: string; boundAt?: string }[] {
-    return this.#listenerSpecs(this.#config).flatMap((spec) => {
-      const running = this.#listeners.get(spec.name)
-      if (running?.address === spec.address) return []
-      return [{ name: spec.name, address: spec.address, ...(running ? { boundAt: running.address } : {}) }]
-    })
+    return this.#listeners.unbound(this.#listenerSpecs(this.#config))
   }
 
   get registry(): Registry {
@@ -207,14 +184,20 @@ export class Daemon {
       },
       resolutionLoader(resolver, c.addresses),
     )
-    this.#registerGauges()
+    registerDaemonGauges(this.metrics, {
+      cache: this.#cache,
+      directory: this.#directory,
+      registry: () => this.#registry,
+      config: () => this.#config,
+      directoryAnsweredAt: () => this.directoryAnsweredAt,
+    })
     this.#brakes = new Brakes(brakesOptions(c))
     this.#services = this.#buildServices(c)
 
     await this.#watchChanges()
 
     try {
-      for (const spec of this.#listenerSpecs(c)) await this.#bind(spec)
+      for (const spec of this.#listenerSpecs(c)) await this.#listeners.bind(spec)
     } catch (e) {
       await this.close(0)
       throw e
@@ -295,7 +278,7 @@ export class Daemon {
     if (touches(diff, 'admin.tokens')) this.#tokens = new TokenAuth(c.admin.tokens)
     // Cheap and stateless (counters and rate windows live outside them): always rebuilt.
     this.#services = this.#buildServices(c)
-    await this.#rebindListeners(c)
+    await this.#listeners.rebind(this.#listenerSpecs(c), toMs(c.limits.shutdownGrace))
     // Domains and backends from the file, then the registry from the store, as at start.
     await seedFromConfig(this.store, c)
     await this.reloadRegistry({ keepCacheIfSame: true })
@@ -482,56 +465,6 @@ export class Daemon {
     return { address, bound: { name: 'http', ...http.address }, close: () => http.close() }
   }
 
-  /** Binds a listener the configuration asks for and starts counting its connections. */
-  async #bind(spec: ListenerSpec): Promise<void> {
-    const running = await spec.open()
-    this.#listeners.set(spec.name, running)
-    if (running.connections) this.metrics.trackConnections(spec.name, running.connections)
-  }
-
-  /**
-   * Listeners whose address is unchanged are kept, with their connections. A moved one is bound
-   * at its new address first and the old one closed after (its connections finish their
-   * requests, within limits.shutdownGrace); a removed one is closed; a new one is bound. A
-   * listener that cannot be bound is logged and left out (readiness reports it), the rest go on.
-   */
-  async #rebindListeners(c: Config): Promise<void> {
-    const graceMs = toMs(c.limits.shutdownGrace)
-    const specs = this.#listenerSpecs(c)
-    const wanted = new Set(specs.map((s) => s.name))
-    const closing: Promise<void>[] = []
-    const retire = (name: string, old: RunningListener, why: string) => {
-      this.logger.info({ listener: name, address: old.address }, why)
-      closing.push(old.close(graceMs).catch((e: unknown) => this.logger.warn({ listener: name, err: describeError(e) }, 'listener close failed')))
-    }
-    // Removed first: a listener taking over a removed one's address can bind it then.
-    for (const [name, old] of [...this.#listeners]) {
-      if (wanted.has(name)) continue
-      this.#listeners.delete(name)
-      this.metrics.untrackConnections(name)
-      retire(name, old, 'listener removed by the configuration; closing it')
-    }
-    await new Promise((resolve) => setImmediate(resolve))
-    for (const spec of specs) {
-      const old = this.#listeners.get(spec.name)
-      if (old?.address === spec.address) continue
-      try {
-        await this.#bind(spec)
-      } catch (e) {
-        this.logger.error(
-          { listener: spec.name, address: spec.address, err: describeError(e), ...(old ? { keptAt: old.address } : {}) },
-          old ? 'listener could not move to its new address; it stays where it was' : 'listener could not be bound',
-        )
-        if (old) this.#listeners.set(spec.name, old)
-        continue
-      }
-      this.logger.info({ listener: spec.name, address: spec.address }, old ? 'listener moved' : 'listener added')
-      if (old) retire(spec.name, old, 'closing the listener at its old address; its connections finish first')
-    }
-    // Closing old listeners runs on in the background: their connections drain within the grace.
-    void Promise.all(closing)
-  }
-
   #startAdmin(): Admin {
     const c = this.config
     const ldap = c.directory.type === 'ldap' ? c.directory.ldap! : undefined
@@ -567,32 +500,7 @@ export class Daemon {
     await this.#warmup?.done
   }
 
-  #registerGauges(): void {
-    const cache = this.#cache!
-    const dir = this.#directory!
-    const m = this.metrics
-    m.gauge('mailhostd_cache_entries', 'Entries in the lookup cache (fresh, and expired ones kept as the stale reserve).', () => cache.size)
-    m.counter('mailhostd_cache_hits_total', 'Lookups answered by a fresh cache entry.', () => cache.stats.hits)
-    m.counter('mailhostd_cache_misses_total', 'Lookups without a fresh cache entry (the directory was asked, or the stale reserve used).', () => cache.stats.misses)
-    m.counter('mailhostd_cache_stale_served_total', 'Expired answers served because the directory failed (within cache.maxStale).', () => cache.stats.staleServed)
-    m.counter('mailhostd_cache_evictions_total', 'Entries evicted to stay within cache.maxEntries.', () => cache.stats.evictions)
-    m.counter('mailhostd_cache_invalidations_total', 'Cached answers dropped by change notifications (admin API, other instances, LDAP polling).', () => cache.stats.invalidated)
-    m.gauge('mailhostd_directory_circuit_open', '1 while the directory circuit is open or half-open (the directory is not called, or only for a trial).', () => (dir.state === 'closed' ? 0 : 1))
-    m.labelledGauge('mailhostd_directory_circuit_state', 'The directory circuit state: 1 for the current one of closed, open, half-open.', ['state'], () =>
-      (['closed', 'open', 'half-open'] as const).map((state): [Labels, number] => [{ state }, dir.state === state ? 1 : 0]),
-    )
-    m.gauge('mailhostd_directory_last_answer_timestamp_seconds', 'When the directory last answered (Unix time; 0: never since start).', () => (this.directoryAnsweredAt ?? 0) / 1000)
-    m.labelledGauge(
-      'mailhostd_backend_up',
-      'Per backend and probed service: 1 when usable (health checks, admin state), 0 when down or in maintenance.',
-      ['backend', 'service'],
-      () => {
-        const r = this.#registry
-        return r.backends.flatMap((b) => this.#config.health.services.map((service): [Labels, number] => [{ backend: b.id, service }, r.isUp(b, service) ? 1 : 0]))
-      },
-    )
-    m.gauge('mailhostd_moves_in_progress', 'Mailboxes being moved between backends.', () => this.#registry.movingCount)
-  }
+
 
   /** Stops accepting, lets in-flight requests finish within graceMs, then releases everything. */
   close(graceMs: number): Promise<void> {
@@ -604,8 +512,7 @@ export class Daemon {
     this.#warmup?.stop.abort()
     // A reload in progress may still bind listeners: let it finish (later ones do nothing).
     await this.#reloading
-    const results = await Promise.allSettled([...this.#listeners.values()].map((l) => l.close(graceMs)))
-    for (const r of results) if (r.status === 'rejected') this.logger.warn({ err: String(r.reason) }, 'listener close failed')
+    await this.#listeners.close(graceMs)
     await this.#warmup?.done
     // Hooks first (their moves are recorded as failed in the store), then what feeds the cache.
     await this.#admin?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'admin close failed'))
