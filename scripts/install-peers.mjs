@@ -13,6 +13,8 @@ const PEERS = [
   { pkg: 'slapd', probe: () => existsSync('/usr/sbin/slapd') && existsSync('/usr/sbin/slapadd') },
   { pkg: 'ldap-utils', probe: () => existsSync('/usr/bin/ldapmodify') },
   { pkg: 'postfix', probe: () => ['/usr/sbin/postfix', '/usr/sbin/postmap', '/usr/sbin/smtp-sink'].every(existsSync) },
+  // Postfix's own ldap: table, the peer npm run bench compares the socketmap against.
+  { pkg: 'postfix-ldap', probe: () => existsSync('/usr/lib/postfix/postfix-ldap.so') },
   { pkg: 'postgresql', probe: () => postgresBin() !== undefined },
   // Dovecot proxies and backends (IMAP, POP3, LMTP), with the Lua passdb and its JSON module.
   { pkg: 'dovecot-core', probe: () => ['/usr/sbin/dovecot', '/usr/bin/doveadm'].every(existsSync) },
