@@ -23,6 +23,8 @@ sed -e "s|@@SCHEMA_DIR@@|/etc/ldap/schema|g" \
     -e "s|@@ROOT_PASSWORD@@|$root_password|g" \
     -e "s|@@TLS@@||g" \
     -e "s|@@ANONYMOUS@@|by anonymous none|g" \
+    -e "s|@@MAX_SIZE@@|67108864|g" \
+    -e "s|@@SERVICE_LIMITS@@||g" \
     "$src/slapd.conf.template" > "$conf"
 # Like the harness's fill(): a token this script does not know is an error, not a literal.
 if grep -n '@@[A-Z_]*@@' "$conf"; then

@@ -19,6 +19,7 @@ const SCHEMA_DIR = '/etc/ldap/schema'
 const SLAPD = '/usr/sbin/slapd'
 const HOST = '127.0.0.1'
 const START_TIMEOUT_MS = 20_000
+const DEFAULT_MAP_SIZE = 64 * 2 ** 20
 
 export const DEMO_BASE_DN = 'dc=example,dc=org'
 export const DEMO_BIND_DN = 'cn=mailhostd,ou=services,dc=example,dc=org'
@@ -39,6 +40,22 @@ export interface SlapdOptions {
    * 127.0.0.1 from a throwaway CA (`caFile`).
    */
   tls?: boolean
+  /**
+   * LDIF files loaded with slapadd after `extraLdif`, in order: for directories too large to
+   * hold as one string (the scale benchmark writes them streaming).
+   */
+  ldifFiles?: string[]
+  /** mdb maxsize in bytes (default 64 MiB); a million accounts need about 2 GiB. */
+  mapSize?: number
+  /**
+   * Lift the size and time limits of the service account (bindDN), as docs/operations.md tells
+   * operators to for a cache warm-up of more than 500 entries.
+   */
+  serviceUnlimited?: boolean
+  /** Milliseconds slapadd may take per file (default 60 s). */
+  loadTimeoutMs?: number
+  /** Run slapd with `-d stats` (one log line per operation, in output()) instead of `-d none`. */
+  statsLog?: boolean
 }
 
 export interface Slapd {
@@ -200,6 +217,8 @@ async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
       ROOT_PASSWORD: rootPassword,
       TLS: tls,
       ANONYMOUS: opts.anonymousRead ? 'by anonymous read' : 'by anonymous none',
+      MAX_SIZE: String(opts.mapSize ?? DEFAULT_MAP_SIZE),
+      SERVICE_LIMITS: opts.serviceUnlimited ? `limits\tdn.exact="${DEMO_BIND_DN}" size=unlimited time=unlimited` : '',
     }),
   )
 
@@ -209,7 +228,9 @@ async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
     await writeFile(file, ldif)
     ldifFiles.push(file)
   }
-  for (const file of ldifFiles) await mustRun('slapadd', ['-q', '-f', conf, '-l', file])
+  ldifFiles.push(...(opts.ldifFiles ?? []))
+  const loadTimeout = { timeoutMs: opts.loadTimeoutMs ?? 60_000 }
+  for (const file of ldifFiles) await mustRun('slapadd', ['-q', '-f', conf, '-l', file], loadTimeout)
 
   const [port, ldapsPort] = (await freePorts(2, HOST)) as [number, number]
   const url = `ldap://${HOST}:${port}`
@@ -217,7 +238,7 @@ async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
   const listeners = [url, ...(ldapsUrl ? [ldapsUrl] : [])].map((u) => `${u}/`).join(' ')
   const launch = async (): Promise<Started> => {
     // `-d none`: stay in the foreground (so we own the PID) and print only errors.
-    const proc = start(SLAPD, ['-d', 'none', '-f', conf, '-h', listeners])
+    const proc = start(SLAPD, ['-d', opts.statsLog ? 'stats' : 'none', '-f', conf, '-h', listeners])
     await waitUntilUp(proc, port)
     return proc
   }
