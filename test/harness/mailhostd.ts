@@ -52,7 +52,7 @@ function assertBuilt(): void {
  */
 export async function startMailhostd(
   config: Record<string, unknown> = {},
-  opts: { env?: NodeJS.ProcessEnv; args?: string[]; timeoutMs?: number } = {},
+  opts: { env?: NodeJS.ProcessEnv; args?: string[]; timeoutMs?: number; nodeArgs?: string[] } = {},
 ): Promise<Mailhostd> {
   assertBuilt()
   const dir = mkdtempSync(join(tmpdir(), 'mailhostd-test-'))
@@ -76,7 +76,8 @@ export async function startMailhostd(
   }
   const configPath = join(dir, 'mailhostd.yaml')
   writeFileSync(configPath, stringify(full))
-  const proc = start(process.execPath, [MAIN, '--config', configPath, ...(opts.args ?? [])], {
+  // nodeArgs go before the script: flags Node refuses in NODE_OPTIONS, such as --cpu-prof.
+  const proc = start(process.execPath, [...(opts.nodeArgs ?? []), MAIN, '--config', configPath, ...(opts.args ?? [])], {
     env: { ...process.env, ...opts.env },
     cwd: dir,
   })
