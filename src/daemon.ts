@@ -10,7 +10,7 @@ import { dirname, isAbsolute, join } from 'node:path'
 import type { Logger } from 'pino'
 import { Brakes, type BrakesOptions } from './auth/brakes.js'
 import { LookupCache } from './cache/lookup-cache.js'
-import { resolutionLoader } from './cache/resolution-loader.js'
+import { listingPrimer, resolutionLoader } from './cache/resolution-loader.js'
 import { WARMUP_CONCURRENCY, warmUp } from './cache/warmup.js'
 import { applicableConfig, diffConfig, touches, type ConfigDiff } from './config/diff.js'
 import { toMs } from './config/duration.js'
@@ -96,6 +96,8 @@ export class Daemon {
   #admin: Admin | undefined
   #health: HealthChecker | undefined
   #warmup: { readonly done: Promise<unknown>; readonly stop: AbortController } | undefined
+  /** The cache's resolver, for the warm-up's bulk mode. */
+  #resolver: Resolver | undefined
   /** Reloads run one at a time, in the order asked. */
   #reloading: Promise<unknown> = Promise.resolve()
   #closing: Promise<void> | undefined
@@ -174,6 +176,7 @@ export class Daemon {
       log,
     )
     const resolver = new Resolver(this.#directory, () => this.#registry, c.addresses, log)
+    this.#resolver = resolver
     this.#cache = new LookupCache(
       {
         maxEntries: c.cache.maxEntries,
@@ -489,7 +492,15 @@ export class Daemon {
     const source = c.directory.type === 'ldap' ? new LdapMailboxAddresses(c.directory.ldap!, this.logger) : new SqlMailboxAddresses(this.store)
     const stop = new AbortController()
     const lookups = this.#services!.lookups
-    const done = warmUp({ source, resolve: (key, context) => lookups.resolve(key, context), concurrency: WARMUP_CONCURRENCY, logger: this.logger, signal: stop.signal })
+    const primer = listingPrimer({ resolver: this.#resolver!, cache: this.cache, registry: () => this.#registry, addresses: c.addresses })
+    const done = warmUp({
+      source,
+      resolve: (key, context) => lookups.resolve(key, context),
+      primer,
+      concurrency: WARMUP_CONCURRENCY,
+      logger: this.logger,
+      signal: stop.signal,
+    })
       .catch((e: unknown) => this.logger.error({ err: describeError(e) }, 'cache warm-up failed'))
       .finally(() => source.close().catch(() => undefined))
     this.#warmup = { done, stop }

@@ -59,6 +59,13 @@ export interface Dependencies {
   readonly ids: Iterable<string>
 }
 
+/** See LookupCache.ticket(). */
+export interface PrimeTicket {
+  readonly seq: number
+  /** The cache's clock then: a primed answer is as old as the read it came from. */
+  readonly at: number
+}
+
 export interface Loaded {
   readonly resolution: Resolution
   readonly deps: Dependencies
@@ -74,8 +81,12 @@ interface Entry {
   readonly resolution: Resolution
   /** When the directory last confirmed this answer. */
   readonly fetchedAt: number
-  /** Dependency tokens (see addressDep, idDep); the key's own address is always one. */
-  readonly deps: readonly string[]
+  /**
+   * Dependencies beyond the implicit ones (the key's own address, the ids of the mailboxes it
+   * found), or undefined: most answers (an address owned by one account) have none, and at a
+   * million cached keys every per-entry array and string counts (docs/benchmarks.md, Scale).
+   */
+  readonly extra: ExtraDependencies | undefined
   /** The invalidation sequence number when the fetch started. */
   readonly startSeq: number
   /** Set by the invalidation that made this answer unusable: never served from the cache again. */
@@ -91,9 +102,48 @@ export interface CacheStats {
   invalidated: number
 }
 
-// One namespace for both kinds of dependency; the prefixes keep an id from matching an address.
+interface ExtraDependencies {
+  readonly addresses: readonly string[]
+  readonly ids: readonly string[]
+}
+
+// One namespace for both kinds of dependency in the (small, bounded) memory of recent
+// invalidations; the prefixes keep an id from matching an address.
 const addressDep = (address: string) => `a:${address}`
 const idDep = (id: string) => `i:${id}`
+
+/**
+ * dependency -> the keys depending on it. A lone key is stored as itself, a Set only from the
+ * second one on: nearly every dependency has exactly one dependent, and a Set per entry was
+ * the largest part of a cached answer's memory.
+ */
+type Dependents = Map<string, string | Set<string>>
+
+function addDependent(index: Dependents, dep: string, key: string): void {
+  const have = index.get(dep)
+  if (have === undefined) index.set(dep, key)
+  else if (typeof have === 'string') {
+    if (have !== key) index.set(dep, new Set([have, key]))
+  } else have.add(key)
+}
+
+function removeDependent(index: Dependents, dep: string, key: string): void {
+  const have = index.get(dep)
+  if (have === undefined) return
+  if (typeof have === 'string') {
+    if (have === key) index.delete(dep)
+    return
+  }
+  have.delete(key)
+  if (have.size === 1) index.set(dep, have.values().next().value!)
+}
+
+function addDependentsTo(out: Set<string>, index: Dependents, dep: string): void {
+  const have = index.get(dep)
+  if (have === undefined) return
+  if (typeof have === 'string') out.add(have)
+  else for (const k of have) out.add(k)
+}
 
 /**
  * How many recently invalidated dependencies are remembered for in-flight fetches. Beyond it
@@ -111,9 +161,13 @@ export class LookupCache {
 
   /** Bumped by every invalidation; fetches and callers note it when they start. */
   #seq = 0
-  /** dependency -> keys of the usable cached entries that depend on it. */
-  readonly #dependents = new Map<string, Set<string>>()
-  /** key -> its usable cached entry: exactly the entries whose dependencies are in #dependents. */
+  /**
+   * Canonical address / directory entry id -> keys of the usable cached entries that depend on
+   * it. A key's own address is not listed: #indexed has it.
+   */
+  readonly #byAddress: Dependents = new Map()
+  readonly #byId: Dependents = new Map()
+  /** key -> its usable cached entry: exactly the entries whose dependencies are in #byAddress and #byId. */
   readonly #indexed = new Map<string, Entry>()
   /** dependency -> sequence number of its latest invalidation (see INVALIDATION_MEMORY). */
   readonly #invalidatedAt = new Map<string, number>()
@@ -141,7 +195,7 @@ export class LookupCache {
       // place that sees what the cache really holds (a fetch result may be discarded).
       onInsert: (entry, key) => {
         // An invalidation may have run between the end of the fetch and this insert.
-        entry.revokedAt ??= this.#overlap(entry)
+        entry.revokedAt ??= this.#overlap(key, entry)
         if (entry.revokedAt === undefined) this.#index(key, entry)
       },
       dispose: (entry, key, reason) => {
@@ -152,8 +206,8 @@ export class LookupCache {
         const startSeq = this.#seq
         const loaded = await load(key, signal)
         const { resolution, deps } = 'deps' in loaded ? loaded : { resolution: loaded, deps: implicitDeps(loaded) }
-        const entry: Entry = { resolution, fetchedAt: this.#now(), deps: tokens(key, deps), startSeq, revokedAt: undefined }
-        entry.revokedAt = this.#overlap(entry)
+        const entry: Entry = { resolution, fetchedAt: this.#now(), extra: extraDependencies(key, resolution, deps), startSeq, revokedAt: undefined }
+        entry.revokedAt = this.#overlap(key, entry)
         if (resolution.kind === 'none') options.ttl = this.#times.negativeTtlMs
         // Kept only so its waiting callers get it; expired at once, and never served anyway.
         if (entry.revokedAt !== undefined) options.ttl = 1
@@ -225,6 +279,27 @@ export class LookupCache {
     return { ok: false, error }
   }
 
+  /** Where things stood before a bulk read of the directory began; pass it to prime(). */
+  ticket(): PrimeTicket {
+    return { seq: this.#seq, at: this.#now() }
+  }
+
+  /**
+   * Stores an answer resolved outside the cache, as if a fetch started at `ticket` had loaded
+   * it (the warm-up builds a whole directory listing's answers at once instead of one query per
+   * key). Refused, returning false, when the key already has an answer or a fetch in flight
+   * (either is at least as new), or when an invalidation since the ticket touched what the
+   * answer depends on.
+   */
+  prime(key: string, loaded: Loaded, ticket: PrimeTicket): boolean {
+    if (this.#pending.has(key) || this.#lru.peek(key, { allowStale: true }) !== undefined) return false
+    const { resolution, deps } = loaded
+    const entry: Entry = { resolution, fetchedAt: ticket.at, extra: extraDependencies(key, resolution, deps), startSeq: ticket.seq, revokedAt: undefined }
+    if (this.#overlap(key, entry) !== undefined) return false
+    this.#lru.set(key, entry, { ttl: resolution.kind === 'none' ? this.#times.negativeTtlMs : this.#times.ttlMs, start: ticket.at })
+    return true
+  }
+
   /** New TTLs and max-stale age, applied to the answers already cached too (see the top). */
   setTimes(times: CacheTimes): void {
     this.#times = { ttlMs: times.ttlMs, negativeTtlMs: times.negativeTtlMs, maxStaleMs: times.maxStaleMs }
@@ -243,9 +318,14 @@ export class LookupCache {
   invalidateEntries(addresses: readonly string[], ids: readonly string[]): number {
     const seq = ++this.#seq
     const keys = new Set<string>()
-    for (const dep of [...addresses.map(addressDep), ...ids.map(idDep)]) {
-      this.#remember(dep, seq)
-      for (const key of this.#dependents.get(dep) ?? []) keys.add(key)
+    for (const address of addresses) {
+      this.#remember(addressDep(address), seq)
+      if (this.#indexed.has(address)) keys.add(address)
+      addDependentsTo(keys, this.#byAddress, address)
+    }
+    for (const id of ids) {
+      this.#remember(idDep(id), seq)
+      addDependentsTo(keys, this.#byId, id)
     }
     let evicted = 0
     for (const key of keys) if (this.#revoke(key, seq)) evicted++
@@ -276,7 +356,7 @@ export class LookupCache {
 
   /** Sizes of the dependency bookkeeping, for tests and metrics: it only tracks cached keys. */
   get dependencyIndex(): { readonly keys: number; readonly dependencies: number; readonly recentInvalidations: number } {
-    return { keys: this.#indexed.size, dependencies: this.#dependents.size, recentInvalidations: this.#invalidatedAt.size }
+    return { keys: this.#indexed.size, dependencies: this.#indexed.size + this.#byAddress.size + this.#byId.size, recentInvalidations: this.#invalidatedAt.size }
   }
 
   /** Marks the key's usable entry revoked and removes it when that aborts no fetch. */
@@ -298,10 +378,10 @@ export class LookupCache {
   }
 
   /** The latest invalidation since the entry's fetch started that touches what it read. */
-  #overlap(entry: Entry): number | undefined {
+  #overlap(key: string, entry: Entry): number | undefined {
     if (entry.startSeq === this.#seq) return undefined
     let latest = entry.startSeq < this.#floor ? this.#floor : undefined
-    for (const dep of entry.deps) {
+    for (const dep of dependencyTokens(key, entry)) {
       const seq = this.#invalidatedAt.get(dep)
       if (seq !== undefined && seq > entry.startSeq && (latest === undefined || seq > latest)) latest = seq
     }
@@ -312,32 +392,38 @@ export class LookupCache {
     const previous = this.#indexed.get(key)
     if (previous) this.#unindex(key, previous)
     this.#indexed.set(key, entry)
-    for (const dep of entry.deps) {
-      let keys = this.#dependents.get(dep)
-      if (!keys) this.#dependents.set(dep, (keys = new Set()))
-      keys.add(key)
-    }
+    for (const a of entry.extra?.addresses ?? []) addDependent(this.#byAddress, a, key)
+    for (const id of dependencyIds(entry)) addDependent(this.#byId, id, key)
   }
 
   #unindex(key: string, entry: Entry): void {
     // A late dispose of an entry already replaced or revoked must not touch its successor.
     if (this.#indexed.get(key) !== entry) return
     this.#indexed.delete(key)
-    for (const dep of entry.deps) {
-      const keys = this.#dependents.get(dep)
-      if (!keys) continue
-      keys.delete(key)
-      if (keys.size === 0) this.#dependents.delete(dep)
-    }
+    for (const a of entry.extra?.addresses ?? []) removeDependent(this.#byAddress, a, key)
+    for (const id of dependencyIds(entry)) removeDependent(this.#byId, id, key)
   }
 }
 
-/** The key's own address, then the tracked addresses and ids, without repeats. */
-function tokens(key: string, deps: Dependencies): string[] {
-  const out = new Set<string>([addressDep(key)])
-  for (const a of deps.addresses) out.add(addressDep(a))
-  for (const id of deps.ids) out.add(idDep(id))
-  return [...out]
+const mailboxIds = (r: Resolution): readonly string[] => (r.kind === 'found' ? r.mailboxes.map((m) => m.id) : [])
+
+/** The directory entry ids an answer depends on: its mailboxes' and any others returned. */
+function dependencyIds(entry: Entry): Iterable<string> {
+  const ids = mailboxIds(entry.resolution)
+  return entry.extra === undefined || entry.extra.ids.length === 0 ? ids : new Set([...ids, ...entry.extra.ids])
+}
+
+/** Every dependency of an entry as a token of the recent-invalidations memory. */
+function dependencyTokens(key: string, entry: Entry): string[] {
+  return [addressDep(key), ...(entry.extra?.addresses ?? []).map(addressDep), ...[...dependencyIds(entry)].map(idDep)]
+}
+
+/** What `deps` adds to the implicit dependencies (the key, the mailboxes' ids); undefined when nothing. */
+function extraDependencies(key: string, resolution: Resolution, deps: Dependencies): ExtraDependencies | undefined {
+  const implicitIds = new Set(mailboxIds(resolution))
+  const addresses = [...new Set(deps.addresses)].filter((a) => a !== key)
+  const ids = [...new Set(deps.ids)].filter((id) => !implicitIds.has(id))
+  return addresses.length === 0 && ids.length === 0 ? undefined : { addresses, ids }
 }
 
 function implicitDeps(resolution: Resolution): Dependencies {

@@ -2,14 +2,15 @@
 // read page by page, for the cache warm-up (cache.warmup). Aliases and catch-alls are left out:
 // they are resolved when first asked, like every other key.
 
-import { AndFilter, PresenceFilter, type Client, type Entry, type Filter, type SearchResult } from 'ldapts'
+import { AndFilter, OrFilter, PresenceFilter, type Client, type Entry, type Filter, type SearchResult } from 'ldapts'
 import { toMs } from '../config/duration.js'
 import type { LdapConfig } from '../config/schema.js'
 import { DirectoryError, ErrorCodes, describeError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Store } from '../store/store.js'
 import { ldapConnection, openLdapPool, parseExtraFilter } from './ldap-config.js'
-import { attributeValues } from './ldap-entry.js'
+import type { DirectoryEntry } from './directory.js'
+import { attributeValues, requestedAttributes, toDirectoryEntry, type LdapEntryMapping } from './ldap-entry.js'
 import type { LdapPool } from './ldap-pool.js'
 
 export interface MailboxAddresses {
@@ -19,7 +20,24 @@ export interface MailboxAddresses {
    * the pages already delivered stay delivered.
    */
   each(onPage: (addresses: readonly string[]) => void, signal: AbortSignal): Promise<void>
+  /**
+   * When the source can: every entry that could own an address, each with the addresses it
+   * owns and what a lookup would make of it, so the warm-up can build the answers of whole
+   * pages without a query per address. Same contract as each() otherwise.
+   */
+  eachEntry?(onPage: (entries: readonly ListedEntry[]) => void, signal: AbortSignal): Promise<void>
   close(): Promise<void>
+}
+
+/** One directory entry as the warm-up's bulk listing reads it. */
+export interface ListedEntry {
+  readonly id: string
+  /** Every value of the address attributes, as stored (trimmed, not canonical). */
+  readonly addresses: readonly string[]
+  /** Whether it has a mailHost: a mailbox, whose addresses the warm-up loads. */
+  readonly mailbox: boolean
+  /** The entry as a lookup sees it; undefined when a lookup would refuse its data. */
+  readonly entry: DirectoryEntry | undefined
 }
 
 /** Rows (SQL) or entries (LDAP) per page. */
@@ -70,6 +88,10 @@ export class LdapMailboxAddresses implements MailboxAddresses {
   readonly #pool: LdapPool
   readonly #filter: Filter
   readonly #attributes: string[]
+  /** Entries with any address attribute: everything a lookup's search could return. */
+  readonly #ownersFilter: Filter
+  readonly #mapping: LdapEntryMapping
+  readonly #entryAttributes: string[]
 
   constructor(config: LdapConfig, logger: Logger) {
     this.#config = config
@@ -77,6 +99,17 @@ export class LdapMailboxAddresses implements MailboxAddresses {
     const hasMailHost = new PresenceFilter({ attribute: config.attributes.mailHost })
     this.#filter = extra ? new AndFilter({ filters: [extra, hasMailHost] }) : hasMailHost
     this.#attributes = [...new Set(config.attributes.address)]
+    const hasAddress = new OrFilter({ filters: this.#attributes.map((attribute) => new PresenceFilter({ attribute })) })
+    this.#ownersFilter = extra ? new AndFilter({ filters: [extra, hasAddress] }) : hasAddress
+    this.#mapping = {
+      mailHost: config.attributes.mailHost,
+      routingAddress: config.attributes.routingAddress,
+      canonical: config.attributes.canonical,
+      status: config.attributes.status,
+      sendAs: config.attributes.sendAs,
+      disabledValues: new Set(config.disabledValues.map((v) => v.toLowerCase())),
+    }
+    this.#entryAttributes = [...new Set([...this.#attributes, ...requestedAttributes(this.#mapping)])]
     // A page of a large directory may take longer than one lookup may: nobody waits on it.
     this.#pool = openLdapPool(
       ldapConnection(config, Math.max(toMs(config.timeout), 30_000)),
@@ -86,12 +119,38 @@ export class LdapMailboxAddresses implements MailboxAddresses {
   }
 
   async each(onPage: (addresses: readonly string[]) => void, signal: AbortSignal): Promise<void> {
+    await this.#walk(this.#filter, this.#attributes, signal, (entries) =>
+      onPage(entries.flatMap((e: Entry) => this.#attributes.flatMap((a) => attributeValues(e, a)))),
+    )
+  }
+
+  async eachEntry(onPage: (entries: readonly ListedEntry[]) => void, signal: AbortSignal): Promise<void> {
+    await this.#walk(this.#ownersFilter, this.#entryAttributes, signal, (entries) => onPage(entries.map((e) => this.#listed(e))))
+  }
+
+  #listed(e: Entry): ListedEntry {
+    let entry: DirectoryEntry | undefined
+    try {
+      entry = toDirectoryEntry(e, this.#mapping)
+    } catch {
+      // The lookup of any of its addresses reports it; the warm-up leaves them to that path.
+      entry = undefined
+    }
+    return {
+      id: e.dn,
+      addresses: [...new Set(this.#attributes.flatMap((a) => valuesWithSubtypes(e, a)))],
+      mailbox: attributeValues(e, this.#mapping.mailHost).length > 0,
+      entry,
+    }
+  }
+
+  async #walk(filter: Filter, attributes: string[], signal: AbortSignal, onPage: (entries: Entry[]) => void): Promise<void> {
     let pages: AsyncGenerator<SearchResult> | undefined
     const next = (client: Client) => {
       pages ??= client.searchPaginated(this.#config.baseDN, {
         scope: this.#config.scope,
-        filter: this.#filter,
-        attributes: this.#attributes,
+        filter,
+        attributes,
         derefAliases: 'never',
         paged: { pageSize: PAGE_SIZE },
       })
@@ -100,11 +159,21 @@ export class LdapMailboxAddresses implements MailboxAddresses {
     while (!signal.aborted) {
       const page = await this.#pool.run('list mailboxes', next, signal)
       if (page.done === true) return
-      onPage(page.value.searchEntries.flatMap((e: Entry) => this.#attributes.flatMap((a) => attributeValues(e, a))))
+      onPage(page.value.searchEntries)
     }
   }
 
   close(): Promise<void> {
     return this.#pool.close()
   }
+}
+
+/**
+ * Values of an attribute and of its subtypes (`mail;lang-en`): an equality search for `mail`
+ * matches those too, so for telling owners apart they count.
+ */
+function valuesWithSubtypes(entry: Entry, attribute: string): string[] {
+  const lc = attribute.toLowerCase()
+  const names = Object.keys(entry).filter((n) => n !== 'dn' && n.split(';')[0]!.toLowerCase() === lc)
+  return names.flatMap((n) => attributeValues(entry, n))
 }

@@ -60,6 +60,24 @@ export const MAX_ALIAS_DEPTH = 8
 // A mailHost goes into a Postfix route; anything but a host name or IP would corrupt it.
 const MAIL_HOST = /^[A-Za-z0-9_]([A-Za-z0-9_.:-]{0,253})$/
 
+// Cached answers are held by the million (docs/benchmarks.md, Scale): what many of them have
+// in common is shared rather than copied into each. Frozen, so no holder can change another's.
+const NONE: readonly never[] = Object.freeze([])
+const list = <T>(values: readonly T[]): readonly T[] => (values.length === 0 ? NONE : values)
+
+/**
+ * mailHost values are few (one per backend) but every directory reply carries its own copy.
+ * Bounded, so odd data cannot grow the table without limit; past it values are kept as given.
+ */
+const MAIL_HOSTS = new Map<string, string>()
+const MAX_SHARED_MAIL_HOSTS = 1024
+function sharedMailHost(host: string): string {
+  const have = MAIL_HOSTS.get(host)
+  if (have !== undefined) return have
+  if (MAIL_HOSTS.size < MAX_SHARED_MAIL_HOSTS) MAIL_HOSTS.set(host, host)
+  return host
+}
+
 export class Resolver {
   constructor(
     private readonly directory: Directory,
@@ -74,6 +92,19 @@ export class Resolver {
    */
   async resolve(addr: CanonicalAddress, signal?: AbortSignal, trace?: ResolutionTrace): Promise<Resolution> {
     return this.#resolve(addr, [], { signal, trace })
+  }
+
+  /**
+   * What resolve() answers when the directory, asked for exactly `addr`, returns `owner` and
+   * nothing else: for an account that is the whole resolution, without a query. The cache
+   * warm-up uses it for the answers of a listing it read in bulk. Throws as resolve() would for
+   * unusable data.
+   */
+  resolveOwned(addr: CanonicalAddress, owner: AccountEntry, trace?: ResolutionTrace): Resolution {
+    if (!this.registry().domain(addr.domain)) return { kind: 'none' }
+    trace?.asked(addr.address)
+    trace?.returned(owner.id)
+    return this.#account(owner, addr.address, addr, undefined)
   }
 
   async #resolve(addr: CanonicalAddress, chain: readonly string[], call: Call): Promise<Resolution> {
@@ -130,14 +161,18 @@ export class Resolver {
       const ext = viaExtension && { delimiter: viaExtension.delimiter, extension: viaExtension.extension }
       return this.#expand(entry.targets, ext, 'alias', path, call)
     }
+    return this.#account(entry, matched, key, viaExtension)
+  }
+
+  #account(entry: AccountEntry, matched: string, key: CanonicalAddress, viaExtension: CanonicalAddress | undefined): Resolution {
     const mailbox = this.#mailbox(entry, matched)
     const canonical = withExtension(mailbox.address, viaExtension?.delimiter, viaExtension?.extension)
     return {
       kind: 'found',
       via: 'account',
       mailboxes: [mailbox],
-      external: [],
-      rewrite: canonical === key.address ? [] : [canonical],
+      external: NONE,
+      rewrite: canonical === key.address ? NONE : [canonical],
     }
   }
 
@@ -148,10 +183,11 @@ export class Resolver {
     const canonical = entry.canonical === undefined ? undefined : this.#canonical(entry.canonical)
     return {
       id: entry.id,
-      address: canonical?.address ?? matched,
-      mailHost: entry.mailHost,
+      // The matched string (the cache key itself, usually) rather than an equal copy.
+      address: canonical === undefined || canonical.address === matched ? matched : canonical.address,
+      mailHost: sharedMailHost(entry.mailHost),
       status: entry.status,
-      sendAs: entry.sendAs,
+      sendAs: list(entry.sendAs),
     }
   }
 
@@ -189,7 +225,7 @@ export class Resolver {
       for (const f of finals) rewrite.add(withExtension(f, ext?.delimiter, ext?.extension))
     }
     if (mailboxes.size === 0 && external.size === 0) return { kind: 'none' }
-    return { kind: 'found', via, mailboxes: [...mailboxes.values()], external: [...external], rewrite: [...rewrite] }
+    return { kind: 'found', via, mailboxes: [...mailboxes.values()], external: list([...external]), rewrite: list([...rewrite]) }
   }
 
   #canonical(raw: string): CanonicalAddress | undefined {

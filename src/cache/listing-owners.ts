@@ -1,0 +1,56 @@
+// Who owns each address, from a complete listing of the directory (the warm-up's bulk mode).
+// A lookup asks the directory for the entries owning one address and refuses to guess when
+// there are several (architecture.md §3.4); this gives the same verdict for every address at
+// once, so the warm-up can cache the answers of a whole listing without a query each.
+//
+// It only vouches for what it can know as the server would: an address stored exactly in its
+// canonical form, owned by one usable account entry and by no other entry of any kind, compared
+// without case (the address attributes match case-insensitively; where one did not, this only
+// sees more owners than the server, which sends the address down the normal path). Everything
+// else (duplicates, unusable entries, addresses stored in another form) is left to a normal
+// lookup, which answers or reports it as it always does.
+
+import type { AccountEntry } from '../directory/directory.js'
+import type { ListedEntry } from '../directory/mailbox-addresses.js'
+
+/** Marks an address owned by more than one entry. */
+const SEVERAL = Symbol('several owners')
+
+export class ListingOwners {
+  /** Lower-cased address -> id of its one owning entry, or SEVERAL. */
+  readonly #owners = new Map<string, string | typeof SEVERAL>()
+  /** Mailbox entries a lookup can use, to be answered from the listing. */
+  readonly #accounts: { readonly entry: AccountEntry; readonly addresses: readonly string[] }[] = []
+  /** Addresses of mailbox entries a lookup would refuse: resolved the normal way. */
+  readonly #unusable: string[] = []
+
+  /** Takes one page of the listing. */
+  add(page: readonly ListedEntry[]): void {
+    for (const listed of page) {
+      for (const address of listed.addresses) {
+        const lc = address.toLowerCase()
+        const have = this.#owners.get(lc)
+        if (have === undefined) this.#owners.set(lc, listed.id)
+        else if (have !== listed.id) this.#owners.set(lc, SEVERAL)
+      }
+      if (!listed.mailbox) continue
+      if (listed.entry?.kind === 'account') this.#accounts.push({ entry: listed.entry, addresses: listed.addresses })
+      else this.#unusable.push(...listed.addresses)
+    }
+  }
+
+  /**
+   * Once the listing is complete: each mailbox address with `sole` set to its account when
+   * that account alone owns it, else undefined (resolve it the normal way). Each account's
+   * addresses in listing order.
+   */
+  *addresses(): Generator<{ readonly address: string; readonly sole: AccountEntry | undefined }> {
+    for (const { entry, addresses } of this.#accounts) {
+      for (const address of addresses) {
+        const owner = this.#owners.get(address.toLowerCase())
+        yield { address, sole: owner === entry.id ? entry : undefined }
+      }
+    }
+    for (const address of this.#unusable) yield { address, sole: undefined }
+  }
+}
