@@ -1,197 +1,235 @@
-// npm run bench: lookups per second and latency over loopback against the built daemon, for
-// each directory (SQL on PGlite, SQL on PostgreSQL, LDAP on slapd), warm cache and cold
-// (every key a directory query), and stale answers while slapd is down. Clients behave like
-// Postfix: one request at a time per connection, many connections. Results replace
-// docs/benchmarks.md, with the machine and the command.
+// npm run bench: every figure of issue 7 in one run, written to docs/benchmarks.md.
+//   1. lookups per directory (SQL on PGlite, SQL on PostgreSQL, LDAP on slapd): the first pass
+//      over the mixed keys (every key a directory query), then warm, socketmap and tcp_table;
+//   2. the comparisons with their targets: floor, Postfix's ldap: table, miss path,
+//      coalescing, HTTP passdb verify (and nginx auth_http beside it);
+//   3. stale answers while slapd is dead;
+//   4. the million-account scale run (bench/scale.ts);
+//   5. a `node --cpu-prof` run for each missed target.
+// Every run is bounded in time and count, on loopback, with peers the harness starts and stops
+// by PID. Knobs: bench/config.ts (printed in the report).
 
-import { connect, type Socket } from 'node:net'
-import { cpus, totalmem, release } from 'node:os'
-import { writeFileSync } from 'node:fs'
-import { ROOT, startMailhostd, type Mailhostd } from '../test/harness/mailhostd.js'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ROOT, type Mailhostd } from '../test/harness/mailhostd.js'
 import { startPostgres } from '../test/harness/postgres.js'
-import { startSlapd } from '../test/harness/slapd.js'
-import { demoClusterConfig } from '../test/e2e/demo-table.js'
-import { DEMO_FOUND } from '../test/cases/demo-cases.js'
+import { startSlapd, type Slapd } from '../test/harness/slapd.js'
+import { checkCoalescing } from './coalescing.js'
+import { benchConfig, nonDefaultEnv } from './config.js'
+import { DEMO_SQL, LOGIN, LOGIN_SECRET, ldapDirectory, startDaemon } from './daemons.js'
+import { generateDirectory, isAccountKey, keyDeck, type KeyDeck } from './directory.js'
+import { startFloor } from './floor.js'
+import { nginxAuth, passdbVerify, runHttpLoad } from './http-load.js'
+import { runLoad, type LoadResult, type LoadTarget } from './load-generator.js'
+import { compareMissPath } from './miss-path.js'
+import { comparePeer } from './postfix-peer.js'
+import { profileWorkload, type ProfileSummary } from './profile.js'
+import { machine, renderReport, type BenchResults, type Row } from './report.js'
+import { scaleBench, type ScaleResult } from './scale.js'
+import { coalescingVerdict, floorVerdicts, httpVerdict, missVerdict, peerVerdict, scaleVerdict, type Verdict } from './targets.js'
 
-const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 5) * 1000
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
-const SEED = ['--seed-sql', `${ROOT}/fixtures/demo/directory.sql`]
+/** What the sections fill in as they run. */
+type Collected = { -readonly [K in 'floor' | 'peer' | 'miss' | 'coalescing' | 'http' | 'scale']?: BenchResults[K] }
 
-type Proto = 'socketmap' | 'tcp_table'
+const FOUND = /^(OK |200 )/
+const FOUND_OR_MISS = /^(OK |200 |NOTFOUND |500 )/
+const started = performance.now()
+const cfg = benchConfig()
+const log = (line: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`)
+/** Longest untimed warm-up of a deck's remaining keys, in seconds (a slow directory stops it early). */
+const WARM_UP_CAP_S = 30
+/** Keys the stale run caches before slapd dies (a sample: it measures serving, not warming). */
+const STALE_KEYS = 2000
+const bounded = { durationMs: cfg.seconds * 1000, maxRequests: cfg.maxRequests }
 
-interface Result {
-  scenario: string
-  proto: Proto
-  requests: number
-  rps: number
-  p50: number
-  p99: number
-  max: number
-  unexpected: number
-}
+// Misses and the coalescing key stay cold: the last accounts are never asked before.
+const dir = generateDirectory(cfg.accounts, cfg.missKeys)
+const mixed = keyDeck(dir, cfg.hitRatio)
+const work = mkdtempSync(join(tmpdir(), 'mailhostd-bench-'))
+const rows: Row[] = []
 
-/** One Postfix-like client connection: send, wait for the whole reply, repeat. */
-class Client {
-  #buf = Buffer.alloc(0)
-  #waiting: ((reply: string) => void) | undefined
-  private constructor(
-    private readonly socket: Socket,
-    private readonly proto: Proto,
-  ) {
-    socket.on('data', (d: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, d])
-      this.#drain()
-    })
-  }
-
-  static open(port: number, proto: Proto): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const s = connect({ port, host: '127.0.0.1' }, () => resolve(new Client(s, proto)))
-      s.once('error', reject)
-    })
-  }
-
-  ask(key: string): Promise<string> {
-    return new Promise((resolve) => {
-      this.#waiting = resolve
-      if (this.proto === 'socketmap') {
-        const payload = Buffer.from(`transport ${key}`)
-        this.socket.write(Buffer.concat([Buffer.from(`${payload.length}:`), payload, Buffer.from(',')]))
-      } else {
-        this.socket.write(`get ${key.replace(/%/g, '%25').replace(/ /g, '%20')}\n`)
-      }
-    })
-  }
-
-  #drain(): void {
-    let reply: string | undefined
-    if (this.proto === 'socketmap') {
-      const colon = this.#buf.indexOf(0x3a)
-      if (colon < 0) return
-      const len = Number(this.#buf.subarray(0, colon).toString())
-      if (this.#buf.length < colon + 1 + len + 1) return
-      reply = this.#buf.subarray(colon + 1, colon + 1 + len).toString()
-      this.#buf = this.#buf.subarray(colon + 2 + len)
-    } else {
-      const nl = this.#buf.indexOf(0x0a)
-      if (nl < 0) return
-      reply = this.#buf.subarray(0, nl).toString()
-      this.#buf = this.#buf.subarray(nl + 1)
-    }
-    const w = this.#waiting
-    this.#waiting = undefined
-    w?.(reply)
-  }
-
-  close(): void {
-    this.socket.destroy()
-  }
-}
-
-async function load(scenario: string, m: Mailhostd, proto: Proto, nextKey: () => string, ok: RegExp, conns = CONNECTIONS): Promise<Result> {
-  const port = proto === 'socketmap' ? m.ports.socketmap : m.ports.transport
-  const clients = await Promise.all(Array.from({ length: conns }, () => Client.open(port, proto)))
-  const latencies: number[] = []
-  let unexpected = 0
-  const end = performance.now() + DURATION_MS
-  await Promise.all(
-    clients.map(async (c) => {
-      while (performance.now() < end) {
-        const t0 = performance.now()
-        const reply = await c.ask(nextKey())
-        latencies.push(performance.now() - t0)
-        if (!ok.test(reply)) unexpected++
-      }
-      c.close()
-    }),
-  )
-  latencies.sort((a, b) => a - b)
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0
-  const r = { scenario, proto, requests: latencies.length, rps: latencies.length / (DURATION_MS / 1000), p50: q(0.5), p99: q(0.99), max: latencies.at(-1) ?? 0, unexpected }
-  process.stderr.write(`${scenario} ${proto}: ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${unexpected ? `, ${unexpected} unexpected` : ''}\n`)
+function row(scenario: string, proto: string, r: LoadResult, connections: number): LoadResult {
+  rows.push({ scenario, proto, connections, r })
+  log(`${scenario} ${proto}: ${Math.round(r.rps)} lookups/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${r.unexpected ? `, ${r.unexpected} unexpected (${r.sample})` : ''}`)
   return r
 }
 
-const FOUND = DEMO_FOUND.map((c) => c.key)
-const OK = /^(OK |200 )/
-const MISS = /^(NOTFOUND|500 )/
-let seq = 0
-const warmKey = () => FOUND[seq++ % FOUND.length]!
-/** Never the same key twice: every request is a cache miss and a directory query (a miss). */
-const coldKey = () => `nobody-${seq++}-${process.pid}@example.org`
+const socketmapOf = (m: Mailhostd, map = 'transport'): LoadTarget => ({ port: m.ports.socketmap, proto: 'socketmap', map })
+const tcpTableOf = (m: Mailhostd): LoadTarget => ({ port: m.ports.transport, proto: 'tcp_table' })
 
-async function suite(name: string, m: Mailhostd): Promise<Result[]> {
-  const out: Result[] = []
-  const warm = await Client.open(m.ports.socketmap, 'socketmap')
-  for (const k of FOUND) await warm.ask(k)
-  warm.close()
-  for (const proto of ['socketmap', 'tcp_table'] as const) out.push(await load(`${name}, warm cache`, m, proto, warmKey, OK))
-  out.push(await load(`${name}, cold (directory query per request)`, m, 'socketmap', coldKey, MISS, 8))
-  return out
+/**
+ * First pass over the deck (every key a cache miss: a directory query), timed; then the rest of
+ * the deck asked untimed (bounded too) so the warm runs find their keys cached; then warm runs
+ * per protocol over the keys now cached. Returns those keys.
+ */
+async function directorySuite(name: string, m: Mailhostd, deck: KeyDeck): Promise<string[]> {
+  const c = cfg.connections
+  const first = row(`${name}, first pass (each key a directory query)`, 'socketmap', await runLoad(socketmapOf(m), { ...bounded, connections: c, keys: deck.keys, maxRequests: deck.keys.length, expect: FOUND_OR_MISS }), c)
+  let warmed = first.requests
+  if (warmed < deck.keys.length) {
+    const rest = deck.keys.slice(warmed)
+    const r = await runLoad(socketmapOf(m), { durationMs: WARM_UP_CAP_S * 1000, maxRequests: rest.length, connections: c, keys: rest, expect: FOUND_OR_MISS })
+    warmed += r.requests
+    log(`${name}: warmed ${warmed} of ${deck.keys.length} keys`)
+  }
+  const keys = deck.keys.slice(0, warmed)
+  row(`${name}, warm`, 'socketmap', await runLoad(socketmapOf(m), { ...bounded, connections: c, keys, expect: FOUND_OR_MISS }), c)
+  row(`${name}, warm`, 'tcp_table', await runLoad(tcpTableOf(m), { ...bounded, connections: c, keys, expect: FOUND_OR_MISS }), c)
+  return keys
 }
 
-async function main() {
-  const results: Result[] = []
-  const cluster = demoClusterConfig()
-  const quiet = { log: { level: 'info' }, cache: { negativeTtl: '1s' } }
-
-  const lite = await startMailhostd({ ...cluster, ...quiet, directory: { type: 'sql' } }, { args: SEED })
-  results.push(...(await suite('SQL on PGlite', lite)))
-  await lite.stop()
-
+async function sqlSuites(): Promise<void> {
+  const seed = [DEMO_SQL, dir.writeSql(work)]
+  const lite = await startDaemon({ type: 'sql' }, { seedSql: seed })
+  try {
+    await directorySuite('SQL on PGlite', lite, mixed)
+  } finally {
+    await lite.stop()
+  }
   const pg = await startPostgres()
-  const onPg = await startMailhostd({ ...cluster, ...quiet, directory: { type: 'sql' }, store: { url: pg.url } }, { args: SEED })
-  results.push(...(await suite('SQL on PostgreSQL', onPg)))
-  await onPg.stop()
-  await pg.stop()
-
-  const slapd = await startSlapd()
-  const ldap = { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, connections: 4 } }
-  const onLdap = await startMailhostd({ ...cluster, ...quiet, directory: ldap, cache: { ttl: '1s', maxStale: '1h', negativeTtl: '1s' } })
-  results.push(...(await suite('LDAP on slapd', onLdap)))
-  await slapd.kill()
-  await new Promise((r) => setTimeout(r, 1500))
-  results.push(await load('LDAP on slapd, slapd killed: stale answers', onLdap, 'socketmap', warmKey, OK))
-  await onLdap.stop()
-  await slapd.stop()
-
-  writeFileSync(`${ROOT}/docs/benchmarks.md`, report(results))
-  process.stderr.write('wrote docs/benchmarks.md\n')
+  try {
+    const onPg = await startDaemon({ type: 'sql' }, { seedSql: seed, config: { store: { url: pg.url } } })
+    try {
+      await directorySuite('SQL on PostgreSQL', onPg, mixed)
+    } finally {
+      await onPg.stop()
+    }
+  } finally {
+    await pg.stop()
+  }
 }
 
-function report(results: Result[]): string {
-  const cpu = cpus()
-  const rows = results.map(
-    (r) => `| ${r.scenario} | ${r.proto} | ${Math.round(r.rps).toLocaleString('en')} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.unexpected} |`,
-  )
-  return `# Benchmarks
+/** Everything measured against the LDAP daemon, which the comparisons share. */
+async function ldapSuites(slapd: Slapd, results: Collected, verdicts: Verdict[]): Promise<void> {
+  const m = await startDaemon(ldapDirectory(slapd))
+  let warm: string[]
+  let warmHits: string[]
+  try {
+    warm = await directorySuite('LDAP on slapd', m, mixed)
+    warmHits = warm.filter(isAccountKey)
 
-Written by \`npm run bench\` (bench/run.ts); rerun it to replace this page. Numbers are only
-comparable on the same machine.
+    // Floor: the same generator, connections and keys (all hits, all cached) on both servers.
+    const c = cfg.connections
+    const floorProc = await startFloor()
+    let floor: LoadResult
+    try {
+      floor = row('floor: constant-answer socketmap server', 'socketmap', await runLoad({ port: floorProc.port, proto: 'socketmap', map: 'transport' }, { ...bounded, connections: c, keys: warmHits, expect: FOUND }), c)
+    } finally {
+      await floorProc.stop()
+    }
+    const ours = row('LDAP on slapd, cached hits only', 'socketmap', await runLoad(socketmapOf(m), { ...bounded, connections: c, keys: warmHits, expect: FOUND }), c)
+    results.floor = { floor, mailhostd: ours, connections: c }
+    verdicts.push(...floorVerdicts(floor, ours, c))
 
-- Date: ${new Date().toISOString().slice(0, 10)}
-- Machine: ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}
-- Node.js ${process.version}
-- Command: \`BENCH_SECONDS=${DURATION_MS / 1000} BENCH_CONNECTIONS=${CONNECTIONS} npm run bench\`
+    const peer = await comparePeer(slapd, m.ports.socketmap, warm.slice(0, cfg.peerKeys))
+    log(`peer: ldap: ${Math.round(peer.ldap.keysPerSecond)} keys/s, mailhostd ${Math.round(peer.mailhostd.keysPerSecond)} keys/s, ${peer.disagreements} disagreements`)
+    results.peer = peer
+    verdicts.push(peerVerdict(peer))
 
-Method: the built daemon runs as its own process; the load generator runs in another process
-on the same machine (so both share its cores) and talks over loopback like Postfix does: one
-request at a time per connection, ${CONNECTIONS} connections (8 for the cold runs). Warm runs
-cycle through the ${FOUND.length} found keys of the demo case table; cold runs ask a new
-unknown address every time, so each request is a directory query. The LDAP runs use a 1 s
-cache TTL (so its warm runs include a refresh per key per second), and the stale run kills
-slapd after warming and serves from the expired cache. Latency is measured at the client, in ms.
-"Unexpected" counts replies of the wrong kind (it must be 0).
+    const miss = await compareMissPath(slapd, m.ports.socketmap, [...dir.coldKeys()].slice(0, cfg.missKeys))
+    log(`miss path: mailhostd p50 ${miss.mailhostd.p50.toFixed(3)} ms, direct p50 ${miss.direct.p50.toFixed(3)} ms`)
+    results.miss = miss
+    verdicts.push(missVerdict(miss))
 
-This machine is a 2-core VM shared with other tenants: back-to-back runs have differed by up to
-3x.
-Compare runs made back to back on one machine, and look at ratios rather than absolutes: cold
-lookups cost what the directory costs, warm and stale lookups cost only mailhostd.
+    const http = { connections: c, durationMs: bounded.durationMs, maxRequests: bounded.maxRequests }
+    const verify = await runHttpLoad(passdbVerify(m.ports.http, LOGIN_SECRET, LOGIN.user, LOGIN.password), http)
+    log(`passdb verify: ${Math.round(verify.rps)} req/s, p99 ${verify.p99} ms`)
+    const nginx = await runHttpLoad(nginxAuth(m.ports.http, LOGIN_SECRET, LOGIN.user, LOGIN.password), http)
+    log(`nginx auth: ${Math.round(nginx.rps)} req/s, p99 ${nginx.p99} ms`)
+    results.http = { verify, nginx, connections: c }
+    verdicts.push(httpVerdict(verify))
+  } finally {
+    await m.stop()
+  }
 
-| scenario | protocol | lookups/s | p50 | p99 | max | unexpected |
-|---|---|---:|---:|---:|---:|---:|
-${rows.join('\n')}
-`
+  // Each missed target gets a profile of its workload, while slapd still runs; targets missed
+  // under the same workload share one profile.
+  const profiles = new Map<string, ProfileSummary>()
+  for (const v of verdicts.filter((x) => !x.met && x.reason === undefined)) {
+    let p = profiles.get(v.workload)
+    if (!p) {
+      log(`missed: ${v.name}; profiling the ${v.workload} workload for ${cfg.profileSeconds} s`)
+      p = await profileWorkload(v.workload, { slapd, mixed: warm, hits: warmHits, cfg })
+      profiles.set(v.workload, p)
+    }
+    v.profile = p.frames
+    v.kinds = p.kinds
+    v.reason = p.reason
+  }
+
+  // Stale: a daemon with a 1 s TTL caches the existing keys, slapd dies, and every answer is
+  // past its TTL. Only found answers are served stale (a stale miss could bounce new mail).
+  const s = await startDaemon(ldapDirectory(slapd), { config: { cache: { ttl: '1s', negativeTtl: '1s', maxStale: '1h' } } })
+  try {
+    const keys = warmHits.slice(0, STALE_KEYS)
+    await runLoad(socketmapOf(s), { durationMs: WARM_UP_CAP_S * 1000, maxRequests: keys.length, connections: cfg.connections, keys, expect: FOUND })
+    await slapd.kill()
+    await new Promise((r) => setTimeout(r, 1500))
+    row('LDAP on slapd, slapd killed: stale answers', 'socketmap', await runLoad(socketmapOf(s), { ...bounded, connections: cfg.connections, keys, expect: FOUND }), cfg.connections)
+  } finally {
+    await s.stop()
+  }
+}
+
+async function coalescing(verdicts: Verdict[], results: Collected): Promise<void> {
+  const slapd = await startSlapd({ statsLog: true })
+  try {
+    const m = await startDaemon(ldapDirectory(slapd))
+    try {
+      const c = await checkCoalescing(slapd, m, LOGIN.user, cfg.coalesce)
+      log(`coalescing: ${c.lookups} lookups, ${c.slapdSearches} slapd searches, ${c.mailhostdFinds} mailhostd finds`)
+      results.coalescing = c
+      verdicts.push(coalescingVerdict(c))
+    } finally {
+      await m.stop()
+    }
+  } finally {
+    await slapd.stop()
+  }
+}
+
+async function main(): Promise<void> {
+  const loadAtStart = machine().load
+  const results: Collected = {}
+  const verdicts: Verdict[] = []
+  try {
+    log(`generated directory: ${dir.accounts} accounts; mixed deck ${mixed.hits} hits + ${mixed.misses} misses`)
+    await sqlSuites()
+    const slapd = await startSlapd({ extraLdif: [dir.ldif()] })
+    try {
+      await ldapSuites(slapd, results, verdicts)
+    } finally {
+      await slapd.stop()
+    }
+    await coalescing(verdicts, results)
+
+    let scale: ScaleResult | undefined
+    if (cfg.scaleAccounts > 0) {
+      // bench/scale.ts (its own module): a million accounts, warm-up, RSS per entry, lookups.
+      scale = await scaleBench({ accounts: cfg.scaleAccounts, connections: cfg.connections, seconds: cfg.seconds, log })
+      results.scale = scale
+    }
+    if (scale) verdicts.push(scaleVerdict(scale))
+
+    const elapsedS = (performance.now() - started) / 1000
+    const report = renderReport({
+      ...(results as BenchResults),
+      rows,
+      verdicts,
+      cfg,
+      machine: { ...machine(), load: loadAtStart },
+      command: `${nonDefaultEnv(cfg)}npm run bench`,
+      elapsedS,
+      deck: mixed,
+      accounts: dir.accounts,
+    })
+    writeFileSync(`${ROOT}/docs/benchmarks.md`, report)
+    process.stdout.write(report)
+    log(`wrote docs/benchmarks.md; total ${elapsedS.toFixed(0)} s`)
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
 }
 
 main().catch((e: unknown) => {

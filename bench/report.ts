@@ -1,0 +1,302 @@
+// docs/benchmarks.md from one run's results: the targets with their measured figures, the
+// tables, the machine, the command, the knobs, and what the figures mean for sizing a
+// cluster. Pure (results in, markdown out) so its formatting is unit-tested.
+
+import { cpus, loadavg, release, totalmem } from 'node:os'
+import type { CoalescingResult } from './coalescing.js'
+import { KNOBS, type BenchConfig, type KnobName } from './config.js'
+import type { KeyDeck } from './directory.js'
+import type { HttpResult } from './http-load.js'
+import type { LoadResult } from './load-generator.js'
+import type { MissPathResult } from './miss-path.js'
+import type { PeerResult } from './postfix-peer.js'
+import type { ScaleResult } from './scale.js'
+import type { Verdict } from './targets.js'
+
+export interface Machine {
+  readonly cpu: string
+  readonly cores: number
+  readonly ramGiB: number
+  readonly kernel: string
+  readonly node: string
+  /** 1-minute load average when the run started: above 0.5 per core, other work shared the machine. */
+  readonly load: number
+}
+
+export function machine(): Machine {
+  const c = cpus()
+  return {
+    cpu: c[0]?.model ?? 'unknown CPU',
+    cores: c.length,
+    ramGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: `Linux ${release()}`,
+    node: process.version,
+    load: loadavg()[0] ?? 0,
+  }
+}
+
+export interface Row {
+  readonly scenario: string
+  readonly proto: string
+  readonly connections: number
+  readonly r: LoadResult
+}
+
+export interface BenchResults {
+  readonly rows: readonly Row[]
+  readonly verdicts: readonly Verdict[]
+  readonly floor?: { floor: LoadResult; mailhostd: LoadResult; connections: number }
+  readonly peer?: PeerResult
+  readonly miss?: MissPathResult
+  readonly coalescing?: CoalescingResult
+  readonly http?: { verify: HttpResult; nginx: HttpResult; connections: number }
+  readonly scale?: ScaleResult
+  readonly cfg: BenchConfig
+  readonly machine: Machine
+  readonly command: string
+  readonly elapsedS: number
+  readonly deck: KeyDeck
+  readonly accounts: number
+}
+
+const n0 = (x: number) => Math.round(x).toLocaleString('en')
+const f2 = (x: number) => x.toFixed(2)
+const f3 = (x: number) => x.toFixed(3)
+
+export function table(head: readonly string[], rows: readonly (readonly (string | number)[])[], rightFrom = 1): string {
+  const align = head.map((_, i) => (i >= rightFrom ? '---:' : '---'))
+  return [`| ${head.join(' | ')} |`, `|${align.join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
+}
+
+function targetsSection(verdicts: readonly Verdict[]): string {
+  const t = table(
+    ['comparison', 'target', 'measured', 'result'],
+    verdicts.map((v) => [v.name, v.target, v.measured, v.met ? 'met' : '**missed**']),
+    4,
+  )
+  const missed = verdicts.filter((v) => !v.met)
+  if (missed.length === 0) return `${t}\n\nEvery target was met in this run.`
+  const profiled = new Set<string>()
+  const parts = missed.map((v) => {
+    const lines = [`### Missed: ${v.name}`, '', `Measured ${v.measured}; target ${v.target}.`, '', `Reason: ${v.reason ?? 'not determined'}.`]
+    if (v.kinds?.length && profiled.has(v.workload)) {
+      lines.push('', `Profile: the ${v.workload} workload's, above.`)
+      return lines.join('\n')
+    }
+    profiled.add(v.workload)
+    if (v.kinds?.length) {
+      lines.push('', `Profile (\`node --cpu-prof\` on the daemon under this workload), time by kind:`, '')
+      lines.push(table(['kind', 'share of samples'], v.kinds.filter((k) => k.percent >= 0.5).map((k) => [k.kind, `${k.percent.toFixed(1)} %`])))
+    }
+    if (v.profile?.length) {
+      lines.push('', 'Top frames by self time:', '')
+      lines.push(table(['frame', 'self ms', 'share'], v.profile.map((f) => [`\`${f.name}\``, f.selfMs.toFixed(0), `${f.percent.toFixed(1)} %`])))
+    }
+    return lines.join('\n')
+  })
+  return `${t}\n\n${parts.join('\n\n')}`
+}
+
+function loadTable(rows: readonly Row[]): string {
+  return table(
+    ['scenario', 'protocol', 'conns', 'lookups/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'requests', 'unexpected'],
+    rows.map(({ scenario, proto, connections, r }) => [scenario, proto, connections, n0(r.rps), f2(r.p50), f2(r.p99), f2(r.p999), f2(r.max), n0(r.requests), r.unexpected]),
+    2,
+  )
+}
+
+function comparisonsSection(b: BenchResults): string {
+  const out: string[] = []
+  if (b.floor) {
+    const { floor, mailhostd, connections } = b.floor
+    out.push(
+      `### Floor: constant-answer Node socketmap server vs mailhostd, cached hits, ${connections} connections`,
+      '',
+      table(
+        ['server', 'lookups/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
+        [
+          ['floor (bench/floor-server.ts)', n0(floor.rps), f2(floor.p50), f2(floor.p99), f2(floor.p999), f2(floor.max)],
+          ['mailhostd (LDAP directory, every key cached)', n0(mailhostd.rps), f2(mailhostd.p50), f2(mailhostd.p99), f2(mailhostd.p999), f2(mailhostd.max)],
+        ],
+      ),
+    )
+  }
+  if (b.peer) {
+    const p = b.peer
+    out.push(
+      '',
+      `### Postfix's ldap: table vs mailhostd's socketmap: \`postmap -q - MAP\` over ${n0(p.ldap.keys)} warm keys, same slapd`,
+      '',
+      table(
+        ['map', 'keys', 'found', 'wall ms', 'keys/s'],
+        [
+          ['ldap:bench/ldap-recipient.cf', n0(p.ldap.keys), n0(p.ldap.found), n0(p.ldap.ms), n0(p.ldap.keysPerSecond)],
+          ['socketmap:inet:...:recipient', n0(p.mailhostd.keys), n0(p.mailhostd.found), n0(p.mailhostd.ms), n0(p.mailhostd.keysPerSecond)],
+        ],
+      ),
+      '',
+      `Keys answered differently by the two maps: ${p.disagreements}.`,
+    )
+  }
+  if (b.miss) {
+    const m = b.miss
+    out.push(
+      '',
+      `### Miss path: ${n0(m.keys)} never-asked keys, one at a time, each asked of both`,
+      '',
+      table(
+        ['path', 'p50 ms', 'p90 ms', 'p99 ms', 'mean ms'],
+        [
+          ['direct ldapts search (bound connection)', f3(m.direct.p50), f3(m.direct.p90), f3(m.direct.p99), f3(m.direct.mean)],
+          ['mailhostd cache miss (socketmap, round trip)', f3(m.mailhostd.p50), f3(m.mailhostd.p90), f3(m.mailhostd.p99), f3(m.mailhostd.mean)],
+        ],
+      ),
+    )
+  }
+  if (b.coalescing) {
+    const c = b.coalescing
+    out.push(
+      '',
+      '### Coalescing: concurrent lookups of one cold key, each on its own connection',
+      '',
+      table(
+        ['lookups', 'answered with the route', 'searches in slapd stats log', 'directory finds in /metrics', 'burst ms'],
+        [[n0(c.lookups), n0(c.answered), c.slapdSearches, c.mailhostdFinds, n0(c.ms)]],
+        0,
+      ),
+    )
+  }
+  if (b.http) {
+    const { verify, nginx, connections } = b.http
+    const r = (name: string, h: HttpResult) => [name, n0(h.rps), f2(h.p50), f2(h.p99), f2(h.max), n0(h.requests), h.non2xx, h.errors]
+    out.push(
+      '',
+      `### HTTP login endpoints (autocannon, ${connections} connections), route cached, password checked by slapd`,
+      '',
+      table(['endpoint', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors'], [r('POST /v1/dovecot/passdb/verify', verify), r('GET /v1/nginx/auth', nginx)]),
+    )
+  }
+  return out.join('\n')
+}
+
+function scaleSection(s: ScaleResult): string {
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`
+  return [
+    table(
+      ['figure', 'value'],
+      [
+        ['accounts in slapd', n0(s.accounts)],
+        ['addresses cached by the warm-up', `${n0(s.warmup.loaded)} of ${n0(s.warmup.total)} (${s.warmup.failed} failed)`],
+        ['warm-up time', `${s.warmupSeconds.toFixed(1)} s`],
+        ['daemon RSS without / with the whole set cached', `${mib(s.rssBeforeBytes)} / ${mib(s.rssAfterBytes)}`],
+        ['RSS per cached entry', `${n0(s.rssBytesPerEntry)} bytes`],
+        ['V8 heap per cached entry', `${n0(s.heapBytesPerEntry)} bytes`],
+        [`lookups/s over ${n0(s.load.distinctKeys)} random keys, ${s.load.connections} connections`, n0(s.load.rps)],
+        ['p50 / p99 / max', `${f2(s.load.p50)} / ${f2(s.load.p99)} / ${f2(s.load.max)} ms`],
+        ['directory queries during the load (0: all cached)', n0(s.directoryLookupsDuringLoad)],
+        ['unexpected replies', n0(s.load.unexpected)],
+      ],
+      2,
+    ),
+    '',
+    `Phases (s): ${Object.entries(s.phases).map(([k, v]) => `${k} ${v}`).join('; ')}.`,
+  ].join('\n')
+}
+
+function sizingSection(b: BenchResults): string {
+  const cached = b.floor?.mailhostd
+  const out = [
+    '- **Cached lookups** cost only mailhostd. ' +
+      (cached
+        ? `One instance answered ${n0(cached.rps)} lookups/s with p99 ${f2(cached.p99)} ms on this machine while sharing its ${b.machine.cores} cores with the load generator. `
+        : '') +
+      'A Postfix relay makes a few table lookups per recipient (transport, relay_recipient, virtual alias), so divide by about 3 for recipients per second. ' +
+      'The share of the floor says how much of a Node process mailhostd itself uses; the rest is the cost of any Node socket server on this machine.',
+    '- **First lookups and misses** cost a directory query: the first-pass rows and the miss path show what the directory adds. ' +
+      'Size the directory for the miss rate (new addresses, expired entries: about entries / cache.ttl per second), not for the total lookup rate.',
+    "- **Against Postfix's own ldap: table**, every lookup is a round trip to slapd and slapd's CPU; with mailhostd a warm lookup never reaches slapd, so the directory can be sized for misses alone.",
+    '- **Coalescing** means a burst for one address (a mailing list fan-in, a cold start) costs one directory query, not one per connection.',
+    '- **Login endpoints** check every password with the directory (a bind per login by default): the HTTP row is the rate one instance sustains including that bind; it is the figure to compare with the peak login rate of the proxies it serves.',
+    '- **Stale answers** keep mail flowing at cached speed while the directory is down, for up to cache.maxStale.',
+    '- **Memory**: the scale run gives the RSS per cached entry; multiply by the number of addresses (accounts, alternates, aliases) to size cache.maxEntries and the instance.',
+    '- Instances share nothing but PostgreSQL: to scale out, run more of them behind the same Postfix/Dovecot configuration.',
+  ]
+  return out.join('\n')
+}
+
+export function renderReport(b: BenchResults): string {
+  const m = b.machine
+  const busy = m.load > 0.5 * m.cores
+  const knobs = table(
+    ['variable', 'default', 'this run', 'meaning'],
+    (Object.entries(KNOBS) as [KnobName, (typeof KNOBS)[KnobName]][]).map(([name, k]) => [`\`${k.env}\``, k.default, b.cfg[name], k.meaning]),
+    1,
+  )
+  return `# Benchmarks
+
+Written by \`npm run bench\` (bench/run.ts and its modules in bench/); rerun it to replace this
+page. Figures are only comparable on the same machine; ratios measured side by side in one run
+matter more than absolutes.
+
+- Date: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC
+- Machine: ${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, ${m.kernel}
+- Node.js ${m.node}
+- Load average at start: ${m.load.toFixed(2)}${busy ? ' (the machine was busy with other work: figures are noisy)' : ''}
+- Command: \`${b.command}\`
+- Total run time: ${b.elapsedS.toFixed(0)} s
+
+## Targets (issue 7)
+
+${targetsSection(b.verdicts)}
+
+## Lookups by directory
+
+Keys drawn from a generated directory of ${n0(b.accounts)} accounts: ${n0(b.deck.hits)} existing
+addresses and ${n0(b.deck.misses)} unknown addresses in a served domain (${(100 * b.deck.hits / Math.max(1, b.deck.keys.length)).toFixed(0)} % hits),
+shuffled. "First pass" asks each key once (every request a directory query); "warm" cycles
+through them again (every answer from the cache, misses from the negative cache).
+
+${loadTable(b.rows)}
+
+## Comparisons
+
+${comparisonsSection(b)}
+
+## Scale
+
+${b.scale ? scaleSection(b.scale) : `Not run (\`${KNOBS.scaleAccounts.env}=0\`).`}
+
+## What the figures mean for sizing a cluster
+
+${sizingSection(b)}
+
+## Method
+
+- The built daemon (\`dist/main.js\`) runs as its own process with the demo cluster's domains
+  and backends and log level info (the default), as does the floor server; the load
+  generator runs in the bench process on the same machine, so they share its cores.
+- Socketmap and tcp_table load (bench/load-generator.ts) behaves like Postfix: persistent
+  connections, one outstanding request each, bounded by duration and by request count;
+  latency is measured at the client per request into an HDR histogram (\`perf_hooks\`).
+- Peers (slapd, PostgreSQL) are throwaway instances started by test/harness on loopback
+  ports and stopped by PID. LDAP runs use four service connections to slapd.
+- The floor (bench/floor-server.ts) answers every socketmap request with one constant reply
+  and does nothing else: no Node daemon on this machine can answer faster.
+- The Postfix comparison runs \`postmap -q - MAP < keys\` (one process, one connection, keys
+  one at a time) against Postfix's ldap: table with the query mailhostd makes
+  (bench/ldap-recipient.cf) and against mailhostd's \`recipient\` socketmap; each is run once
+  untimed first so both are warm.
+- The miss path asks each never-asked key of mailhostd and directly of slapd (ldapts, the
+  same filter, attributes and limits as LdapDirectory), alternating which goes first.
+- Coalescing opens one connection per lookup, sends the same cold key on all of them at
+  once, and counts the searches slapd logged (\`-d stats\`) and mailhostd's directory calls.
+- Stale answers: a daemon with a 1 s TTL is warmed, slapd is killed, and the same keys are
+  asked again past their TTL.
+- A missed target gets a \`node --cpu-prof\` run of the daemon under that target's workload
+  (bench/profile.ts); its top frames by self time are listed with the miss.
+
+## Settings
+
+${knobs}
+`
+}

@@ -1,0 +1,116 @@
+// Issue 7's targets, each judged from the measured figures: the target's wording, the figure
+// next to it, met or missed, and for a miss the reason and the profile that explains it.
+// The thresholds live here and nowhere else; the report prints them from these objects.
+
+import type { Frame } from './cpu-profile.js'
+import type { CoalescingResult } from './coalescing.js'
+import type { HttpResult } from './http-load.js'
+import type { LoadResult } from './load-generator.js'
+import type { MissPathResult } from './miss-path.js'
+import type { PeerResult } from './postfix-peer.js'
+import type { ScaleResult } from './scale.js'
+
+export const FLOOR_SHARE = 0.8
+export const FLOOR_P99_MS = 1
+export const PEER_SPEEDUP = 3
+export const MISS_RATIO = 1.25
+export const HTTP_RPS = 5000
+
+/** Which daemon workload reproduces a target's load, for its profile. */
+export type Workload = 'cached-hits' | 'cold-misses' | 'postmap' | 'passdb-verify' | 'coalescing' | 'scale'
+
+export interface Verdict {
+  readonly name: string
+  readonly target: string
+  readonly measured: string
+  readonly met: boolean
+  /** Why it was missed, in a sentence (filled in from the figures and the profile). */
+  reason?: string
+  readonly workload: Workload
+  profile?: Frame[]
+  /** Where the profiled time went, by kind (cpu-profile.ts timeByKind). */
+  kinds?: { kind: string; percent: number }[]
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(0)} %`
+const n0 = (x: number) => Math.round(x).toLocaleString('en')
+
+export function floorVerdicts(floor: LoadResult, ours: LoadResult, connections: number): Verdict[] {
+  const share = ours.rps / floor.rps
+  return [
+    {
+      name: `cached hits vs floor, ${connections} connections: throughput`,
+      target: `>= ${pct(FLOOR_SHARE)} of the floor`,
+      measured: `${pct(share)} (${n0(ours.rps)} vs ${n0(floor.rps)} lookups/s)`,
+      met: share >= FLOOR_SHARE,
+      workload: 'cached-hits',
+    },
+    {
+      name: `cached hits, ${connections} connections: p99 latency`,
+      target: `<= ${FLOOR_P99_MS} ms`,
+      measured: `${ours.p99.toFixed(2)} ms (floor ${floor.p99.toFixed(2)} ms)`,
+      met: ours.p99 <= FLOOR_P99_MS,
+      workload: 'cached-hits',
+    },
+  ]
+}
+
+export function peerVerdict(p: PeerResult): Verdict {
+  const speedup = p.mailhostd.keysPerSecond / p.ldap.keysPerSecond
+  return {
+    name: 'warm keys vs Postfix ldap: table (postmap -q -)',
+    target: `>= ${PEER_SPEEDUP}x faster`,
+    measured: `${speedup.toFixed(1)}x (${n0(p.mailhostd.keysPerSecond)} vs ${n0(p.ldap.keysPerSecond)} keys/s)`,
+    met: speedup >= PEER_SPEEDUP && p.disagreements === 0,
+    ...(p.disagreements > 0 ? { reason: `${p.disagreements} keys answered differently by the two maps` } : {}),
+    workload: 'postmap',
+  }
+}
+
+export function missVerdict(m: MissPathResult): Verdict {
+  const ratio = m.mailhostd.p50 / m.direct.p50
+  return {
+    name: 'cache miss vs direct ldapts search (median)',
+    target: `<= ${MISS_RATIO}x`,
+    measured: `${ratio.toFixed(2)}x (${m.mailhostd.p50.toFixed(3)} vs ${m.direct.p50.toFixed(3)} ms)`,
+    met: ratio <= MISS_RATIO && m.unexpected === 0,
+    ...(m.unexpected > 0 ? { reason: `${m.unexpected} cold keys were not answered with a route` } : {}),
+    workload: 'cold-misses',
+  }
+}
+
+export function coalescingVerdict(c: CoalescingResult): Verdict {
+  const met = c.slapdSearches === 1 && c.mailhostdFinds === 1 && c.answered === c.lookups
+  return {
+    name: `${n0(c.lookups)} concurrent lookups of one cold key`,
+    target: 'exactly 1 directory query',
+    measured: `${c.slapdSearches} in slapd's log, ${c.mailhostdFinds} in mailhostd's metrics; ${n0(c.answered)} answered`,
+    met,
+    // Not a CPU question: the counts themselves say what happened.
+    ...(met ? {} : { reason: 'the burst was not answered by one directory query; see the counts' }),
+    workload: 'coalescing',
+  }
+}
+
+export function httpVerdict(h: HttpResult): Verdict {
+  return {
+    name: 'HTTP passdb verify, cached route',
+    target: `>= ${n0(HTTP_RPS)} req/s`,
+    measured: `${n0(h.rps)} req/s (p99 ${h.p99} ms)`,
+    met: h.rps >= HTTP_RPS && h.non2xx === 0 && h.errors === 0,
+    ...(h.non2xx + h.errors > 0 ? { reason: `${h.non2xx} non-2xx answers and ${h.errors} errors` } : {}),
+    workload: 'passdb-verify',
+  }
+}
+
+/** The scale run judges its own target (bench/scale.ts); a miss there is memory, not CPU. */
+export function scaleVerdict(s: ScaleResult): Verdict {
+  return {
+    name: `RSS per cached entry, ${n0(s.cacheEntries)} entries`,
+    target: `<= ${s.target.rssBytesPerEntry} bytes`,
+    measured: `${n0(s.rssBytesPerEntry)} bytes (V8 heap ${n0(s.heapBytesPerEntry)} bytes)`,
+    met: s.target.met,
+    ...(s.target.met ? {} : { reason: 'memory, not CPU: see the scale section for the RSS and heap figures' }),
+    workload: 'scale',
+  }
+}
