@@ -162,3 +162,36 @@ void t.test('property: every reply is one netstring whose payload Postfix classi
   )
   t.end()
 })
+
+/** Ways a frame arrives damaged: a flipped byte, cut short, a huge length, invalid UTF-8 spliced in. */
+const damage = fc.oneof(
+  fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })).map(([at, x]) => (f: Buffer) => {
+    const out = Buffer.from(f)
+    out[at % out.length]! ^= x
+    return out
+  }),
+  fc.nat().map((at) => (f: Buffer) => f.subarray(0, at % f.length)),
+  fc.stringMatching(/^[1-9][0-9]{5,30}$/).map((digits) => (f: Buffer) => Buffer.concat([Buffer.from(`${digits}:`), f])),
+  fc.tuple(fc.nat(), fc.constantFrom([0xff], [0xc3], [0xed, 0xa0, 0x80], [0xc0, 0x80])).map(([at, bad]) => (f: Buffer) => {
+    const i = at % (f.length + 1)
+    return Buffer.concat([f.subarray(0, i), Buffer.from(bad), f.subarray(i)])
+  }),
+)
+
+void t.test('property: valid requests, then a damaged one, in any chunking: the first decode exactly, then at most one error', (t) => {
+  const key = fc.string({ unit: fc.constantFrom('a', 'b', '@', '.', ' ', 'ü', '%', ':', ','), maxLength: 30 })
+  fc.assert(
+    fc.property(fc.array(key, { minLength: 1, maxLength: 5 }), damage, fc.array(fc.nat(), { maxLength: 8 }), (keys, hurt, cuts) => {
+      const frames = keys.map((k) => encodeNetstring(`transport ${k}`))
+      const stream = Buffer.concat([...frames.slice(0, -1), hurt(frames.at(-1)!)])
+      const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b)
+      const chunks = [0, ...points].map((p, i, all) => stream.subarray(p, all[i + 1] ?? stream.length))
+      const items = decodeAll(chunks, 128)
+      const intact = keys.slice(0, -1).every((k, i) => JSON.stringify(items[i]) === JSON.stringify({ type: 'request', request: { map: 'transport', key: k } }))
+      const errorAt = items.findIndex((i) => i.type === 'error')
+      return intact && (errorAt < 0 || errorAt === items.length - 1) && JSON.stringify(items) === JSON.stringify(decodeAll([stream], 128))
+    }),
+    { numRuns: 1000, seed: 7 },
+  )
+  t.end()
+})

@@ -198,3 +198,43 @@ void t.test('property: a line is rejected exactly when it exceeds the limit', (t
   )
   t.end()
 })
+
+/** Ways a line arrives damaged: a flipped byte, cut short, made too long, a bad escape or invalid UTF-8 spliced in. */
+const damage = fc.oneof(
+  fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })).map(([at, x]) => (l: Buffer) => {
+    const out = Buffer.from(l)
+    out[at % out.length]! ^= x
+    return out
+  }),
+  fc.nat().map((at) => (l: Buffer) => l.subarray(0, at % l.length)),
+  fc.integer({ min: 1, max: 200 }).map((n) => (l: Buffer) => Buffer.concat([l.subarray(0, -1), Buffer.alloc(64 + n, 0x61), Buffer.from('\n')])),
+  fc.tuple(fc.nat(), fc.constantFrom('%', '%4', '%G0', '%FF', '%C3', '\xff', '\r', '\n')).map(([at, bad]) => (l: Buffer) => {
+    const i = at % (l.length + 1)
+    return Buffer.concat([l.subarray(0, i), Buffer.from(bad, 'latin1'), l.subarray(i)])
+  }),
+)
+
+void t.test('property: valid requests, then a damaged one, in any chunking: the first decode exactly, then at most one error', (t) => {
+  fc.assert(
+    fc.property(fc.array(fc.uint8Array({ maxLength: 16 }), { minLength: 1, maxLength: 5 }), damage, fc.array(fc.nat(), { maxLength: 8 }), (keys, hurt, cuts) => {
+      const lines = keys.map((k) => Buffer.from(`get ${postfixQuote(k)}\n`, 'latin1'))
+      const stream = Buffer.concat([...lines.slice(0, -1), hurt(lines.at(-1)!)])
+      const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b)
+      const chunks = [0, ...points].map((p, i, all) => stream.subarray(p, all[i + 1] ?? stream.length))
+      const items = decodeAll(chunks, 64)
+      const intact = keys.slice(0, -1).every((k, i) => {
+        let key: string | null
+        try {
+          key = strict.decode(k)
+        } catch {
+          key = null
+        }
+        return JSON.stringify(items[i]) === JSON.stringify({ type: 'request', request: { key } })
+      })
+      const errorAt = items.findIndex((i) => i.type === 'error')
+      return intact && (errorAt < 0 || errorAt === items.length - 1) && JSON.stringify(items) === JSON.stringify(decodeAll([stream], 64))
+    }),
+    { numRuns: 1000, seed: 7 },
+  )
+  t.end()
+})
