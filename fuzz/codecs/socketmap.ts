@@ -22,7 +22,7 @@ export const socketmapTarget: CodecTarget = {
   streaming: true,
   valid(rng: Rng, max: number) {
     const map = rng.chance(0.9) ? rng.pick(MAPS) : text(rng, 12).replaceAll(' ', '_') || 'x'
-    let key = rng.chance(0.03) ? 'k'.repeat(Math.max(0, max - Buffer.byteLength(map) - 1)) : addressLike(rng)
+    let key = rng.chance(0.01) ? 'k'.repeat(Math.max(0, max - Buffer.byteLength(map) - 1)) : addressLike(rng)
     if (Buffer.byteLength(`${map} ${key}`) > max) key = ''
     return { bytes: encodeNetstring(`${map} ${key}`), expect: request([map, key]) }
   },

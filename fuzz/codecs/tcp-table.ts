@@ -25,7 +25,7 @@ export const tcpTableTarget: CodecTarget = {
   valid(rng: Rng, max: number) {
     // Key bytes of any value, invalid UTF-8 included: Postfix quotes whatever it was given.
     // Now and then a line of exactly the limit, the edge of `too-large`.
-    let key = rng.chance(0.02) ? Buffer.alloc(max - 4, 'k') : rng.chance(0.2) ? rng.bytes(rng.int(0, 40)) : Buffer.from(addressLike(rng))
+    let key = rng.chance(0.01) ? Buffer.alloc(max - 4, 'k') : rng.chance(0.2) ? rng.bytes(rng.int(0, 40)) : Buffer.from(addressLike(rng))
     if (4 + hexQuote(key).length > max) key = Buffer.alloc(0)
     return { bytes: Buffer.from(`get ${hexQuote(key)}\n`, 'latin1'), expect: request(keyOf(key)) }
   },
