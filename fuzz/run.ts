@@ -48,6 +48,7 @@ const l = daemon
 console.log('')
 if (codecs.length > 0) console.log(`${codecTable(codecs)}\n`)
 if (l.listeners.length > 0 || l.http) console.log(`${listenerTable(l.listeners, l.http)}\n`)
+if (l.rssKb) console.log(`daemon resident memory: ${l.rssKb[0]} KiB before the listener fuzz, ${l.rssKb[1]} KiB after\n`)
 const failures = failureLines(codecs, l.listeners, l.http)
 if (l.crash && !l.listeners.some((r) => r.crash)) failures.push(`daemon: ${l.crash}`)
 for (const f of failures) console.log(`FAIL ${f}`)

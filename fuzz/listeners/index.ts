@@ -30,7 +30,16 @@ export function startDaemon(): Promise<FuzzDaemon> {
   return startFuzzDaemon('1s', '1s')
 }
 
-export async function fuzzListeners(d: FuzzDaemon, o: ListenersOptions): Promise<{ listeners: ListenerResult[]; http?: HttpResult; crash?: string }> {
+export interface ListenersResult {
+  readonly listeners: ListenerResult[]
+  readonly http?: HttpResult
+  readonly crash?: string
+  /** The daemon's resident memory before and after the fuzz, in KiB: growth would mean a leak. */
+  readonly rssKb?: readonly [number | undefined, number | undefined]
+}
+
+export async function fuzzListeners(d: FuzzDaemon, o: ListenersOptions): Promise<ListenersResult> {
+  const rssBefore = d.health().rssKb
   try {
     const listeners: ListenerResult[] = []
     const targets = listenerTargets()
@@ -44,7 +53,7 @@ export async function fuzzListeners(d: FuzzDaemon, o: ListenersOptions): Promise
     if (o.only !== undefined && o.only !== 'listeners' && o.only !== 'http') return { listeners }
     const http = await fuzzHttp(d, o.seed, Math.max(100, Math.round(o.frames * HTTP_SHARE)), o.boundMs, 8)
     const crash = crashOf(d)
-    return { listeners, http, ...(crash ? { crash } : {}) }
+    return { listeners, http, ...(crash ? { crash } : {}), rssKb: [rssBefore, d.health().rssKb] }
   } finally {
     await d.m.stop()
   }
