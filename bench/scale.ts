@@ -189,6 +189,7 @@ async function memoryAfterGc(d: Mailhostd): Promise<{ rss: number; heapUsed: num
   const status = await readFile(`/proc/${d.pid}/status`, 'utf8')
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)
   if (!kb) throw new Error(`no VmRSS in /proc/${d.pid}/status`)
+  if (process.env.BENCH_SCALE_DEBUG) process.stderr.write(`${JSON.stringify(line)}\n`)
   return { rss: Number(kb[1]) * 1024, heapUsed: Number(line.heapUsed) }
 }
 

@@ -19,10 +19,9 @@ const SEVERAL = Symbol('several owners')
 export class ListingOwners {
   /** Lower-cased address -> id of its one owning entry, or SEVERAL. */
   readonly #owners = new Map<string, string | typeof SEVERAL>()
-  /** Mailbox entries a lookup can use, to be answered from the listing. */
-  readonly #accounts: { readonly entry: AccountEntry; readonly addresses: readonly string[] }[] = []
-  /** Addresses of mailbox entries a lookup would refuse: resolved the normal way. */
-  readonly #unusable: string[] = []
+  /** Mailbox entries (as listed: a million of them are held until the end, so no copies). */
+  readonly #mailboxes: ListedEntry[] = []
+  #addressCount = 0
 
   /** Takes one page of the listing. */
   add(page: readonly ListedEntry[]): void {
@@ -34,23 +33,37 @@ export class ListingOwners {
         else if (have !== listed.id) this.#owners.set(lc, SEVERAL)
       }
       if (!listed.mailbox) continue
-      if (listed.entry?.kind === 'account') this.#accounts.push({ entry: listed.entry, addresses: listed.addresses })
-      else this.#unusable.push(...listed.addresses)
+      this.#mailboxes.push(listed)
+      this.#addressCount += listed.addresses.length
     }
   }
 
+  /** Addresses of the mailbox entries, counting one owned by several entries once per entry. */
+  get mailboxAddresses(): number {
+    return this.#addressCount
+  }
+
   /**
-   * Once the listing is complete: each mailbox address with `sole` set to its account when
-   * that account alone owns it, else undefined (resolve it the normal way). Each account's
-   * addresses in listing order.
+   * Once the listing is complete: each mailbox address once (without case), in listing order,
+   * with `sole` set to its account when that usable account alone owns it, else undefined
+   * (resolve it the normal way). Consumes what it yields, so memory goes as it goes.
    */
   *addresses(): Generator<{ readonly address: string; readonly sole: AccountEntry | undefined }> {
-    for (const { entry, addresses } of this.#accounts) {
+    for (let i = 0; i < this.#mailboxes.length; i++) {
+      const { id, entry, addresses } = this.#mailboxes[i]!
       for (const address of addresses) {
-        const owner = this.#owners.get(address.toLowerCase())
-        yield { address, sole: owner === entry.id ? entry : undefined }
+        const lc = address.toLowerCase()
+        const owner = this.#owners.get(lc)
+        // Gone: yielded already (another spelling, or another entry's copy of it).
+        if (owner === undefined) continue
+        this.#owners.delete(lc)
+        yield { address, sole: owner === id && entry?.kind === 'account' ? entry : undefined }
       }
+      this.#mailboxes[i] = EMPTY
     }
-    for (const address of this.#unusable) yield { address, sole: undefined }
+    this.#mailboxes.length = 0
+    this.#owners.clear()
   }
 }
+
+const EMPTY: ListedEntry = { id: '', addresses: [], mailbox: true, entry: undefined }

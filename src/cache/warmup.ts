@@ -75,14 +75,6 @@ export async function warmUp(o: WarmupOptions): Promise<WarmupResult> {
   // Reading the list is quick next to resolving it; reading it whole first gives a total for
   // the progress lines. Addresses differing only in case are one key.
   const seen = new Set<string>()
-  const distinct = (a: string) => {
-    const k = a.trim().toLowerCase()
-    if (k === '' || seen.has(k)) return false
-    seen.add(k)
-    return true
-  }
-  /** Owned by one account each, per the listing; answered from it in bulk mode. */
-  const owned: { address: string; owner: AccountEntry }[] = []
   /** Resolved one by one, through the lookup path. */
   const addresses: string[] = []
   let listingError: string | undefined
@@ -93,26 +85,25 @@ export async function warmUp(o: WarmupOptions): Promise<WarmupResult> {
     if (owners) await o.source.eachEntry!((page) => owners.add(page), o.signal)
     else {
       await o.source.each((page) => {
-        for (const a of page) if (distinct(a)) addresses.push(a)
+        for (const a of page) {
+          const k = a.trim().toLowerCase()
+          if (k !== '' && !seen.has(k)) {
+            seen.add(k)
+            addresses.push(a)
+          }
+        }
       }, o.signal)
     }
   } catch (e) {
     if (!o.signal.aborted) listingError = describeError(e)
   }
-  if (owners) {
-    for (const { address, sole } of owners.addresses()) {
-      if (!distinct(address)) continue
-      // Ownership is known only from a complete listing.
-      if (sole && listingError === undefined) owned.push({ address, owner: sole })
-      else addresses.push(address)
-    }
-  }
   seen.clear()
-  const total = owned.length + addresses.length
+  // In bulk mode an address several entries list counts once per entry until they are told apart.
+  let total = owners ? owners.mailboxAddresses : addresses.length
   if (listingError !== undefined) {
     log.warn({ read: total, reason: listingError }, 'cache warm-up: reading the mailbox addresses stopped early; loading those read')
   }
-  log.info({ total, ...(bulk ? { fromListing: owned.length } : {}) }, 'cache warm-up: loading every mailbox address into the cache')
+  log.info({ total, ...(owners ? { bulk: listingError === undefined } : {}) }, 'cache warm-up: loading every mailbox address into the cache')
 
   let done = 0
   let loaded = 0
@@ -128,21 +119,26 @@ export async function warmUp(o: WarmupOptions): Promise<WarmupResult> {
     }
   }
 
-  // Bulk mode: answers from the listing.
-  for (let i = 0; i < owned.length && !o.signal.aborted; i++) {
-    const { address, owner } = owned[i]!
-    const r = o.primer!.store(address, owner, ticket!)
-    if (r === 'fallback') {
-      addresses.push(address)
-      continue
+  // Bulk mode: answers from the listing; the doubtful addresses are left for the path below.
+  if (owners) {
+    let n = 0
+    for (const { address, sole } of owners.addresses()) {
+      if (o.signal.aborted) break
+      if (address.trim() === '') continue
+      // Ownership is known only from a complete listing.
+      const r = sole && listingError === undefined ? o.primer!.store(address, sole, ticket!) : 'fallback'
+      if (r === 'fallback') {
+        addresses.push(address)
+        continue
+      }
+      if (r === 'loaded') loaded++
+      else skipped++
+      done++
+      report()
+      if (++n % BULK_SLICE === 0) await yieldToLookups()
     }
-    if (r === 'loaded') loaded++
-    else skipped++
-    done++
-    report()
-    if (i % BULK_SLICE === BULK_SLICE - 1) await yieldToLookups()
+    total = done + addresses.length
   }
-  owned.length = 0
 
   let next = 0
   const worker = async () => {
