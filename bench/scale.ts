@@ -52,6 +52,10 @@ export interface ScaleResult {
   /** V8 heap in use after the GC, at ready and after the warm-up: the part of RSS the entries are. */
   readonly heapUsedBeforeBytes: number
   readonly heapUsedAfterBytes: number
+  /** VmRSS after the load run, a 3 s pause and a full GC: the steady state. */
+  readonly rssAfterLoadBytes: number
+  /** (rssAfterLoad - rssBefore) / cacheEntries. */
+  readonly rssBytesPerEntryAfterLoad: number
   /** mailhostd_cache_entries after the warm-up. */
   readonly cacheEntries: number
   /** (rssAfter - rssBefore) / cacheEntries: the figure the <= 400 bytes target is about. */
@@ -142,6 +146,9 @@ export async function scaleBench(opts: ScaleOptions): Promise<ScaleResult> {
       runLoad(target, { connections, durationMs: seconds * 1000, maxRequests: Number.MAX_SAFE_INTEGER, keys, expect: ROUTE }),
     )
     const metricsAfter = await metrics(daemon)
+    // Steady state: after traffic, a pause for V8 to give back the warm-up's spare heap pages.
+    await new Promise((r) => setTimeout(r, 3000))
+    const afterLoad = await memoryAfterGc(daemon)
     await phase('stop', async () => {
       await daemon!.stop()
       daemon = undefined
@@ -164,6 +171,8 @@ export async function scaleBench(opts: ScaleOptions): Promise<ScaleResult> {
       heapUsedAfterBytes: after.heapUsed,
       cacheEntries,
       rssBytesPerEntry,
+      rssAfterLoadBytes: afterLoad.rss,
+      rssBytesPerEntryAfterLoad: Math.round((afterLoad.rss - before.rss) / Math.max(1, cacheEntries)),
       heapBytesPerEntry: Math.round((after.heapUsed - before.heapUsed) / Math.max(1, cacheEntries)),
       load: { ...load, connections, distinctKeys: keys.length },
       wrongAnswers,

@@ -26,6 +26,7 @@
 import { LRUCache } from 'lru-cache'
 import { DeadlineError, MailhostdError } from '../errors.js'
 import type { Resolution } from '../resolve/resolver.js'
+import { heldMailboxIds, hold, isFound, isMiss, resolutionOf, type HeldAnswer } from './held-answer.js'
 
 /** The cache's time rules; setTimes() changes them while it runs. */
 export interface CacheTimes {
@@ -78,7 +79,8 @@ export interface Loaded {
 export type Loader = (key: string, signal: AbortSignal) => Promise<Loaded | Resolution>
 
 interface Entry {
-  readonly resolution: Resolution
+  /** The answer, held compactly (held-answer.ts). */
+  readonly held: HeldAnswer
   /** When the directory last confirmed this answer. */
   readonly fetchedAt: number
   /**
@@ -206,7 +208,7 @@ export class LookupCache {
         const startSeq = this.#seq
         const loaded = await load(key, signal)
         const { resolution, deps } = 'deps' in loaded ? loaded : { resolution: loaded, deps: implicitDeps(loaded) }
-        const entry: Entry = { resolution, fetchedAt: this.#now(), extra: extraDependencies(key, resolution, deps), startSeq, revokedAt: undefined }
+        const entry: Entry = { held: hold(resolution), fetchedAt: this.#now(), extra: extraDependencies(key, resolution, deps), startSeq, revokedAt: undefined }
         entry.revokedAt = this.#overlap(key, entry)
         if (resolution.kind === 'none') options.ttl = this.#times.negativeTtlMs
         // Kept only so its waiting callers get it; expired at once, and never served anyway.
@@ -222,7 +224,7 @@ export class LookupCache {
     const fresh = this.#lru.get(key, { allowStale: true })
     if (fresh && fresh.revokedAt === undefined && this.#isFresh(fresh)) {
       this.stats.hits++
-      return { ok: true, resolution: fresh.resolution, layer: 'cache', ageMs: this.#now() - fresh.fetchedAt }
+      return { ok: true, resolution: resolutionOf(fresh.held), layer: 'cache', ageMs: this.#now() - fresh.fetchedAt }
     }
     this.stats.misses++
     const dir = this.#opts.directory
@@ -239,7 +241,7 @@ export class LookupCache {
         // A fetch revoked by an invalidation that came before this caller did cannot answer it:
         // ask again (the new fetch starts after that invalidation, so this repeats at most once).
         if (entry.revokedAt !== undefined && entry.revokedAt <= arrived) continue
-        return { ok: true, resolution: entry.resolution, layer: 'directory', ageMs: 0 }
+        return { ok: true, resolution: resolutionOf(entry.held), layer: 'directory', ageMs: 0 }
       }
     } catch (error) {
       return this.#staleOr(key, error)
@@ -267,13 +269,13 @@ export class LookupCache {
     // Data errors (duplicate owners, alias loops) need a human; an older answer is not safer.
     if (error instanceof MailhostdError && !error.transient) return { ok: false, error }
     const old = this.#lru.peek(key, { allowStale: true })
-    if (old && old.resolution.kind === 'found' && old.revokedAt === undefined) {
+    if (old && isFound(old.held) && old.revokedAt === undefined) {
       const age = this.#now() - old.fetchedAt
       if (age <= this.#times.maxStaleMs) {
         // Another caller may have refreshed the entry meanwhile: then it is simply fresh.
         const layer = age <= this.#times.ttlMs ? 'cache' : 'stale'
         if (layer === 'stale') this.stats.staleServed++
-        return { ok: true, resolution: old.resolution, layer, ageMs: age }
+        return { ok: true, resolution: resolutionOf(old.held), layer, ageMs: age }
       }
     }
     return { ok: false, error }
@@ -294,7 +296,7 @@ export class LookupCache {
   prime(key: string, loaded: Loaded, ticket: PrimeTicket): boolean {
     if (this.#pending.has(key) || this.#lru.peek(key, { allowStale: true }) !== undefined) return false
     const { resolution, deps } = loaded
-    const entry: Entry = { resolution, fetchedAt: ticket.at, extra: extraDependencies(key, resolution, deps), startSeq: ticket.seq, revokedAt: undefined }
+    const entry: Entry = { held: hold(resolution), fetchedAt: ticket.at, extra: extraDependencies(key, resolution, deps), startSeq: ticket.seq, revokedAt: undefined }
     if (this.#overlap(key, entry) !== undefined) return false
     this.#lru.set(key, entry, { ttl: resolution.kind === 'none' ? this.#times.negativeTtlMs : this.#times.ttlMs, start: ticket.at })
     return true
@@ -306,7 +308,7 @@ export class LookupCache {
   }
 
   #isFresh(entry: Entry): boolean {
-    const ttl = entry.resolution.kind === 'none' ? this.#times.negativeTtlMs : this.#times.ttlMs
+    const ttl = isMiss(entry.held) ? this.#times.negativeTtlMs : this.#times.ttlMs
     return this.#now() - entry.fetchedAt <= ttl
   }
 
@@ -409,7 +411,7 @@ const mailboxIds = (r: Resolution): readonly string[] => (r.kind === 'found' ? r
 
 /** The directory entry ids an answer depends on: its mailboxes' and any others returned. */
 function dependencyIds(entry: Entry): Iterable<string> {
-  const ids = mailboxIds(entry.resolution)
+  const ids = heldMailboxIds(entry.held)
   return entry.extra === undefined || entry.extra.ids.length === 0 ? ids : new Set([...ids, ...entry.extra.ids])
 }
 
