@@ -101,7 +101,7 @@ function merge(parts: readonly CodecReport[], framesBefore: number): CodecReport
   const endings: Record<string, number> = {}
   const failures: Failure[] = []
   let best = { maxNs: 0, maxInput: -1 }
-  const sum = { inputs: 0, frames: 0, bytes: 0, crashes: 0, violations: 0 }
+  const sum = { inputs: 0, frames: 0, bytes: 0, crashes: 0, violations: 0, totalNs: 0 }
   for (const p of parts) {
     for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += p[k]
     for (const [k, v] of Object.entries(p.endings)) endings[k] = (endings[k] ?? 0) + v

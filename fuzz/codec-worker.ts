@@ -33,6 +33,8 @@ export interface CodecReport {
   readonly failures: readonly Failure[]
   readonly maxNs: number
   readonly maxInput: number
+  /** Time spent decoding and checking, summed over inputs: with `inputs`, the mean per input. */
+  readonly totalNs: number
   /** How inputs ended: the last item's kind, so a run that only ever hits one error shows it. */
   readonly endings: Readonly<Record<string, number>>
 }
@@ -45,13 +47,14 @@ function run(job: CodecJob): CodecReport {
   const progress = new Int32Array(job.progress)
   const failures: Failure[] = []
   const endings: Record<string, number> = {}
-  let [frames, inputs, bytes, crashes, violations, maxNs, maxInput] = [job.startFrames, 0, 0, 0, 0, 0, -1]
+  let [frames, inputs, bytes, crashes, violations, maxNs, maxInput, totalNs] = [job.startFrames, 0, 0, 0, 0, 0, -1, 0]
   for (let index = job.startInput; frames < job.frames; index++) {
     Atomics.store(progress, 0, index)
     const input = codecInput(target, job.seed, job.codecIndex, index, job.defaultMax)
     const started = process.hrtime.bigint()
     const result = checkInput(target, input)
     const ns = Number(process.hrtime.bigint() - started)
+    totalNs += ns
     if (ns > maxNs) [maxNs, maxInput] = [ns, index]
     frames += input.frames
     inputs++
@@ -66,7 +69,7 @@ function run(job: CodecJob): CodecReport {
     const ending = last === undefined ? 'nothing' : last.startsWith('E:') ? last.slice(2) : 'request'
     endings[ending] = (endings[ending] ?? 0) + 1
   }
-  return { inputs, frames: frames - job.startFrames, bytes, crashes, violations, failures, maxNs, maxInput, endings }
+  return { inputs, frames: frames - job.startFrames, bytes, crashes, violations, failures, maxNs, maxInput, totalNs, endings }
 }
 
 parentPort!.postMessage(run(workerData as CodecJob))

@@ -17,9 +17,12 @@ const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)} s`
 console.log(`fuzz: seed ${s.seed}, ${s.frames} frames per codec, ${s.listenerFrames} per listener, ${s.jobs} jobs`)
 console.log(`repeat with: ${reproduceCommand(s)}`)
 
-const codecOnly = s.only !== undefined && CODECS.some((c) => c.name === s.only)
-const runCodecs = s.only === undefined || s.only === 'codecs' || codecOnly
-const runListeners = s.only === undefined || (s.only !== 'codecs' && !codecOnly)
+const { codecs: codecSelection, listeners: listenerSelection } = s.select
+if (typeof codecSelection === 'string' && !CODECS.some((c) => c.name === codecSelection)) {
+  throw new Error(`FUZZ_ONLY: no codec ${codecSelection}; codecs: ${CODECS.map((c) => c.name).join(', ')}`)
+}
+const runCodecs = codecSelection !== false
+const runListeners = listenerSelection !== false
 
 const daemon = runListeners ? await startDaemon() : undefined
 let codecs: CodecResult[] = []
@@ -30,7 +33,7 @@ if (runCodecs) {
     jobs: s.jobs,
     hangMs: s.hangMs,
     defaultMax: s.defaultMax,
-    ...(codecOnly ? { only: s.only } : {}),
+    ...(typeof codecSelection === 'string' ? { only: codecSelection } : {}),
     onDone: (r) => console.log(`  codec ${r.codec}: ${r.frames} frames, ${r.crashes + r.violations + r.hangs.length} failures (${(r.elapsedMs / 1000).toFixed(0)} s; at ${elapsed()})`),
   })
 }
@@ -40,7 +43,7 @@ const l = daemon
       frames: s.listenerFrames,
       boundMs: s.connectionBoundMs,
       max: s.defaultMax,
-      ...(s.only !== undefined ? { only: s.only } : {}),
+      ...(typeof listenerSelection === 'string' ? { only: listenerSelection } : {}),
       onDone: (r) => console.log(`  listener ${r.listener}: ${r.frames} frames, ${r.connections} connections, ${r.hangs + r.violations + r.canaryFailures} failures (${(r.elapsedMs / 1000).toFixed(0)} s; at ${elapsed()})`),
     })
   : { listeners: [] }

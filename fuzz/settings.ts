@@ -17,12 +17,31 @@ export interface Settings {
   readonly hangMs: number
   /** Each listener connection must be answered or closed within this. */
   readonly connectionBoundMs: number
-  /** `codecs`, `listeners`, or one codec or listener name. */
+  /** What FUZZ_ONLY selects: everything by default. */
+  readonly select: Selection
   readonly only?: string
   /** `<codec>:<input index>`: rebuild one input, print it and what the codec made of it. */
   readonly replay?: string
   /** The daemon's default request limit, which the listeners enforce; codecs are also run with smaller ones. */
   readonly defaultMax: number
+}
+
+/**
+ * FUZZ_ONLY: `codecs`, `listeners`, `codec:<name>` or `listener:<name>` (`listener:http` for
+ * the HTTP endpoints). True runs every codec or listener, a name only that one.
+ */
+export interface Selection {
+  readonly codecs: boolean | string
+  readonly listeners: boolean | string
+}
+
+function selection(only: string | undefined): Selection {
+  if (only === undefined || only === '') return { codecs: true, listeners: true }
+  if (only === 'codecs') return { codecs: true, listeners: false }
+  if (only === 'listeners') return { codecs: false, listeners: true }
+  if (only.startsWith('codec:')) return { codecs: only.slice('codec:'.length), listeners: false }
+  if (only.startsWith('listener:')) return { codecs: false, listeners: only.slice('listener:'.length) }
+  throw new Error(`FUZZ_ONLY=${only}: expected codecs, listeners, codec:<name> or listener:<name>`)
 }
 
 /** The default seed: fixed, so two default runs fuzz the same inputs and their figures compare. */
@@ -45,6 +64,7 @@ export function readSettings(): Settings {
     jobs: int('FUZZ_JOBS', Math.min(2, availableParallelism())),
     hangMs: int('FUZZ_HANG_MS', 10_000),
     connectionBoundMs: int('FUZZ_CONNECTION_BOUND_MS', 15_000),
+    select: selection(process.env.FUZZ_ONLY),
     ...(process.env.FUZZ_ONLY ? { only: process.env.FUZZ_ONLY } : {}),
     ...(process.env.FUZZ_REPLAY ? { replay: process.env.FUZZ_REPLAY } : {}),
     defaultMax: validateConfig({}, {}).limits.maxRequestBytes,

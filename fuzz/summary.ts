@@ -10,12 +10,12 @@ const ms = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(0))
 
 export function codecTable(rows: readonly CodecResult[]): string {
   const lines = [
-    '| codec | frames | inputs | bytes | crashes | hangs | invariant violations | max ms per input | inputs ending in a request / malformed / too-large / incomplete |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|---|',
+    '| codec | frames | inputs | bytes | crashes | hangs | invariant violations | mean µs per input | max ms per input | inputs ending in a request / malformed / too-large / incomplete |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|',
   ]
   for (const r of rows) {
     const e = (k: string) => n(r.endings[k] ?? 0)
-    lines.push(`| ${r.codec} | ${n(r.frames)} | ${n(r.inputs)} | ${n(r.bytes)} | ${r.crashes} | ${r.hangs.length} | ${r.violations} | ${ms(r.maxNs / 1e6)} | ${e('request')} / ${e('malformed')} / ${e('too-large')} / ${e('nothing')} |`)
+    lines.push(`| ${r.codec} | ${n(r.frames)} | ${n(r.inputs)} | ${n(r.bytes)} | ${r.crashes} | ${r.hangs.length} | ${r.violations} | ${(r.totalNs / Math.max(1, r.inputs) / 1e3).toFixed(1)} | ${ms(r.maxNs / 1e6)} | ${e('request')} / ${e('malformed')} / ${e('too-large')} / ${e('nothing')} |`)
   }
   return lines.join('\n')
 }

@@ -10,6 +10,7 @@ export interface ListenersOptions {
   readonly frames: number
   readonly boundMs: number
   readonly max: number
+  /** One listener's name (`http` for the HTTP endpoints); all of them when absent. */
   readonly only?: string
   readonly onDone?: (r: ListenerResult) => void
 }
@@ -44,13 +45,13 @@ export async function fuzzListeners(d: FuzzDaemon, o: ListenersOptions): Promise
     const listeners: ListenerResult[] = []
     const targets = listenerTargets()
     for (const [i, target] of targets.entries()) {
-      if (o.only !== undefined && o.only !== 'listeners' && o.only !== target.name) continue
+      if (o.only !== undefined && o.only !== target.name) continue
       const r = await fuzzListener(d, target, i, { seed: o.seed, frames: o.frames, boundMs: o.boundMs, max: o.max, concurrency: CONCURRENCY, batch: BATCH })
       listeners.push(r)
       o.onDone?.(r)
       if (r.crash) return { listeners, crash: r.crash }
     }
-    if (o.only !== undefined && o.only !== 'listeners' && o.only !== 'http') return { listeners }
+    if (o.only !== undefined && o.only !== 'http') return { listeners }
     const http = await fuzzHttp(d, o.seed, Math.max(100, Math.round(o.frames * HTTP_SHARE)), o.boundMs, 8)
     const crash = crashOf(d)
     return { listeners, http, ...(crash ? { crash } : {}), rssKb: [rssBefore, d.health().rssKb] }
