@@ -422,10 +422,25 @@ function dependencyTokens(key: string, entry: Entry): string[] {
 
 /** What `deps` adds to the implicit dependencies (the key, the mailboxes' ids); undefined when nothing. */
 function extraDependencies(key: string, resolution: Resolution, deps: Dependencies): ExtraDependencies | undefined {
+  // The common case (asked the key, got its one mailbox) without building sets: a warm-up
+  // stores a million of these in a row, and its garbage is what the GC pays for.
+  const one = resolution.kind === 'found' && resolution.mailboxes.length === 1 ? resolution.mailboxes[0]!.id : undefined
+  if (onlyValue(deps.addresses, key) && (one === undefined ? isEmpty(deps.ids) : onlyValue(deps.ids, one))) return undefined
   const implicitIds = new Set(mailboxIds(resolution))
   const addresses = [...new Set(deps.addresses)].filter((a) => a !== key)
   const ids = [...new Set(deps.ids)].filter((id) => !implicitIds.has(id))
   return addresses.length === 0 && ids.length === 0 ? undefined : { addresses, ids }
+}
+
+/** Whether every value of `values` is `value` (none at all counts). */
+function onlyValue(values: Iterable<string>, value: string): boolean {
+  for (const v of values) if (v !== value) return false
+  return true
+}
+
+function isEmpty(values: Iterable<string>): boolean {
+  for (const _ of values) return false
+  return true
 }
 
 function implicitDeps(resolution: Resolution): Dependencies {

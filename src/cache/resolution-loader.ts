@@ -42,9 +42,10 @@ export function resolutionLoader(resolver: Resolver, addresses: AddressOptions):
 export function ownedAnswer(resolver: Resolver, addresses: AddressOptions, key: string, owner: AccountEntry): Loaded | undefined {
   const addr = keyAddress(key, addresses)
   if (addr === undefined) return undefined
-  const asked = new Set<string>()
-  const returned = new Set<string>()
-  const resolution = resolver.resolveOwned(addr, owner, { asked: (a) => asked.add(a), returned: (id) => returned.add(id) })
+  // Arrays rather than sets: one question, one entry (the warm-up builds a million of these).
+  const asked: string[] = []
+  const returned: string[] = []
+  const resolution = resolver.resolveOwned(addr, owner, { asked: (a) => asked.push(a), returned: (id) => returned.push(id) })
   return { resolution, deps: { addresses: asked, ids: returned } }
 }
 
