@@ -7,6 +7,8 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 export const DOMAIN = 'example.org'
+/** When the generated entries claim to have been written (LDAP GeneralizedTime). */
+const LOADED_AT = '20260101000000Z'
 const BASE_DN = 'dc=example,dc=org'
 
 /** The mailHost of account i; alternating over the demo's two backends. */
@@ -56,6 +58,11 @@ export function generateDirectory(accounts: number, reserved: number): Generated
           `mailLocalAddress: ${accountAddress(i)}`,
           `mailHost: ${mailHostOf(i)}`,
           'mailhostdAccountStatus: active',
+          // Stamped long ago, as in a directory that was not bulk-loaded minutes before the
+          // daemon started: mailhostd's change watcher reaches 5 minutes back on its first poll
+          // and would report every fresh entry as changed, flushing the cache mid-run.
+          `createTimestamp: ${LOADED_AT}`,
+          `modifyTimestamp: ${LOADED_AT}`,
           '',
         )
       }

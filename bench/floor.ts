@@ -1,10 +1,10 @@
-// Starts bench/floor-server.ts as its own process (tracked by the harness, stopped by PID).
+// Starts bench/floor-server.mjs as its own process (tracked by the harness, stopped by PID).
 
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { start, type Started } from '../test/harness/process.js'
 
-const SERVER = fileURLToPath(new URL('./floor-server.ts', import.meta.url))
+const SERVER = fileURLToPath(new URL('./floor-server.mjs', import.meta.url))
 
 export interface Floor {
   readonly port: number
@@ -13,7 +13,7 @@ export interface Floor {
 }
 
 export async function startFloor(nodeArgs: readonly string[] = []): Promise<Floor> {
-  const proc = start(process.execPath, [...nodeArgs, '--import=@tapjs/typescript/import', SERVER], { cwd: fileURLToPath(new URL('..', import.meta.url)) })
+  const proc = start(process.execPath, [...nodeArgs, SERVER])
   const deadline = Date.now() + 30_000
   for (;;) {
     const m = /^port (\d+)$/m.exec(proc.output())

@@ -11,7 +11,7 @@ import type { LoadResult } from './load-generator.js'
 import type { MissPathResult } from './miss-path.js'
 import type { PeerResult } from './postfix-peer.js'
 import type { ScaleResult } from './scale.js'
-import type { Verdict } from './targets.js'
+import { WORKLOAD_NOTES, type Verdict } from './targets.js'
 
 export interface Machine {
   readonly cpu: string
@@ -50,6 +50,8 @@ export interface BenchResults {
   readonly miss?: MissPathResult
   readonly coalescing?: CoalescingResult
   readonly http?: { verify: HttpResult; nginx: HttpResult; connections: number }
+  /** passdb verify against the SQL directory on PostgreSQL. */
+  readonly httpSql?: HttpResult
   readonly scale?: ScaleResult
   readonly cfg: BenchConfig
   readonly machine: Machine
@@ -78,7 +80,15 @@ function targetsSection(verdicts: readonly Verdict[]): string {
   if (missed.length === 0) return `${t}\n\nEvery target was met in this run.`
   const profiled = new Set<string>()
   const parts = missed.map((v) => {
-    const lines = [`### Missed: ${v.name}`, '', `Measured ${v.measured}; target ${v.target}.`, '', `Reason: ${v.reason ?? 'not determined'}.`]
+    const lines = [
+      `### Missed: ${v.name}`,
+      '',
+      `Measured ${v.measured}; target ${v.target}.`,
+      '',
+      `What the workload does: ${WORKLOAD_NOTES[v.workload]}`,
+      '',
+      `Reason (from the profile): ${v.reason ?? 'not determined'}.`,
+    ]
     if (v.kinds?.length && profiled.has(v.workload)) {
       lines.push('', `Profile: the ${v.workload} workload's, above.`)
       return lines.join('\n')
@@ -115,7 +125,7 @@ function comparisonsSection(b: BenchResults): string {
       table(
         ['server', 'lookups/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
         [
-          ['floor (bench/floor-server.ts)', n0(floor.rps), f2(floor.p50), f2(floor.p99), f2(floor.p999), f2(floor.max)],
+          ['floor (bench/floor-server.mjs)', n0(floor.rps), f2(floor.p50), f2(floor.p99), f2(floor.p999), f2(floor.max)],
           ['mailhostd (LDAP directory, every key cached)', n0(mailhostd.rps), f2(mailhostd.p50), f2(mailhostd.p99), f2(mailhostd.p999), f2(mailhostd.max)],
         ],
       ),
@@ -171,9 +181,16 @@ function comparisonsSection(b: BenchResults): string {
     const r = (name: string, h: HttpResult) => [name, n0(h.rps), f2(h.p50), f2(h.p99), f2(h.max), n0(h.requests), h.non2xx, h.errors]
     out.push(
       '',
-      `### HTTP login endpoints (autocannon, ${connections} connections), route cached, password checked by slapd`,
+      `### HTTP login endpoints (autocannon, ${connections} connections), route cached, every password checked by the directory`,
       '',
-      table(['endpoint', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors'], [r('POST /v1/dovecot/passdb/verify', verify), r('GET /v1/nginx/auth', nginx)]),
+      table(
+        ['endpoint', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors'],
+        [
+          r('POST /v1/dovecot/passdb/verify, LDAP (bind as the user)', verify),
+          r('GET /v1/nginx/auth, LDAP (bind as the user)', nginx),
+          ...(b.httpSql ? [r('POST /v1/dovecot/passdb/verify, SQL on PostgreSQL', b.httpSql)] : []),
+        ],
+      ),
     )
   }
   return out.join('\n')
@@ -280,7 +297,7 @@ ${sizingSection(b)}
   latency is measured at the client per request into an HDR histogram (\`perf_hooks\`).
 - Peers (slapd, PostgreSQL) are throwaway instances started by test/harness on loopback
   ports and stopped by PID. LDAP runs use four service connections to slapd.
-- The floor (bench/floor-server.ts) answers every socketmap request with one constant reply
+- The floor (bench/floor-server.mjs) answers every socketmap request with one constant reply
   and does nothing else: no Node daemon on this machine can answer faster.
 - The Postfix comparison runs \`postmap -q - MAP < keys\` (one process, one connection, keys
   one at a time) against Postfix's ldap: table with the query mailhostd makes

@@ -24,13 +24,13 @@ import { nginxAuth, passdbVerify, runHttpLoad } from './http-load.js'
 import { runLoad, type LoadResult, type LoadTarget } from './load-generator.js'
 import { compareMissPath } from './miss-path.js'
 import { comparePeer } from './postfix-peer.js'
-import { profileWorkload, type ProfileSummary } from './profile.js'
+import { profileWorkloads, type ProfileContext } from './profile.js'
 import { machine, renderReport, type BenchResults, type Row } from './report.js'
 import { scaleBench, type ScaleResult } from './scale.js'
 import { coalescingVerdict, floorVerdicts, httpVerdict, missVerdict, peerVerdict, scaleVerdict, type Verdict } from './targets.js'
 
 /** What the sections fill in as they run. */
-type Collected = { -readonly [K in 'floor' | 'peer' | 'miss' | 'coalescing' | 'http' | 'scale']?: BenchResults[K] }
+type Collected = { -readonly [K in 'floor' | 'peer' | 'miss' | 'coalescing' | 'http' | 'httpSql' | 'scale']?: BenchResults[K] }
 
 const FOUND = /^(OK |200 )/
 const FOUND_OR_MISS = /^(OK |200 |NOTFOUND |500 )/
@@ -38,7 +38,7 @@ const started = performance.now()
 const cfg = benchConfig()
 const log = (line: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`)
 /** Longest untimed warm-up of a deck's remaining keys, in seconds (a slow directory stops it early). */
-const WARM_UP_CAP_S = 30
+const WARM_UP_CAP_S = 10
 /** Keys the stale run caches before slapd dies (a sample: it measures serving, not warming). */
 const STALE_KEYS = 2000
 const bounded = { durationMs: cfg.seconds * 1000, maxRequests: cfg.maxRequests }
@@ -55,6 +55,7 @@ function row(scenario: string, proto: string, r: LoadResult, connections: number
   return r
 }
 
+const httpBounds = () => ({ connections: cfg.connections, durationMs: bounded.durationMs, maxRequests: bounded.maxRequests })
 const socketmapOf = (m: Mailhostd, map = 'transport'): LoadTarget => ({ port: m.ports.socketmap, proto: 'socketmap', map })
 const tcpTableOf = (m: Mailhostd): LoadTarget => ({ port: m.ports.transport, proto: 'tcp_table' })
 
@@ -79,7 +80,7 @@ async function directorySuite(name: string, m: Mailhostd, deck: KeyDeck): Promis
   return keys
 }
 
-async function sqlSuites(): Promise<void> {
+async function sqlSuites(results: Collected, verdicts: Verdict[]): Promise<void> {
   const seed = [DEMO_SQL, dir.writeSql(work)]
   const lite = await startDaemon({ type: 'sql' }, { seedSql: seed })
   try {
@@ -92,11 +93,37 @@ async function sqlSuites(): Promise<void> {
     const onPg = await startDaemon({ type: 'sql' }, { seedSql: seed, config: { store: { url: pg.url } } })
     try {
       await directorySuite('SQL on PostgreSQL', onPg, mixed)
+      // The same login over SQL: the password hash is read from PostgreSQL and checked here.
+      const verify = await runHttpLoad(passdbVerify(onPg.ports.http, LOGIN_SECRET, LOGIN.user, LOGIN.password), httpBounds())
+      log(`passdb verify, SQL on PostgreSQL: ${Math.round(verify.rps)} req/s, p99 ${verify.p99} ms`)
+      results.httpSql = verify
+      verdicts.push(httpVerdict(verify, 'SQL on PostgreSQL: hash read from the store, checked in mailhostd'))
+      const start = (cpuProfDir: string) => startDaemon({ type: 'sql' }, { seedSql: seed, config: { store: { url: pg.url } }, cpuProfDir })
+      await profileMissed(verdicts, { start, mixed: mixed.keys, hits: [], cfg })
     } finally {
       await onPg.stop()
     }
   } finally {
     await pg.stop()
+  }
+}
+
+/**
+ * A profile of the workload of each missed target not yet explained, while its peers still run
+ * (one profiled daemon for all); targets missed under the same workload share one.
+ */
+async function profileMissed(verdicts: Verdict[], ctx: ProfileContext): Promise<void> {
+  const missed = verdicts.filter((x) => !x.met && x.reason === undefined)
+  if (missed.length === 0) return
+  const workloads = new Set(missed.map((v) => v.workload))
+  log(`missed: ${missed.map((v) => v.name).join('; ')}. Profiling ${[...workloads].join(', ')} for ${cfg.profileSeconds} s each`)
+  const profiles = await profileWorkloads(workloads, ctx)
+  for (const v of missed) {
+    const p = profiles.get(v.workload)
+    if (!p) continue
+    v.profile = p.frames
+    v.kinds = p.kinds
+    v.reason = p.reason
   }
 }
 
@@ -132,31 +159,17 @@ async function ldapSuites(slapd: Slapd, results: Collected, verdicts: Verdict[])
     results.miss = miss
     verdicts.push(missVerdict(miss))
 
-    const http = { connections: c, durationMs: bounded.durationMs, maxRequests: bounded.maxRequests }
-    const verify = await runHttpLoad(passdbVerify(m.ports.http, LOGIN_SECRET, LOGIN.user, LOGIN.password), http)
-    log(`passdb verify: ${Math.round(verify.rps)} req/s, p99 ${verify.p99} ms`)
-    const nginx = await runHttpLoad(nginxAuth(m.ports.http, LOGIN_SECRET, LOGIN.user, LOGIN.password), http)
-    log(`nginx auth: ${Math.round(nginx.rps)} req/s, p99 ${nginx.p99} ms`)
+    const verify = await runHttpLoad(passdbVerify(m.ports.http, LOGIN_SECRET, LOGIN.user, LOGIN.password), httpBounds())
+    log(`passdb verify, LDAP: ${Math.round(verify.rps)} req/s, p99 ${verify.p99} ms`)
+    const nginx = await runHttpLoad(nginxAuth(m.ports.http, LOGIN_SECRET, LOGIN.user, LOGIN.password), httpBounds())
+    log(`nginx auth, LDAP: ${Math.round(nginx.rps)} req/s, p99 ${nginx.p99} ms`)
     results.http = { verify, nginx, connections: c }
-    verdicts.push(httpVerdict(verify))
+    verdicts.push(httpVerdict(verify, 'LDAP: a bind as the user per login (passwordCheck bind, the default)'))
   } finally {
     await m.stop()
   }
 
-  // Each missed target gets a profile of its workload, while slapd still runs; targets missed
-  // under the same workload share one profile.
-  const profiles = new Map<string, ProfileSummary>()
-  for (const v of verdicts.filter((x) => !x.met && x.reason === undefined)) {
-    let p = profiles.get(v.workload)
-    if (!p) {
-      log(`missed: ${v.name}; profiling the ${v.workload} workload for ${cfg.profileSeconds} s`)
-      p = await profileWorkload(v.workload, { slapd, mixed: warm, hits: warmHits, cfg })
-      profiles.set(v.workload, p)
-    }
-    v.profile = p.frames
-    v.kinds = p.kinds
-    v.reason = p.reason
-  }
+  await profileMissed(verdicts, { start: (cpuProfDir) => startDaemon(ldapDirectory(slapd), { cpuProfDir }), mixed: warm, hits: warmHits, cfg })
 
   // Stale: a daemon with a 1 s TTL caches the existing keys, slapd dies, and every answer is
   // past its TTL. Only found answers are served stale (a stale miss could bounce new mail).
@@ -195,7 +208,7 @@ async function main(): Promise<void> {
   const verdicts: Verdict[] = []
   try {
     log(`generated directory: ${dir.accounts} accounts; mixed deck ${mixed.hits} hits + ${mixed.misses} misses`)
-    await sqlSuites()
+    await sqlSuites(results, verdicts)
     const slapd = await startSlapd({ extraLdif: [dir.ldif()] })
     try {
       await ldapSuites(slapd, results, verdicts)
