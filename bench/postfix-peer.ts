@@ -38,7 +38,16 @@ export function writeLdapCf(dir: string, slapd: Slapd): string {
   return file
 }
 
-async function timedPostmap(map: string, keys: readonly string[]): Promise<{ run: PostmapRun; answers: Map<string, string> }> {
+const ROUNDS = 3
+
+interface Timed {
+  readonly run: PostmapRun
+  readonly answers: Map<string, string>
+}
+
+const median = (runs: Timed[]): Timed => [...runs].sort((x, y) => x.run.ms - y.run.ms)[Math.floor(runs.length / 2)]!
+
+async function timedPostmap(map: string, keys: readonly string[]): Promise<Timed> {
   const t0 = performance.now()
   const r = await postmapBatch(map, keys)
   const ms = performance.now() - t0
@@ -57,14 +66,21 @@ export async function comparePeer(slapd: Slapd, socketmapPort: number, keys: rea
   try {
     const ldapMap = `ldap:${writeLdapCf(dir, slapd)}`
     const ours = socketmap(socketmapPort, 'recipient')
-    // Warm both, then time both, alternating so neither always runs on a quieter machine.
+    // Warm both, then time both ROUNDS times, alternating so neither always runs in a quieter
+    // moment of a shared machine; each side's median round is reported.
     await timedPostmap(ldapMap, keys)
     await timedPostmap(ours, keys)
-    const ldap = await timedPostmap(ldapMap, keys)
-    const mailhostd = await timedPostmap(ours, keys)
+    const ldap: Timed[] = []
+    const mailhostd: Timed[] = []
+    for (let i = 0; i < ROUNDS; i++) {
+      ldap.push(await timedPostmap(ldapMap, keys))
+      mailhostd.push(await timedPostmap(ours, keys))
+    }
+    const a = median(ldap)
+    const b = median(mailhostd)
     let disagreements = 0
-    for (const k of keys) if (ldap.answers.get(k) !== mailhostd.answers.get(k)) disagreements++
-    return { ldap: ldap.run, mailhostd: mailhostd.run, disagreements }
+    for (const k of keys) if (a.answers.get(k) !== b.answers.get(k)) disagreements++
+    return { ldap: a.run, mailhostd: b.run, disagreements }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -135,7 +135,7 @@ function comparisonsSection(b: BenchResults): string {
     const p = b.peer
     out.push(
       '',
-      `### Postfix's ldap: table vs mailhostd's socketmap: \`postmap -q - MAP\` over ${n0(p.ldap.keys)} warm keys, same slapd`,
+      `### Postfix's ldap: table vs mailhostd's socketmap: \`postmap -q - MAP\` over ${n0(p.ldap.keys)} warm keys, same slapd (median of 3 alternating rounds)`,
       '',
       table(
         ['map', 'keys', 'found', 'wall ms', 'keys/s'],
@@ -302,7 +302,7 @@ ${sizingSection(b)}
 - The Postfix comparison runs \`postmap -q - MAP < keys\` (one process, one connection, keys
   one at a time) against Postfix's ldap: table with the query mailhostd makes
   (bench/ldap-recipient.cf) and against mailhostd's \`recipient\` socketmap; each is run once
-  untimed first so both are warm.
+  untimed first so both are warm, then three timed rounds alternate and the median counts.
 - The miss path asks each never-asked key of mailhostd and directly of slapd (ldapts, the
   same filter, attributes and limits as LdapDirectory), alternating which goes first.
 - Coalescing opens one connection per lookup, sends the same cold key on all of them at
