@@ -133,6 +133,9 @@ export function parseDictLine(line: Buffer): DictRequest | undefined {
 
 /** Incremental request decoder: feed arbitrary chunks, pull requests. Never throws. */
 export class DictDecoder extends BufferedDecoder implements RequestDecoder<DictRequest> {
+  /** How far buf has been searched for LF, so a line trickling in is searched once, not per chunk. */
+  #scanned = 0
+
   constructor(maxRequestBytes: number) {
     super(maxRequestBytes)
   }
@@ -141,16 +144,20 @@ export class DictDecoder extends BufferedDecoder implements RequestDecoder<DictR
   next(): DecodedItem<DictRequest> | undefined {
     if (this.failed) return undefined
     const buf = this.buf
-    const nl = buf.indexOf(LF)
-    // Without its LF a line of max bytes can no longer fit: reject it now rather than wait.
-    if (nl < 0) return buf.length >= this.max ? this.fail<RequestError>('too-large') : undefined
+    const nl = buf.indexOf(LF, this.#scanned)
+    if (nl < 0) {
+      this.#scanned = buf.length
+      // Without its LF a line of max bytes can no longer fit: reject it now rather than wait.
+      return buf.length >= this.max ? this.fail<RequestError>('too-large') : undefined
+    }
     // The line spans nl + 1 bytes with its LF; checked before parsing, so the same input gives
     // the same error however it was chunked.
     if (nl >= this.max) return this.fail<RequestError>('too-large')
     const end = nl > 0 && buf[nl - 1] === CR ? nl - 1 : nl
     const request = parseDictLine(buf.subarray(0, end))
     if (request === undefined) return this.fail<RequestError>('malformed')
-    this.buf = buf.subarray(nl + 1)
+    this.consume(nl + 1)
+    this.#scanned = 0
     return { type: 'request', request }
   }
 }

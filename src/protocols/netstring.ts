@@ -51,7 +51,7 @@ export class NetstringDecoder extends BufferedDecoder {
     if (buf[end] !== COMMA) return this.#fail('malformed')
     // Copy, so a queued frame does not pin the whole receive buffer in memory.
     const payload = Buffer.from(buf.subarray(start, end))
-    this.buf = buf.subarray(end + 1)
+    this.consume(end + 1)
     return { type: 'frame', payload }
   }
 

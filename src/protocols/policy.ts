@@ -49,6 +49,8 @@ function decodeStrict(bytes: Buffer): string | null {
 export class PolicyDecoder extends BufferedDecoder implements RequestDecoder<PolicyRequest> {
   /** Offset in buf of the first line not yet parsed into #attrs. */
   #lineStart = 0
+  /** How far buf has been searched for LF, so a line trickling in is searched once, not per chunk. */
+  #scanned = 0
   /** Attributes of the lines of the current request parsed so far. */
   #attrs = new Map<string, string | null>()
 
@@ -61,15 +63,19 @@ export class PolicyDecoder extends BufferedDecoder implements RequestDecoder<Pol
     if (this.failed) return undefined
     const buf = this.buf
     for (;;) {
-      const nl = buf.indexOf(LF, this.#lineStart)
-      if (nl < 0) return buf.length > this.max ? this.#fail('too-large') : undefined
+      const nl = buf.indexOf(LF, Math.max(this.#lineStart, this.#scanned))
+      if (nl < 0) {
+        this.#scanned = buf.length
+        return buf.length > this.max ? this.#fail('too-large') : undefined
+      }
       // The request so far spans nl + 1 bytes; checked before the line, so the same input gives
       // the same error however it was chunked.
       if (nl >= this.max) return this.#fail('too-large')
       if (nl === this.#lineStart) {
         const request: PolicyRequest = this.#attrs
-        this.buf = buf.subarray(nl + 1)
+        this.consume(nl + 1)
         this.#lineStart = 0
+        this.#scanned = 0
         this.#attrs = new Map()
         return { type: 'request', request }
       }
@@ -89,6 +95,7 @@ export class PolicyDecoder extends BufferedDecoder implements RequestDecoder<Pol
 
   #fail(error: RequestError): DecodedItem<PolicyRequest> {
     this.#lineStart = 0
+    this.#scanned = 0
     this.#attrs = new Map()
     return this.fail(error)
   }

@@ -106,7 +106,7 @@ export class TcpTableDecoder extends BufferedDecoder {
     }
     if (nl > this.max) return this.#fail('too-large')
     const request = parseTcpTableRequest(this.buf.subarray(0, nl))
-    this.buf = this.buf.subarray(nl + 1)
+    this.consume(nl + 1)
     this.#scanned = 0
     return request === undefined ? this.#fail('malformed') : { type: 'request', request }
   }
