@@ -228,7 +228,7 @@ function sizingSection(b: BenchResults): string {
         ? `One instance answered ${n0(cached.rps)} lookups/s with p99 ${f2(cached.p99)} ms on this machine while sharing its ${b.machine.cores} cores with the load generator. `
         : '') +
       'A Postfix relay makes a few table lookups per recipient (transport, relay_recipient, virtual alias), so divide by about 3 for recipients per second. ' +
-      'The share of the floor says how much of a Node process mailhostd itself uses; the rest is the cost of any Node socket server on this machine.',
+      'The floor is what any Node socket server reaches on this machine; the share of it mailhostd reaches is the price of its own work per request (decoding, canonicalising the address, the cache, metrics).',
     '- **First lookups and misses** cost a directory query: the first-pass rows and the miss path show what the directory adds. ' +
       'Size the directory for the miss rate (new addresses, expired entries: about entries / cache.ttl per second), not for the total lookup rate.',
     "- **Against Postfix's own ldap: table**, every lookup is a round trip to slapd and slapd's CPU; with mailhostd a warm lookup never reaches slapd, so the directory can be sized for misses alone.",
@@ -260,7 +260,7 @@ matter more than absolutes.
 - Node.js ${m.node}
 - Load average at start: ${m.load.toFixed(2)}${busy ? ' (the machine was busy with other work: figures are noisy)' : ''}
 - Command: \`${b.command}\`
-- Total run time: ${b.elapsedS.toFixed(0)} s
+- Total run time: ${b.elapsedS.toFixed(0)} s (from the bench process's start; npm's prebench install and build not included)
 
 ## Targets (issue 7)
 
