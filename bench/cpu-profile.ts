@@ -54,11 +54,19 @@ export interface Frame {
   readonly percent: number
 }
 
+/** A file URL relative to the project (dependencies from node_modules/, wherever that lives). */
+function shortUrl(url: string, root: string): string {
+  const dep = url.lastIndexOf('/node_modules/')
+  if (dep >= 0) return url.slice(dep + 1)
+  if (root && url.startsWith(`file://${root}`)) return relative(root, url.slice(7))
+  return url.replace(/^file:\/\//, '')
+}
+
 export function topFrames(profile: CpuProfile, n: number, root = '', window?: Window): Frame[] {
   const frameOf = new Map<number, string>()
   for (const node of profile.nodes) {
     const { functionName, url, lineNumber } = node.callFrame
-    const where = url === '' ? '' : ` ${root && url.startsWith(`file://${root}`) ? relative(root, url.slice(7)) : url.replace(/^file:\/\//, '')}:${lineNumber + 1}`
+    const where = url === '' ? '' : ` ${shortUrl(url, root)}:${lineNumber + 1}`
     frameOf.set(node.id, `${functionName || '(anonymous)'}${where}`)
   }
   const self = new Map<string, number>()

@@ -228,7 +228,9 @@ function sizingSection(b: BenchResults): string {
         ? `One instance answered ${n0(cached.rps)} lookups/s with p99 ${f2(cached.p99)} ms on this machine while sharing its ${b.machine.cores} cores with the load generator. `
         : '') +
       'A Postfix relay makes a few table lookups per recipient (transport, relay_recipient, virtual alias), so divide by about 3 for recipients per second. ' +
-      'The floor is what any Node socket server reaches on this machine; the share of it mailhostd reaches is the price of its own work per request (decoding, canonicalising the address, the cache, metrics).',
+      'The floor is what any Node socket server reaches on this machine; the share of it mailhostd reaches is the price of its own work per request (decoding, canonicalising the address, the cache, metrics). ' +
+      'With every connection holding one request, the mean latency is connections / throughput (Little\'s law): more Postfix processes asking at once raise latency, not throughput, once an instance is saturated' +
+      (b.floor ? `; at ${b.floor.connections} connections the floor itself answered with p99 ${f2(b.floor.floor.p99)} ms.` : '.'),
     '- **First lookups and misses** cost a directory query: the first-pass rows and the miss path show what the directory adds. ' +
       'Size the directory for the miss rate (new addresses, expired entries: about entries / cache.ttl per second), not for the total lookup rate.',
     "- **Against Postfix's own ldap: table**, every lookup is a round trip to slapd and slapd's CPU; with mailhostd a warm lookup never reaches slapd, so the directory can be sized for misses alone.",
