@@ -87,6 +87,12 @@ const Ldap = Type.Object(
     ),
     pollInterval: Duration('30s', 'How often to ask for entries whose modifyTimestamp moved (changes made behind mailhostd); 0 turns it off.'),
     connections: Type.Integer({ minimum: 1, maximum: 32, default: 2 }),
+    passwordConnections: Type.Integer({
+      minimum: 1,
+      maximum: 32,
+      default: 4,
+      description: 'passwordCheck bind: connections kept for binding as users, one check at a time each; further checks wait their turn.',
+    }),
     timeout: Duration('2s', 'Per-operation timeout.'),
     connectTimeout: Duration('1s', 'TCP/TLS connect timeout.'),
     startTLS: Type.Boolean({ default: false }),

@@ -15,6 +15,11 @@ export interface LdapPoolOptions {
   readonly bindDN: string
   readonly bindPassword: string
   readonly size: number
+  /**
+   * Replay the last bind after ldapts reconnects by itself (default true). Off for connections
+   * that bind as users (password checks): the client would keep the last user's password.
+   */
+  readonly autoRebind?: boolean
   readonly timeoutMs: number
   readonly connectTimeoutMs: number
   readonly startTLS: boolean
@@ -110,7 +115,7 @@ export class LdapPool {
       url: opts.url,
       timeout: opts.timeoutMs,
       connectTimeout: opts.connectTimeoutMs,
-      autoRebind: true,
+      autoRebind: opts.autoRebind ?? true,
       // Passing TLS options to ldapts for ldap:// would make it speak TLS from the first byte.
       ...(url.protocol === 'ldaps:' ? { tlsOptions: this.#tlsOptions } : {}),
     }

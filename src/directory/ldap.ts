@@ -9,7 +9,7 @@ import type { Logger } from '../log.js'
 import { ldapConnection, openLdapPool, parseExtraFilter } from './ldap-config.js'
 import type { AccountEntry, Directory, DirectoryEntry } from './directory.js'
 import { requestedAttributes, toDirectoryEntry, type LdapEntryMapping } from './ldap-entry.js'
-import { checkLdapPassword, type LdapPasswordOptions } from './ldap-password.js'
+import { LdapBindChecks, checkLdapPassword, type LdapPasswordOptions } from './ldap-password.js'
 import { LdapPool } from './ldap-pool.js'
 
 /**
@@ -48,7 +48,12 @@ export class LdapDirectory implements Directory {
     const connection = ldapConnection(config)
     this.#timeLimit = Math.ceil(connection.timeoutMs / 1000)
     this.#pool = openLdapPool(connection, { bindDN: config.bindDN, bindPassword: config.bindPassword, size: config.connections }, logger.child({ component: 'ldap' }))
-    this.#password = { mode: config.passwordCheck, attribute: config.passwordAttribute, connection, servicePool: this.#pool }
+    this.#password = {
+      mode: config.passwordCheck,
+      attribute: config.passwordAttribute,
+      binds: config.passwordCheck === 'bind' ? new LdapBindChecks(connection, config.passwordConnections) : undefined,
+      servicePool: this.#pool,
+    }
   }
 
   verifyPassword(account: AccountEntry, password: string, signal?: AbortSignal): Promise<'ok' | 'mismatch'> {
@@ -98,8 +103,8 @@ export class LdapDirectory implements Directory {
     )
   }
 
-  close(): Promise<void> {
-    return this.#pool.close()
+  async close(): Promise<void> {
+    await Promise.all([this.#pool.close(), this.#password.binds?.close()])
   }
 }
 

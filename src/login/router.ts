@@ -59,7 +59,7 @@ export class LoginRouter {
     }
     let check: 'ok' | 'mismatch'
     try {
-      check = await this.#withDeadline(this.#o.directory.verifyPassword(accountEntry(found.mailbox), req.password))
+      check = await this.#withDeadline((signal) => this.#o.directory.verifyPassword(accountEntry(found.mailbox), req.password, signal))
     } catch (e) {
       return this.#done(protocol, req, this.#tempfail(e, tarpitSeconds))
     }
@@ -130,11 +130,20 @@ export class LoginRouter {
     return { result: 'ok', canonical: mailbox.address, host: backend.address, ...(port === undefined ? {} : { port }), fields, tarpitSeconds }
   }
 
-  #withDeadline<T>(work: Promise<T>): Promise<T> {
+  /**
+   * Answers DeadlineError at the deadline, and aborts `run`'s signal then, so the directory stops
+   * working (or waiting for a connection) for a login that has been answered already.
+   */
+  #withDeadline<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const abort = new AbortController()
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DeadlineError(this.#o.deadlineMs)), this.#o.deadlineMs)
+      timer = setTimeout(() => {
+        reject(new DeadlineError(this.#o.deadlineMs))
+        abort.abort()
+      }, this.#o.deadlineMs)
     })
+    const work = run(abort.signal)
     work.catch(() => undefined) // it may settle after the deadline; never unhandled
     return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
   }
