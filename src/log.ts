@@ -4,47 +4,9 @@
 
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { pino, type Logger, type LevelWithSilent } from 'pino'
+import { censorChildBindings, censorSecrets } from './log-redact.js'
 
 export type { Logger }
-
-/**
- * Paths pino censors wherever they appear in a logged object. pino's paths are exact (a `*` is
- * one level), so each secret-carrying shape is listed: bare fields, one and two levels down,
- * and the places HTTP requests keep them (headers, bodies). Nothing logs whole requests today;
- * these are the net under a future `log.debug({ req })`.
- */
-export const REDACT_PATHS = [
-  'password',
-  'bindPassword',
-  'passwordHash',
-  'token',
-  'secret',
-  'authorization',
-  'url',
-  'storeUrl',
-  '*.password',
-  '*.bindPassword',
-  '*.passwordHash',
-  '*.token',
-  '*.secret',
-  '*.url',
-  '*.authorization',
-  '*.*.password',
-  '*.*.bindPassword',
-  '*.*.passwordHash',
-  '*.*.token',
-  '*.*.secret',
-  '*.*.url',
-  'headers["auth-pass"]',
-  'headers["x-auth-key"]',
-  'headers.cookie',
-  'req.headers["auth-pass"]',
-  'req.headers["x-auth-key"]',
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.body.password',
-  'body.password',
-]
 
 /**
  * The ids of the request being answered: `conn` and `req` (a connection number and the request's
@@ -56,11 +18,10 @@ export type RequestIds = { readonly conn: number; readonly req: number } | { rea
 export const requestContext = new AsyncLocalStorage<RequestIds>()
 
 export function createLogger(level: LevelWithSilent = 'info', destination?: pino.DestinationStream): Logger {
-  return pino(
+  return censorChildBindings(pino(
     {
       name: 'mailhostd',
       level,
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       // Merged into the line's own fields; a field the call names itself wins. A fresh object
       // each time: pino merges the line's fields into what the mixin returns.
       mixin: () => {
@@ -69,11 +30,12 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: pino
       },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
-      // "level":"warn" rather than 40: admins grep and jq these lines.
-      formatters: { level: (label) => ({ level: label }) },
+      // "level":"warn" rather than 40: admins grep and jq these lines. Secrets are censored at
+      // any depth in each line's fields and in the bindings (log-redact.ts).
+      formatters: { level: (label) => ({ level: label }), log: censorSecrets, bindings: censorSecrets },
     },
     destination,
-  )
+  ))
 }
 
 /** A logger that drops everything, for unit tests and library use. */
