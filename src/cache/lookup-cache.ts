@@ -220,12 +220,8 @@ export class LookupCache {
 
   async get(key: string, deadlineMs: number): Promise<CacheOutcome> {
     const arrived = this.#seq
-    // Expired entries too: whether one is fresh is decided by the TTLs in force now.
-    const fresh = this.#lru.get(key, { allowStale: true })
-    if (fresh && fresh.revokedAt === undefined && this.#isFresh(fresh)) {
-      this.stats.hits++
-      return { ok: true, resolution: resolutionOf(fresh.held), layer: 'cache', ageMs: this.#now() - fresh.fetchedAt }
-    }
+    const hit = this.getFresh(key)
+    if (hit !== undefined) return hit
     this.stats.misses++
     const dir = this.#opts.directory
     if (dir && !dir.accepting) return this.#staleOr(key, dir.refusal)
@@ -248,6 +244,20 @@ export class LookupCache {
     } finally {
       clearTimeout(timer)
     }
+  }
+
+  /**
+   * get()'s answer when the key has a fresh, usable entry (counted as a hit), without a promise;
+   * undefined, counting and starting nothing, when get() would have to wait or fall back.
+   */
+  getFresh(key: string): Extract<CacheOutcome, { ok: true }> | undefined {
+    // Expired entries too: whether one is fresh is decided by the TTLs in force now.
+    const fresh = this.#lru.get(key, { allowStale: true })
+    if (fresh && fresh.revokedAt === undefined && this.#isFresh(fresh)) {
+      this.stats.hits++
+      return { ok: true, resolution: resolutionOf(fresh.held), layer: 'cache', ageMs: this.#now() - fresh.fetchedAt }
+    }
+    return undefined
   }
 
   /** Joins the fetch in flight for `key` or starts one; never returns the cached value itself. */

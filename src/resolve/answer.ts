@@ -27,6 +27,11 @@ export interface LookupResult {
 /** What listeners call. `key` is null when the key bytes were not valid UTF-8. */
 export interface LookupService {
   lookup(map: string, key: string | null, protocol: string): Promise<LookupResult>
+  /**
+   * lookup()'s result when it needs no waiting (address rules, a fresh cached answer), recorded
+   * and logged the same way; undefined, having recorded and started nothing, when it does.
+   */
+  lookupCached?(map: string, key: string | null, protocol: string): LookupResult | undefined
 }
 
 export const found = (value: string): Answer => ({ outcome: 'found', value })

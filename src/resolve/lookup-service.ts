@@ -9,7 +9,7 @@ import { LogThrottle } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import { canonicalAddress, type AddressOptions, type CanonicalAddress } from './address.js'
 import { notFound, perm, temp, type Answer, type Layer, type LookupResult, type LookupService } from './answer.js'
-import { answerFor, parseMapName, type RouteOptions } from './maps.js'
+import { answerFor, parseMapName, type MapName, type RouteOptions } from './maps.js'
 import type { Registry } from './registry.js'
 import type { Resolution } from './resolver.js'
 
@@ -41,7 +41,17 @@ export class Lookups implements LookupService {
 
   async lookup(map: string, key: string | null, protocol: string): Promise<LookupResult> {
     const started = performance.now()
-    const { answer, layer } = await this.#answer(map, key)
+    const now = this.#answerNow(map, key)
+    return this.#record(protocol, map, key, isPending(now) ? await this.#answerLater(now) : now, started)
+  }
+
+  lookupCached(map: string, key: string | null, protocol: string): LookupResult | undefined {
+    const started = performance.now()
+    const now = this.#answerNow(map, key)
+    return isPending(now) ? undefined : this.#record(protocol, map, key, now, started)
+  }
+
+  #record(protocol: string, map: string, key: string | null, { answer, layer }: Decided, started: number): LookupResult {
     const elapsedMs = performance.now() - started
     this.#o.metrics?.recordLookup(protocol, map, answer.outcome, layer, elapsedMs / 1000)
     if (this.#o.logger.isLevelEnabled('debug')) {
@@ -56,20 +66,46 @@ export class Lookups implements LookupService {
    * then the directory; within the deadline. `context` names the caller in failure logs.
    */
   async resolve(key: string | null, context: string): Promise<KeyResolution> {
-    if (key === null) return { kind: 'rules', reason: 'key is not valid UTF-8' }
+    const now = this.#resolveNow(key)
+    return now.ok ? this.#resolveLater(now, context) : now.resolution
+  }
+
+  /**
+   * What resolve() can decide without waiting: the address rules and a fresh cache entry. Else
+   * the canonical address, for #resolveLater. Nothing is started or counted for that case.
+   */
+  #resolveNow(key: string | null): { readonly ok: false; readonly resolution: KeyResolution } | CanonicalAddress {
+    if (key === null) return decided({ kind: 'rules', reason: 'key is not valid UTF-8' })
     const addr = canonicalAddress(key, this.#o.addresses)
-    if (!addr.ok) return { kind: 'rules', reason: addr.reason }
-    if (!this.#o.registry().domain(addr.domain)) return { kind: 'rules', reason: 'domain not served' }
+    if (!addr.ok) return decided({ kind: 'rules', reason: addr.reason })
+    if (!this.#o.registry().domain(addr.domain)) return decided({ kind: 'rules', reason: 'domain not served' })
+    const got = this.#o.cache.getFresh(addr.address)
+    if (got === undefined) return addr
+    return decided({ kind: 'resolved', address: addr, resolution: got.resolution, layer: got.layer })
+  }
+
+  /** The rest of resolve(): the cache's slow path (directory, deadline, stale answers). */
+  async #resolveLater(addr: CanonicalAddress, context: string): Promise<KeyResolution> {
     const got = await this.#o.cache.get(addr.address, this.#o.deadlineMs)
     if (!got.ok) return { kind: 'failed', reason: this.#failure(context, addr.address, got.error) }
     return { kind: 'resolved', address: addr, resolution: got.resolution, layer: got.layer }
   }
 
-  async #answer(map: string, key: string | null): Promise<{ answer: Answer; layer: Layer }> {
+  /** The answer when it needs no waiting, else what #answerLater needs to finish it. */
+  #answerNow(map: string, key: string | null): Decided | Pending {
     const registry = this.#o.registry()
     const mapName = parseMapName(map, registry)
     if (!mapName) return { answer: perm(`unknown map ${printable(map)}`), layer: 'rules' }
-    const r = await this.resolve(key, map)
+    const r = this.#resolveNow(key)
+    if (r.ok) return { pending: r, map, mapName, registry }
+    return this.#answerOf(mapName, r.resolution, registry)
+  }
+
+  async #answerLater(p: Pending): Promise<Decided> {
+    return this.#answerOf(p.mapName, await this.#resolveLater(p.pending, p.map), p.registry)
+  }
+
+  #answerOf(mapName: MapName, r: KeyResolution, registry: Registry): Decided {
     if (r.kind === 'rules') return { answer: notFound(r.reason), layer: 'rules' }
     if (r.kind === 'failed') return { answer: temp(r.reason), layer: 'none' }
     return { answer: answerFor(mapName, r.resolution, registry, this.#o.routes), layer: r.layer }
@@ -92,6 +128,22 @@ export class Lookups implements LookupService {
     return `${code} ${reason}`
   }
 }
+
+interface Decided {
+  readonly answer: Answer
+  readonly layer: Layer
+}
+
+/** A lookup that must wait for the cache's slow path. */
+interface Pending {
+  readonly pending: CanonicalAddress
+  readonly map: string
+  readonly mapName: MapName
+  readonly registry: Registry
+}
+
+const isPending = (x: Decided | Pending): x is Pending => 'pending' in x
+const decided = (resolution: KeyResolution) => ({ ok: false, resolution }) as const
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000
 

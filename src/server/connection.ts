@@ -4,7 +4,7 @@
 
 import type { Socket } from 'node:net'
 import { describeError } from '../errors.js'
-import { requestContext, type Logger } from '../log.js'
+import { requestContext, runWithRequestIds, type Logger } from '../log.js'
 import type { ListenerLimits } from './options.js'
 
 export type RequestError = 'malformed' | 'too-large'
@@ -30,6 +30,12 @@ export interface Wire<R> {
    * which every Postfix client treats as a temporary error and retries.
    */
   reply(request: R): Promise<Buffer>
+  /**
+   * The reply bytes when they can be had synchronously (a fresh cached answer), else undefined,
+   * having started nothing: the connection then calls reply(). Optional; the same contract
+   * otherwise (a throw closes the connection without a reply).
+   */
+  replyNow?(request: R): Buffer | undefined
   /** The reply to a malformed or oversized request, sent before closing (may be empty). */
   errorReply(error: RequestError): Buffer
 }
@@ -158,11 +164,14 @@ export class Connection<R> {
           this.#finish(this.#wire.errorReply(item.error))
           return
         }
-        let reply: Buffer
+        let reply: Buffer | undefined
         try {
-          // Lines logged while answering (lookup, policy, failures) carry conn and req.
+          // Lines logged while answering (lookup, policy, failures) carry conn and req. A reply
+          // had synchronously needs no await and no AsyncLocalStorage (see runWithRequestIds).
           const ids = { conn: this.#id, req: ++this.#requests }
-          reply = await requestContext.run(ids, () => this.#wire.reply(item.request))
+          const wire = this.#wire
+          if (wire.replyNow !== undefined) reply = runWithRequestIds(ids, () => wire.replyNow!(item.request))
+          reply ??= await requestContext.run(ids, () => wire.reply(item.request))
         } catch (err) {
           this.#log.error({ err: describeError(err) }, 'request failed; closing without a reply')
           this.#finish()

@@ -19,6 +19,18 @@ export function lookupWire<R>(codec: LookupCodec<R>, lookup: LookupService, log:
   return {
     decoder: (maxRequestBytes) => codec.decoder(maxRequestBytes),
     errorReply: (error) => codec.errorReply(error),
+    replyNow(request) {
+      if (lookup.lookupCached === undefined) return undefined
+      const { map, key } = codec.target(request)
+      let result
+      try {
+        result = lookup.lookupCached(map, key, codec.protocol)
+      } catch (err) {
+        log.error({ map, err: describeError(err) }, 'lookup failed')
+        return codec.encode(temp('internal error'))
+      }
+      return result === undefined ? undefined : codec.encode(result.answer)
+    },
     async reply(request) {
       const { map, key } = codec.target(request)
       try {

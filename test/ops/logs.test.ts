@@ -31,6 +31,12 @@ t.test('request ids and no secrets at debug level', async (t) => {
   t.not(first!.conn, third!.conn, 'another connection, another id')
   t.same([first!.req, second!.req, third!.req], [1, 2, 1], 'requests numbered per connection')
   t.match(first, { map: 'transport', key: 'alice@example.org', outcome: 'found', layer: 'directory' })
+  // Answers had without waiting (a cached hit, address rules) are logged with the ids too.
+  t.match(await askSocketmap(b, 'recipient', 'alice@example.org'), /^OK /)
+  t.match(await askSocketmap(b, 'transport', '*'), /^NOTFOUND/)
+  const [cached, rules] = d.lines().filter((l) => l.msg === 'lookup' && l.protocol === 'socketmap').slice(3)
+  t.match(cached, { conn: third!.conn, req: 2, key: 'alice@example.org', layer: 'cache' }, 'a cached hit carries its request ids')
+  t.match(rules, { conn: third!.conn, req: 3, key: '*', layer: 'rules' }, 'a rules answer carries its request ids')
 
   // policy: the decision line carries the ids too.
   const policy = await Client.connect(d.port('policy'))

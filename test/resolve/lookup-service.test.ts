@@ -62,6 +62,24 @@ t.test('second lookup of a key, any map, is a cache hit', async (t) => {
   t.same(dir.queries, ['bob@example.org'])
 })
 
+t.test('lookupCached answers what lookup would when no waiting is needed, and otherwise starts nothing', async (t) => {
+  const dir = demoDirectory()
+  const { lookups, cache } = makeLookups(dir)
+  t.equal(lookups.lookupCached('transport', 'bob@example.org', 't'), undefined, 'a cold key: not answered now')
+  t.same(dir.queries, [], 'and not asked of the directory')
+  t.same([cache.stats.hits, cache.stats.misses], [0, 0], 'nor counted')
+  const cold = await lookups.lookup('transport', 'bob@example.org', 't')
+  t.equal(cold.layer, 'directory')
+  const hit = lookups.lookupCached('transport', 'BOB@example.org', 't')
+  t.match(hit, { answer: cold.answer, layer: 'cache' }, 'a fresh entry: answered now, from the cache')
+  t.same([cache.stats.hits, cache.stats.misses], [1, 1])
+  t.match(lookups.lookupCached('mailbox', 'bob@example.org', 't'), { answer: { outcome: 'perm' }, layer: 'rules' }, 'bad map name')
+  t.match(lookups.lookupCached('transport', '*', 't'), { answer: { outcome: 'notfound' }, layer: 'rules' }, 'not an address')
+  t.match(lookups.lookupCached('transport', null, 't'), { answer: { outcome: 'notfound' }, layer: 'rules' }, 'undecodable key')
+  t.match(lookups.lookupCached('transport', 'x@unserved.test', 't'), { answer: { outcome: 'notfound' }, layer: 'rules' }, 'unserved domain')
+  t.same(dir.queries, ['bob@example.org'], 'one directory query in all')
+})
+
 t.test('local/<id> on an SMTP-routed backend answers its LMTP, never the SMTP route back to itself', async (t) => {
   const registry = new Registry(
     [{ name: 'example.org' }],
