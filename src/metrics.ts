@@ -12,6 +12,9 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 export type Labels = Record<string, string>
 
+type Observer = { observe(value: number): void }
+type Incrementer = { inc(value?: number): void }
+
 export class Metrics {
   readonly registry = new Registry()
   readonly lookups = new Counter({
@@ -132,8 +135,22 @@ export class Metrics {
     this.#connectionSources.delete(listener)
   }
 
+  /**
+   * Label-bound series of the lookup metrics, made on first use: every lookup records into
+   * them, and looking them up here is cheaper than prom-client's label objects per call. As
+   * many as the series themselves (prom-client keeps one per label set anyway).
+   */
+  readonly #lookupSeries = new Map<string, { readonly seconds: Observer; readonly counts: Map<string, Map<string, Incrementer>> }>()
+
   recordLookup(protocol: string, map: string, outcome: string, layer: Layer, seconds: number): void {
-    this.lookups.inc({ protocol, map, outcome, layer })
-    this.lookupSeconds.observe({ protocol }, seconds)
+    let p = this.#lookupSeries.get(protocol)
+    if (p === undefined) this.#lookupSeries.set(protocol, (p = { seconds: this.lookupSeconds.labels({ protocol }), counts: new Map() }))
+    let byMap = p.counts.get(map)
+    if (byMap === undefined) p.counts.set(map, (byMap = new Map<string, Incrementer>()))
+    const outcomeLayer = `${outcome}/${layer}`
+    let count = byMap.get(outcomeLayer)
+    if (count === undefined) byMap.set(outcomeLayer, (count = this.lookups.labels({ protocol, map, outcome, layer })))
+    count.inc()
+    p.seconds.observe(seconds)
   }
 }
