@@ -34,6 +34,15 @@ const MAX_DOMAIN_OCTETS = 253
 const CONTROL = /[\u0000-\u001f\u007f]/
 const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
 
+/**
+ * Lowercase ASCII letters, digits, `-`, `_` and dots: domainToASCII returns such a name as it is
+ * (the usual case, on every lookup), unless a label is one it treats specially (SPECIAL_LABEL),
+ * so it need not be called. test/resolve/address.test.ts checks both ways agree on ASCII names.
+ */
+const PLAIN_DOMAIN = /^[a-z0-9_.-]+$/
+/** `xn--` (punycode, decoded and checked), and all-digit or `0x` labels (an IPv4 address in parts). */
+const SPECIAL_LABEL = /(?:^|\.)(?:xn--|0x|[0-9]+(?:\.|$))/
+
 const utf8Length = (s: string) => Buffer.byteLength(s, 'utf8')
 
 /**
@@ -44,7 +53,7 @@ export function canonicalDomain(input: string): string | undefined {
   let d = input.trim()
   if (d.endsWith('.')) d = d.slice(0, -1)
   if (d === '' || d.startsWith('[') || CONTROL.test(d)) return undefined
-  const ascii = domainToASCII(d)
+  const ascii = PLAIN_DOMAIN.test(d) && !SPECIAL_LABEL.test(d) ? d : domainToASCII(d)
   if (ascii === '' || ascii.length > MAX_DOMAIN_OCTETS) return undefined
   const labels = ascii.split('.')
   if (labels.length < 2 || !labels.every((l) => LABEL.test(l))) return undefined
