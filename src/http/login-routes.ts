@@ -70,6 +70,12 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
   const maxTarpitMs = () => toMs(o.config.brakes.maxTarpit)
   /** Failures the router already counted, by Dovecot session, so a policy report does not count them twice. */
   const counted = new Set<string>()
+  /** The configured secret's digest, made again only when a reload changes the secret. */
+  let secretDigest = { secret: '', digest: digest('') }
+  const digestOfSecret = (secret: string) => {
+    if (secretDigest.secret !== secret) secretDigest = { secret, digest: digest(secret) }
+    return secretDigest.digest
+  }
 
   const guard = async (req: FastifyRequest, reply: FastifyReply) => {
     // nginx reads only headers: without an Auth-Status it reports an internal error to the
@@ -78,7 +84,7 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
     const { secret, secretHeader } = o.config
     if (secret === '') return problem(reply, 503, 'MH_LOGIN_NO_SECRET', 'login.secret is not configured')
     const given = req.headers[secretHeader.toLowerCase()]
-    if (typeof given !== 'string' || !timingSafeEqual(digest(given), digest(secret))) {
+    if (typeof given !== 'string' || !timingSafeEqual(digest(given), digestOfSecret(secret))) {
       return problem(reply, 401, 'MH_LOGIN_SECRET', `missing or wrong ${o.config.secretHeader}`)
     }
   }
