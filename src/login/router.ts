@@ -159,9 +159,10 @@ export class LoginRouter {
 
   #done(protocol: string, req: LoginRequest, result: LoginResult): LoginResult {
     this.#o.metrics?.logins.inc({ protocol, result: result.result })
-    const fields = { protocol, service: req.service, user: req.user, rip: req.remoteIp, session: req.session, result: result.result }
-    if (result.result === 'ok') this.#o.logger.info({ ...fields, host: result.host, port: result.port }, 'login routed')
-    else this.#o.logger.info({ ...fields, reason: result.reason, tarpit: result.tarpitSeconds || undefined }, 'login refused')
+    // One object per line, built in place: this runs for every login.
+    const { service, user, remoteIp: rip, session } = req
+    if (result.result === 'ok') this.#o.logger.info({ protocol, service, user, rip, session, result: result.result, host: result.host, port: result.port }, 'login routed')
+    else this.#o.logger.info({ protocol, service, user, rip, session, result: result.result, reason: result.reason, tarpit: result.tarpitSeconds || undefined }, 'login refused')
     return result
   }
 }
