@@ -122,5 +122,10 @@ function copyOf(value: object): object {
   const descriptors = Object.getOwnPropertyDescriptors(value) as Record<PropertyKey, PropertyDescriptor>
   // A frozen object's copy must still take the censored values.
   for (const key of Reflect.ownKeys(descriptors)) descriptors[key]!.configurable = true
+  // Newer V8 (Node 22+) makes an error's stack an own accessor that reads the original error's
+  // internal slot, so a copied accessor reads nothing: copy the text itself.
+  if (value instanceof Error && 'stack' in descriptors) {
+    descriptors.stack = { value: value.stack, enumerable: descriptors.stack.enumerable ?? false, writable: true, configurable: true }
+  }
   return Object.defineProperties(Object.create(Object.getPrototypeOf(value) as object | null) as object, descriptors)
 }
