@@ -2,6 +2,7 @@
 // rules for odd data are tested without a server; anything ambiguous is refused, never guessed.
 
 import type { Entry } from 'ldapts'
+import type { LdapConfig } from '../config/schema.js'
 import { DirectoryDataError, ErrorCodes } from '../errors.js'
 import type { DirectoryEntry } from './directory.js'
 
@@ -14,6 +15,18 @@ export interface LdapEntryMapping {
   readonly sendAs: string
   /** Lower-cased status values that mean "disabled". */
   readonly disabledValues: ReadonlySet<string>
+}
+
+/** The mapping directory.ldap configures (lookups and the warm-up's listing read entries alike). */
+export function entryMapping(config: LdapConfig): LdapEntryMapping {
+  return {
+    mailHost: config.attributes.mailHost,
+    routingAddress: config.attributes.routingAddress,
+    canonical: config.attributes.canonical,
+    status: config.attributes.status,
+    sendAs: config.attributes.sendAs,
+    disabledValues: new Set(config.disabledValues.map((v) => v.toLowerCase())),
+  }
 }
 
 /** Only the attributes the mapping reads: keeps replies small and never asks for userPassword. */

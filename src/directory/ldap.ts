@@ -8,7 +8,7 @@ import type { LdapConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import { ldapConnection, openLdapPool, parseExtraFilter } from './ldap-config.js'
 import type { AccountEntry, Directory, DirectoryEntry } from './directory.js'
-import { requestedAttributes, toDirectoryEntry, type LdapEntryMapping } from './ldap-entry.js'
+import { entryMapping, requestedAttributes, toDirectoryEntry, type LdapEntryMapping } from './ldap-entry.js'
 import { LdapBindChecks, checkLdapPassword, type LdapPasswordOptions } from './ldap-password.js'
 import { LdapPool } from './ldap-pool.js'
 
@@ -36,14 +36,7 @@ export class LdapDirectory implements Directory {
     this.#scope = config.scope
     this.#extraFilter = parseExtraFilter(config.filter)
     this.#addressAttributes = config.attributes.address
-    this.#mapping = {
-      mailHost: config.attributes.mailHost,
-      routingAddress: config.attributes.routingAddress,
-      canonical: config.attributes.canonical,
-      status: config.attributes.status,
-      sendAs: config.attributes.sendAs,
-      disabledValues: new Set(config.disabledValues.map((v) => v.toLowerCase())),
-    }
+    this.#mapping = entryMapping(config)
     this.#attributes = requestedAttributes(this.#mapping)
     const connection = ldapConnection(config)
     this.#timeLimit = Math.ceil(connection.timeoutMs / 1000)

@@ -10,7 +10,7 @@ import type { Logger } from '../log.js'
 import type { Store } from '../store/store.js'
 import { ldapConnection, openLdapPool, parseExtraFilter } from './ldap-config.js'
 import type { DirectoryEntry } from './directory.js'
-import { attributeValues, requestedAttributes, toDirectoryEntry, type LdapEntryMapping } from './ldap-entry.js'
+import { attributeValues, entryMapping, requestedAttributes, toDirectoryEntry, type LdapEntryMapping } from './ldap-entry.js'
 import type { LdapPool } from './ldap-pool.js'
 
 export interface MailboxAddresses {
@@ -101,14 +101,7 @@ export class LdapMailboxAddresses implements MailboxAddresses {
     this.#attributes = [...new Set(config.attributes.address)]
     const hasAddress = new OrFilter({ filters: this.#attributes.map((attribute) => new PresenceFilter({ attribute })) })
     this.#ownersFilter = extra ? new AndFilter({ filters: [extra, hasAddress] }) : hasAddress
-    this.#mapping = {
-      mailHost: config.attributes.mailHost,
-      routingAddress: config.attributes.routingAddress,
-      canonical: config.attributes.canonical,
-      status: config.attributes.status,
-      sendAs: config.attributes.sendAs,
-      disabledValues: new Set(config.disabledValues.map((v) => v.toLowerCase())),
-    }
+    this.#mapping = entryMapping(config)
     this.#entryAttributes = [...new Set([...this.#attributes, ...requestedAttributes(this.#mapping)])]
     // A page of a large directory may take longer than one lookup may: nobody waits on it.
     this.#pool = openLdapPool(
