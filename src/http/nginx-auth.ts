@@ -43,7 +43,8 @@ export async function nginxAuth(h: IncomingHttpHeaders, d: NginxAuthDeps): Promi
   const clientIp = str(h['client-ip']) || undefined
 
   if (protocol === 'smtp' && method === 'none') return smtpRoute(str(h['auth-smtp-to']), d, waitSeconds)
-  if (protocol !== 'imap' && protocol !== 'pop3' && protocol !== 'smtp') return fail(`unsupported protocol ${protocol || '(none)'}`, undefined)
+  // nginx shows Auth-Status to the mail client: echo only a short prefix of what the peer sent.
+  if (protocol !== 'imap' && protocol !== 'pop3' && protocol !== 'smtp') return fail(`unsupported protocol ${protocol.slice(0, 32) || '(none)'}`, undefined)
   // apop and cram-md5 would need the plaintext password handed back to nginx.
   if (method !== 'plain' && method !== 'login') return fail(TEXT.method, mayRetry ? waitSeconds : undefined)
 

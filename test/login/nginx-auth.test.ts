@@ -33,6 +33,7 @@ t.test('IMAP and POP3 logins', async (t) => {
   t.same((await ask({ 'auth-user': 'carol@example.org', 'auth-pass': 'carol-disabled' })).headers, { 'Auth-Status': 'Account disabled', 'Auth-Wait': '2' })
   t.same((await ask({ 'auth-user': 'alice@example.org', 'auth-pass': 'x', 'auth-method': 'cram-md5' })).headers, { 'Auth-Status': 'Authentication method not supported', 'Auth-Wait': '2' })
   t.same((await ask({ 'auth-user': 'alice@example.org', 'auth-pass': 'x', 'auth-protocol': 'gopher' })).headers, { 'Auth-Status': 'unsupported protocol gopher' })
+  t.same((await ask({ 'auth-user': 'alice@example.org', 'auth-pass': 'x', 'auth-protocol': 'g'.repeat(5000) })).headers, { 'Auth-Status': `unsupported protocol ${'g'.repeat(32)}` }, 'a long protocol name is cut before it goes back to the mail client')
 })
 
 t.test('SMTP: AUTH logins, and routing by the first RCPT with smtp_auth none', async (t) => {
