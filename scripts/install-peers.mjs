@@ -1,12 +1,16 @@
 #!/usr/bin/env node
-// `npm test` needs real peers (slapd, PostgreSQL, Postfix, Dovecot, nginx, Chromium). This
-// installs the Debian packages that are missing, as root, with `apt-get update` first, and keeps
-// the packages' own system services from starting (the tests start throwaway instances on
-// loopback). When a peer is missing and we are not root, it fails loudly: tests never silently
-// skip.
+// `npm test` needs real peers (slapd, PostgreSQL, Postfix, Dovecot, nginx, Chromium) from two
+// Debian releases (scripts/peer-sets.mjs). This prepares both, as root:
+// - debian12: installs the machine's missing Debian packages, with `apt-get update` first, and
+//   keeps the packages' own system services from starting (the tests start throwaway instances
+//   on loopback);
+// - debian13: builds the Debian 13 root with debootstrap into the cache directory, unless a
+//   current one is there (scripts/debian13-root.mjs).
+// When a peer is missing and we are not root, it fails loudly: tests never silently skip.
 
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs'
+import { ensureDebian13Root } from './debian13-root.mjs'
 
 /** Each peer: the Debian package and a file that proves it is installed. */
 const PEERS = [
@@ -34,6 +38,8 @@ const PEERS = [
   { pkg: 'fonts-dejavu-core', probe: () => existsSync('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf') },
   // systemd-analyze verify checks packaging/mailhostd.service (installing it starts nothing).
   { pkg: 'systemd', probe: () => existsSync('/usr/bin/systemd-analyze') },
+  // Builds the debian13 peer set's root.
+  { pkg: 'debootstrap', probe: () => existsSync('/usr/sbin/debootstrap') },
 ]
 
 function postgresBin() {
@@ -44,40 +50,48 @@ function postgresBin() {
 }
 
 const missing = PEERS.filter((p) => !p.probe()).map((p) => p.pkg)
-if (missing.length === 0) process.exit(0)
-
-const isRoot = process.getuid?.() === 0
-if (!isRoot) {
-  console.error(`install-peers: missing Debian packages: ${missing.join(' ')}`)
-  console.error(`install-peers: run as root, or: sudo apt-get update && sudo apt-get install -y ${missing.join(' ')}`)
-  process.exit(1)
-}
-
-console.error(`install-peers: installing ${missing.join(' ')} (apt-get)`)
-const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-// Postfix asks which mail setup to create; "No configuration" leaves /etc/postfix alone.
-execFileSync('debconf-set-selections', { input: 'postfix postfix/main_mailer_type select No configuration\n', env, stdio: ['pipe', 'inherit', 'inherit'] })
-
-// invoke-rc.d consults policy-rc.d: exit 101 means "do not start services". Only add one for
-// the duration of the install when the machine has none of its own.
-const POLICY = '/usr/sbin/policy-rc.d'
-const ownPolicy = !existsSync(POLICY)
-if (ownPolicy) writeFileSync(POLICY, '#!/bin/sh\n# mailhostd test setup: keep package services stopped\nexit 101\n', { mode: 0o755 })
+if (missing.length > 0) installMissing(missing)
 try {
-  for (const args of [['update'], ['install', '-y', '--no-install-recommends', ...missing]]) {
-    const r = spawnSync('apt-get', args, { env, stdio: 'inherit' })
-    if (r.status !== 0) {
-      console.error(`install-peers: apt-get ${args.join(' ')} failed (exit ${r.status})`)
-      process.exit(1)
-    }
-  }
-} finally {
-  if (ownPolicy) unlinkSync(POLICY)
-}
-
-const still = PEERS.filter((p) => !p.probe()).map((p) => p.pkg)
-if (still.length > 0) {
-  console.error(`install-peers: still missing after install: ${still.join(' ')}`)
+  await ensureDebian13Root()
+} catch (e) {
+  console.error(`install-peers: debian13: ${e.message}`)
   process.exit(1)
 }
-console.error('install-peers: peers installed')
+
+function installMissing(missing) {
+  const isRoot = process.getuid?.() === 0
+  if (!isRoot) {
+    console.error(`install-peers: missing Debian packages: ${missing.join(' ')}`)
+    console.error(`install-peers: run as root, or: sudo apt-get update && sudo apt-get install -y ${missing.join(' ')}`)
+    process.exit(1)
+  }
+
+  console.error(`install-peers: installing ${missing.join(' ')} (apt-get)`)
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  // Postfix asks which mail setup to create; "No configuration" leaves /etc/postfix alone.
+  execFileSync('debconf-set-selections', { input: 'postfix postfix/main_mailer_type select No configuration\n', env, stdio: ['pipe', 'inherit', 'inherit'] })
+
+  // invoke-rc.d consults policy-rc.d: exit 101 means "do not start services". Only add one for
+  // the duration of the install when the machine has none of its own.
+  const POLICY = '/usr/sbin/policy-rc.d'
+  const ownPolicy = !existsSync(POLICY)
+  if (ownPolicy) writeFileSync(POLICY, '#!/bin/sh\n# mailhostd test setup: keep package services stopped\nexit 101\n', { mode: 0o755 })
+  try {
+    for (const args of [['update'], ['install', '-y', '--no-install-recommends', ...missing]]) {
+      const r = spawnSync('apt-get', args, { env, stdio: 'inherit' })
+      if (r.status !== 0) {
+        console.error(`install-peers: apt-get ${args.join(' ')} failed (exit ${r.status})`)
+        process.exit(1)
+      }
+    }
+  } finally {
+    if (ownPolicy) unlinkSync(POLICY)
+  }
+
+  const still = PEERS.filter((p) => !p.probe()).map((p) => p.pkg)
+  if (still.length > 0) {
+    console.error(`install-peers: still missing after install: ${still.join(' ')}`)
+    process.exit(1)
+  }
+  console.error('install-peers: debian12 peers installed')
+}

@@ -1,0 +1,53 @@
+#!/bin/sh
+# Runs one program inside a prepared Debian root (the debian13 peer set) with chroot.
+#
+#   unshare --mount --propagation private -- in-root.sh ROOT USERSPEC CHDIR [DIR...] -- CMD [ARG...]
+#
+# Meant to be started under `unshare --mount` (test/harness/peer-set.ts and
+# scripts/install-peers.mjs do): every mount made here lives in that private mount namespace,
+# is invisible to the host, and is gone when the last process in it exits, also when the test
+# that started it was killed. Nothing is ever mounted in the host's namespace, so there is
+# nothing to undo there.
+#
+# Mounted into ROOT: /proc, /dev (recursively: /dev/pts, /dev/shm), and each DIR at the same
+# path, so paths mean the same inside and outside (temp dirs, the checkout's fixtures). DIR may
+# end in ":ro" for a read-only bind. Then chroot ROOT, as USERSPEC (UID:GID, or empty for root),
+# cd to CHDIR (or /), and exec CMD: the PID the caller spawned becomes the program itself, so it
+# can be signalled and waited for by PID like any other peer.
+set -eu
+
+root=$1
+userspec=$2
+chdir=$3
+shift 3
+
+[ -f "$root/.mailhostd-peer-root.json" ] || [ "${MAILHOSTD_IN_ROOT_BUILDING:-}" = 1 ] || {
+  echo "in-root.sh: $root is not a prepared peer root (run: node scripts/install-peers.mjs as root)" >&2
+  exit 125
+}
+
+# Refuse to run outside a private mount namespace: the mounts would land on the host.
+if [ "$(readlink /proc/self/ns/mnt)" = "$(readlink /proc/1/ns/mnt)" ]; then
+  echo "in-root.sh: not in a private mount namespace; start it under unshare --mount" >&2
+  exit 125
+fi
+
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+  dir=${1%:ro}
+  mkdir -p "$root$dir"
+  if [ "$dir" != "$1" ]; then
+    mount --bind -o ro "$dir" "$root$dir"
+  else
+    mount --bind "$dir" "$root$dir"
+  fi
+  shift
+done
+[ "$#" -gt 0 ] && shift
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+if [ -n "$userspec" ]; then
+  exec chroot --userspec="$userspec" "$root" /usr/bin/env --chdir="${chdir:-/}" "$@"
+fi
+exec chroot "$root" /usr/bin/env --chdir="${chdir:-/}" "$@"
