@@ -5,7 +5,7 @@
 // start-up failure reported with Dovecot's own words.
 
 import t from 'tap'
-import { peerSet } from './harness/peers.js'
+import { startedPeers } from './harness/peers.js'
 import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
@@ -20,7 +20,7 @@ import { freePort } from './harness/ports.js'
 import { isRunning } from './harness/postfix.js'
 
 const SECRET = 'harness-secret-7f3a'
-const setUp = peerSet(t)
+const setUp = startedPeers(t)
 
 const mx1 = await setUp(startDovecot({ role: 'backend', name: 'mx1', users: DEMO_MAIL_USERS.mx1 }))
 

@@ -5,7 +5,7 @@
 // what protocols.md §8 says (secret header, %-escaped password), and stop() cleans up.
 
 import t from 'tap'
-import { peerSet } from './harness/peers.js'
+import { startedPeers } from './harness/peers.js'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import { existsSync } from 'node:fs'
 import { once } from 'node:events'
@@ -19,7 +19,7 @@ import { isRunning } from './harness/postfix.js'
 import { freePort } from './harness/ports.js'
 
 const SECRET = 'nginx-harness-secret'
-const setUp = peerSet(t)
+const setUp = startedPeers(t)
 
 const mx1 = await setUp(startDovecot({ role: 'backend', name: 'mx1', users: DEMO_MAIL_USERS.mx1 }))
 const sink = await setUp(startSmtpSink())

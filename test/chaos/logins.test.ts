@@ -15,7 +15,7 @@ import { demoClusterConfig } from '../e2e/demo-table.js'
 import { helloSubject, startDovecot } from '../harness/dovecot.js'
 import { imapLogin, type ImapLoginOutcome } from '../harness/imap-client.js'
 import { startMailhostd } from '../harness/mailhostd.js'
-import { peerSet } from '../harness/peers.js'
+import { startedPeers } from '../harness/peers.js'
 import { startPostgres } from '../harness/postgres.js'
 import { startSlapd } from '../harness/slapd.js'
 import { accounts, accountsLdif, prng, type BackendId, type ChaosAccount } from './directory.js'
@@ -24,7 +24,7 @@ import { scrape, total } from './metrics.js'
 import { SIZE } from './size.js'
 
 const started = Date.now()
-const setUp = peerSet(t)
+const setUp = startedPeers(t)
 const users = accounts(2 * SIZE.loginUsersPerBackend, 'login')
 const slapd = await setUp(startSlapd({ extraLdif: [accountsLdif(users)] }))
 const pg = await setUp(startPostgres())

@@ -22,7 +22,7 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { demoClusterConfig } from '../e2e/demo-table.js'
 import { startMailhostd } from '../harness/mailhostd.js'
-import { peerSet } from '../harness/peers.js'
+import { startedPeers } from '../harness/peers.js'
 import { relayMainCf, startPostfix } from '../harness/postfix.js'
 import { startPostgres } from '../harness/postgres.js'
 import { startSlapd } from '../harness/slapd.js'
@@ -66,7 +66,7 @@ const cacheDrops = () => {
   }
   return done
 }
-const setUp = peerSet(t)
+const setUp = startedPeers(t)
 const directory = mailDirectory(SIZE.accounts, SIZE.aliases)
 const slapd = await setUp(startSlapd({ extraLdif: [directory.ldif] }))
 const pg = await setUp(startPostgres())

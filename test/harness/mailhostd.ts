@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
-import { run, start, type RunResult, type Started } from './process.js'
+import { start, type RunResult, type Started } from './process.js'
+import { DEBIAN12_SET, type PeerSet } from './peer-set.js'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 export const MAIN = join(ROOT, 'dist/main.js')
@@ -142,14 +143,17 @@ function postmapConfigDir(): string {
   return postmapDir
 }
 
-/** `postmap -q KEY MAP` with a throwaway (empty) Postfix config dir; exit 0 found, 1 not. */
-export async function postmapQuery(map: string, key: string): Promise<RunResult> {
-  return run('postmap', ['-c', postmapConfigDir(), '-q', key, map], { timeoutMs: 30_000 })
+/**
+ * `postmap -q KEY MAP` with a throwaway (empty) Postfix config dir; exit 0 found, 1 not. From
+ * Debian 12's Postfix unless `set` names another.
+ */
+export async function postmapQuery(map: string, key: string, set: PeerSet = DEBIAN12_SET): Promise<RunResult> {
+  return set.run('postmap', ['-c', postmapConfigDir(), '-q', key, map], { timeoutMs: 30_000 })
 }
 
 /** `postmap -q - MAP`: many keys over one connection; prints `key<TAB>value` per found key. */
-export async function postmapBatch(map: string, keys: readonly string[]): Promise<RunResult> {
-  return run('postmap', ['-c', postmapConfigDir(), '-q', '-', map], { input: `${keys.join('\n')}\n`, timeoutMs: 30_000 })
+export async function postmapBatch(map: string, keys: readonly string[], set: PeerSet = DEBIAN12_SET): Promise<RunResult> {
+  return set.run('postmap', ['-c', postmapConfigDir(), '-q', '-', map], { input: `${keys.join('\n')}\n`, timeoutMs: 30_000 })
 }
 
 export const socketmap = (port: number, map: string) => `socketmap:inet:127.0.0.1:${port}:${map}`

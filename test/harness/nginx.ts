@@ -13,16 +13,20 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { start, track, type Started } from './process.js'
+import { track, type Started } from './process.js'
+import { DEBIAN12_SET, type PeerSet } from './peer-set.js'
 import { freePorts } from './ports.js'
 import { waitForListener } from './postfix.js'
 import { rewrite } from './dovecot.js'
 import { descendants, forget, removeOnExit, stopTree } from './process-tree.js'
 
 export const MAIL_CONF = fileURLToPath(new URL('../../nginx/mail.conf', import.meta.url))
+// A path in the peer set (Debian 12 and 13 alike).
 const MAIL_MODULE = '/usr/lib/nginx/modules/ngx_mail_module.so'
 
 export interface NginxOptions {
+  /** Whose nginx: Debian 12's (1.22, default) or Debian 13's (1.26). */
+  set?: PeerSet
   /** The auth_http server's port on 127.0.0.1 (mailhostd's HTTP listener, or a test responder). */
   authHttpPort: number
   /** What auth_http_header sends as X-Auth-Key. */
@@ -79,7 +83,7 @@ export async function startNginx(o: NginxOptions): Promise<Nginx> {
     ].join('\n')
     const confFile = join(dir, 'nginx.conf')
     await writeFile(confFile, conf)
-    proc = start('nginx', ['-p', `${dir}/`, '-e', errorLog, '-c', confFile, '-g', 'daemon off;'])
+    proc = (o.set ?? DEBIAN12_SET).start('nginx', ['-p', `${dir}/`, '-e', errorLog, '-c', confFile, '-g', 'daemon off;'])
     const ports = { imap, pop3, smtp }
     try {
       for (const port of Object.values(ports)) await waitForListener(proc, port, async () => proc!.pid, 20_000)

@@ -132,7 +132,7 @@ export function peerSets(): PeerSet[] {
   return ALL.filter((s) => wanted.includes(s.id))
 }
 
-export function peerSet(id: PeerSetId): PeerSet {
+export function peerSetById(id: PeerSetId): PeerSet {
   return id === 'debian12' ? DEBIAN12_SET : DEBIAN13_SET
 }
 

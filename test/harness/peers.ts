@@ -8,7 +8,7 @@ export interface Stoppable {
 }
 
 /** Returns `setUp`, which awaits a starting peer and registers it for stopping. */
-export function peerSet(t: Pick<Test, 'teardown'>) {
+export function startedPeers(t: Pick<Test, 'teardown'>) {
   const started: Stoppable[] = []
   const stopAll = () => Promise.all(started.map((s) => s.stop()))
   t.teardown(stopAll)

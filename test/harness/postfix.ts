@@ -19,8 +19,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { mustRun, run, start, stopPid, track, type RunResult, type Started } from './process.js'
+import { mustRun, stopPid, track, type RunResult, type Started } from './process.js'
 import { freePort } from './ports.js'
+import { DEBIAN12_SET, type PeerSet } from './peer-set.js'
 
 export interface QueueRecipient {
   address: string
@@ -38,6 +39,8 @@ export interface QueueEntry {
 }
 
 export interface PostfixOptions {
+  /** Whose Postfix: Debian 12's (3.7, default) or Debian 13's (3.10). */
+  set?: PeerSet
   /** main.cf parameters set last, so they win over the harness defaults and the snippet. */
   mainCf?: Record<string, string>
   /** main.cf text appended after the harness defaults (e.g. relayMainCf()). */
@@ -56,6 +59,7 @@ export interface PostfixOptions {
 }
 
 export interface Postfix {
+  readonly set: PeerSet
   readonly smtpPort: number
   /** The temp dir holding etc/, spool/, data/ and maillog; removed by stop(). */
   readonly dir: string
@@ -380,6 +384,7 @@ async function readPidFile(path: string): Promise<number | undefined> {
 const START_TIMEOUT_MS = 60_000
 
 export async function startPostfix(opts: PostfixOptions = {}): Promise<Postfix> {
+  const set = opts.set ?? DEBIAN12_SET
   const dir = await mkdtemp(join(tmpdir(), 'mailhostd-postfix-'))
   // Daemons run as mail_owner and some (proxymap) open maps after dropping root: let them in.
   await chmod(dir, 0o755)
@@ -393,7 +398,7 @@ export async function startPostfix(opts: PostfixOptions = {}): Promise<Postfix> 
   // complaints go to the mail log. postmap reads the same main.cf and always writes to stderr.
   const diagnose = async () => {
     const log = await readFile(logFile, 'utf8').catch(() => '')
-    const check = await run('postmap', ['-c', configDir, '-q', 'harness-probe', 'texthash:/dev/null'], { env })
+    const check = await set.run('postmap', ['-c', configDir, '-q', 'harness-probe', 'texthash:/dev/null'], { env })
     return [
       `postfix output:\n${sh?.output() ?? ''}`,
       `configuration check (postmap):\n${check.stderr}`,
@@ -421,7 +426,7 @@ export async function startPostfix(opts: PostfixOptions = {}): Promise<Postfix> 
     await writeFile(join(configDir, 'main.cf'), mainCf)
     await writeFile(join(configDir, 'master.cf'), `${masterCf(smtpPort)}${opts.masterCf ?? ''}\n`)
 
-    sh = start('postfix', ['-c', configDir, 'start-fg'], { env })
+    sh = set.start('postfix', ['-c', configDir, 'start-fg'], { env })
     const pidFile = join(dir, 'spool', 'pid', 'master.pid')
     try {
       masterPid = await waitForListener(sh, smtpPort, () => readPidFile(pidFile), START_TIMEOUT_MS)
@@ -434,7 +439,7 @@ export async function startPostfix(opts: PostfixOptions = {}): Promise<Postfix> 
       throw new Error(`Postfix in ${dir} did not come up: ${(e as Error).message}\n${await diagnose()}`, { cause: e })
     }
     track(masterPid)
-    return instance({ dir, configDir, logFile, env, smtpPort, pid: masterPid, sh })
+    return instance({ set, dir, configDir, logFile, env, smtpPort, pid: masterPid, sh })
   } catch (e) {
     if (masterPid !== undefined) await stopPid(masterPid)
     await sh?.stop()
@@ -444,6 +449,7 @@ export async function startPostfix(opts: PostfixOptions = {}): Promise<Postfix> 
 }
 
 function instance(p: {
+  set: PeerSet
   dir: string
   configDir: string
   logFile: string
@@ -453,11 +459,11 @@ function instance(p: {
   sh: Started
 }): Postfix {
   let stopping: Promise<void> | undefined
-  const runIn = (cmd: string, args: readonly string[]) => run(cmd, ['-c', p.configDir, ...args], { env: p.env })
+  const runIn = (cmd: string, args: readonly string[]) => p.set.run(cmd, ['-c', p.configDir, ...args], { env: p.env })
   const log = () => readFile(p.logFile, 'utf8').catch(() => '')
 
   const queue = async (): Promise<QueueEntry[]> => {
-    const r = await mustRun('postqueue', ['-c', p.configDir, '-j'], { env: p.env })
+    const r = await p.set.mustRun('postqueue', ['-c', p.configDir, '-j'], { env: p.env })
     return r.stdout
       .split('\n')
       .filter((l) => l.trim() !== '')
@@ -484,13 +490,14 @@ function instance(p: {
   }
 
   return {
+    set: p.set,
     smtpPort: p.smtpPort,
     dir: p.dir,
     configDir: p.configDir,
     pid: p.pid,
     stop: () => (stopping ??= stop()),
     flush: async () => {
-      await mustRun('postqueue', ['-c', p.configDir, '-f'], { env: p.env })
+      await p.set.mustRun('postqueue', ['-c', p.configDir, '-f'], { env: p.env })
     },
     queue,
     waitForQueue: async (pred, timeoutMs = 30_000) => {
@@ -524,6 +531,6 @@ function instance(p: {
     // As root, sendmail may use a non-default config directory (Postfix only restricts others to
     // alternate_config_directories); postdrop hands the file to this instance's pickup.
     sendmail: (from, to, message) =>
-      run('sendmail', ['-C', p.configDir, '-i', '-f', from, '--', ...to], { env: p.env, input: message, timeoutMs: 30_000 }),
+      p.set.run('sendmail', ['-C', p.configDir, '-i', '-f', from, '--', ...to], { env: p.env, input: message, timeoutMs: 30_000 }),
   }
 }

@@ -8,9 +8,13 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { freePort } from './ports.js'
-import { mustRun, start, type Started } from './process.js'
+import { type Started } from './process.js'
+import { DEBIAN12_SET, type PeerSet } from './peer-set.js'
 
 export interface Pg {
+  readonly set: PeerSet
+  /** The server's major version (15 on Debian 12, 17 on Debian 13). */
+  readonly version: number
   /** postgres://postgres:<password>@127.0.0.1:<port>/mailhostd */
   readonly url: string
   readonly port: number
@@ -31,21 +35,17 @@ export interface Pg {
 const DATABASE = 'mailhostd'
 const READY_TIMEOUT_MS = 30_000
 
-/** The binaries of the highest installed major version, e.g. /usr/lib/postgresql/15/bin. */
-export function postgresBinDir(root = '/usr/lib/postgresql'): string {
-  const versions = existsSync(root)
-    ? readdirSync(root)
-        .filter((v) => /^\d+$/.test(v) && existsSync(join(root, v, 'bin', 'postgres')))
+/** The highest installed major version of the set, and its binaries (e.g. /usr/lib/postgresql/15/bin, a path in the set). */
+export function postgresBin(set: PeerSet = DEBIAN12_SET): { version: number; bin: string } {
+  const root = '/usr/lib/postgresql'
+  const host = set.path(root)
+  const versions = existsSync(host)
+    ? readdirSync(host)
+        .filter((v) => /^\d+$/.test(v) && existsSync(join(host, v, 'bin', 'postgres')))
         .sort((a, b) => Number(b) - Number(a))
     : []
-  if (versions.length === 0) throw new Error(`no PostgreSQL server binaries under ${root}/<version>/bin`)
-  return join(root, versions[0]!, 'bin')
-}
-
-async function postgresUser(): Promise<{ uid: number; gid: number }> {
-  const uid = Number((await mustRun('id', ['-u', 'postgres'])).stdout.trim())
-  const gid = Number((await mustRun('id', ['-g', 'postgres'])).stdout.trim())
-  return { uid, gid }
+  if (versions.length === 0) throw new Error(`${set.id}: no PostgreSQL server binaries under ${host}/<version>/bin`)
+  return { version: Number(versions[0]), bin: join(root, versions[0]!, 'bin') }
 }
 
 /** Parent PID and state of a process from /proc, or undefined once it is gone. */
@@ -73,9 +73,10 @@ const isGone = (pid: number) => {
   return s === undefined || s.state === 'Z'
 }
 
-export async function startPostgres(): Promise<Pg> {
-  const bin = postgresBinDir()
-  const { uid, gid } = await postgresUser()
+export async function startPostgres(opts: { set?: PeerSet } = {}): Promise<Pg> {
+  const set = opts.set ?? DEBIAN12_SET
+  const { version, bin } = postgresBin(set)
+  const { uid, gid } = set.ids('postgres')
   const dir = mkdtempSync(join(tmpdir(), 'mailhostd-pg-'))
   process.on('exit', () => {
     try {
@@ -91,7 +92,7 @@ export async function startPostgres(): Promise<Pg> {
   writeFileSync(pwfile, `${password}\n`, { mode: 0o600 })
   chownSync(pwfile, uid, gid)
   // initdb refuses to run as root; the server would too, so both run as the postgres OS user.
-  await mustRun('runuser', [
+  await set.mustRun('runuser', [
     '-u',
     'postgres',
     '--',
@@ -113,7 +114,7 @@ export async function startPostgres(): Promise<Pg> {
 
   let server: Started | undefined
   const launch = async () => {
-    const s = start(
+    const s = set.start(
       join(bin, 'postgres'),
       [
         '-D',
@@ -138,7 +139,7 @@ export async function startPostgres(): Promise<Pg> {
         '-c',
         'max_connections=60',
       ],
-      { uid, gid, cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C' } },
+      { user: { uid, gid }, cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C' } },
     )
     server = s
     await waitReady(s, port, password)
@@ -182,6 +183,8 @@ export async function startPostgres(): Promise<Pg> {
   }
 
   return {
+    set,
+    version,
     url,
     port,
     password,

@@ -11,10 +11,12 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { validateConfig } from '../../src/config/load.js'
 import type { LdapConfig } from '../../src/config/schema.js'
-import { start, mustRun, type Started } from './process.js'
+import { mustRun, type Started } from './process.js'
+import { DEBIAN12_SET, type PeerSet } from './peer-set.js'
 import { freePorts, waitForPort } from './ports.js'
 
 const FIXTURES_DIR = fileURLToPath(new URL('../../fixtures/ldap/', import.meta.url)).replace(/\/$/, '')
+// Paths in the peer set's file system (the same in Debian 12 and 13).
 const SCHEMA_DIR = '/etc/ldap/schema'
 const SLAPD = '/usr/sbin/slapd'
 const HOST = '127.0.0.1'
@@ -31,6 +33,8 @@ export const DEMO_ADMIN_PASSWORD = 'mailhostd-admin-secret'
 const ROOT_DN = 'cn=admin,dc=example,dc=org'
 
 export interface SlapdOptions {
+  /** Whose slapd and tools: Debian 12's (default) or Debian 13's. */
+  set?: PeerSet
   /** LDIF texts loaded with slapadd after demo.ldif, in order (parents before children). */
   extraLdif?: string[]
   /** Let anonymous binds read entries (never userPassword). Off by default, as in production. */
@@ -59,6 +63,7 @@ export interface SlapdOptions {
 }
 
 export interface Slapd {
+  readonly set: PeerSet
   /** ldap://127.0.0.1:PORT */
   readonly url: string
   readonly port: number
@@ -184,6 +189,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
 }
 
 async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
+  const set = opts.set ?? DEBIAN12_SET
   const dataDir = join(dir, 'data')
   const runDir = join(dir, 'run')
   await mkdir(dataDir)
@@ -230,7 +236,7 @@ async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
   }
   ldifFiles.push(...(opts.ldifFiles ?? []))
   const loadTimeout = { timeoutMs: opts.loadTimeoutMs ?? 60_000 }
-  for (const file of ldifFiles) await mustRun('slapadd', ['-q', '-f', conf, '-l', file], loadTimeout)
+  for (const file of ldifFiles) await set.mustRun('slapadd', ['-q', '-f', conf, '-l', file], loadTimeout)
 
   const [port, ldapsPort] = (await freePorts(2, HOST)) as [number, number]
   const url = `ldap://${HOST}:${port}`
@@ -238,7 +244,7 @@ async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
   const listeners = [url, ...(ldapsUrl ? [ldapsUrl] : [])].map((u) => `${u}/`).join(' ')
   const launch = async (): Promise<Started> => {
     // `-d none`: stay in the foreground (so we own the PID) and print only errors.
-    const proc = start(SLAPD, ['-d', opts.statsLog ? 'stats' : 'none', '-f', conf, '-h', listeners])
+    const proc = set.start(SLAPD, ['-d', opts.statsLog ? 'stats' : 'none', '-f', conf, '-h', listeners])
     await waitUntilUp(proc, port)
     return proc
   }
@@ -248,7 +254,7 @@ async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
   let stopped = false
 
   const ldapTool = async (extra: string[], ldif: string) => {
-    await mustRun('ldapmodify', ['-x', '-H', url, '-D', ROOT_DN, '-y', rootPasswordFile, ...extra], { input: ldif })
+    await set.mustRun('ldapmodify', ['-x', '-H', url, '-D', ROOT_DN, '-y', rootPasswordFile, ...extra], { input: ldif })
   }
   const resumeIfPaused = async () => {
     if (paused) await signalAndWait(proc.pid, 'SIGCONT')
@@ -256,6 +262,7 @@ async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
   }
 
   return {
+    set,
     url,
     port,
     baseDN: DEMO_BASE_DN,

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { start } from './process.js'
+import { DEBIAN12_SET, type PeerSet } from './peer-set.js'
 import { freePort } from './ports.js'
 import { waitForListener } from './postfix.js'
 
@@ -45,6 +45,8 @@ export interface Sink {
 }
 
 export interface SinkOptions {
+  /** Whose smtp-sink (Postfix 3.7's by default, or 3.10's). */
+  set?: PeerSet
   /** Listen on this port (e.g. one a transport table already points at); default: a free one. */
   port?: number
   /** Speak LMTP (for `lmtp:inet:[127.0.0.1]:port` routes). */
@@ -88,7 +90,7 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<Sink> {
   // As root smtp-sink insists on -u. It stays root: dropping to another user would need a dump
   // directory that user may write.
   const asUser = process.getuid?.() === 0 ? ['-u', userInfo().username] : []
-  const proc = start('smtp-sink', [
+  const proc = (opts.set ?? DEBIAN12_SET).start('smtp-sink', [
     '-4',
     '-c',
     ...asUser,
