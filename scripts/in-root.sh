@@ -9,7 +9,7 @@
 # that started it was killed. Nothing is ever mounted in the host's namespace, so there is
 # nothing to undo there.
 #
-# Mounted into ROOT: /proc, /dev (recursively: /dev/pts, /dev/shm), and each DIR at the same
+# Mounted into ROOT: /proc, /dev (recursively: /dev/pts, /dev/shm), /etc/hosts, and each DIR at the same
 # path, so paths mean the same inside and outside (temp dirs, the checkout's fixtures). DIR may
 # end in ":ro" for a read-only bind. Then chroot ROOT, as USERSPEC (UID:GID, or empty for root),
 # cd to CHDIR (or /), and exec CMD: the PID the caller spawned becomes the program itself, so it
@@ -34,6 +34,9 @@ fi
 
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
+# The machine's own names: without them every program that resolves the host name (Postfix's
+# myhostname, for one) asks DNS for it and waits for the answer, a second per postmap call.
+mount --bind -o ro /etc/hosts "$root/etc/hosts"
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
   dir=${1%:ro}
   mkdir -p "$root$dir"

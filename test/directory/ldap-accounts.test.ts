@@ -4,6 +4,7 @@
 // failure is the right coded error. DN escaping and template parsing are also tested bare.
 
 import t, { type Test } from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { Client } from 'ldapts'
 import { hashPassword } from '../../src/auth/passwords.js'
 import type { AccountQuery, AccountRecord, NewAccount } from '../../src/directory/accounts.js'
@@ -176,8 +177,8 @@ mailHost: BULK.example.org
   }).join('\n'),
 ]
 
-void t.test('against slapd', async (t) => {
-  const slapd = await startSlapd({ extraLdif: bulkLdif })
+peerTest(t, 'against slapd', async (t, set) => {
+  const slapd = await startSlapd({ set, extraLdif: bulkLdif })
   t.teardown(() => slapd.stop())
   const log = captureLog()
   const writer = new LdapAccountWriter(adminConfig(slapd), log.logger)
@@ -580,8 +581,8 @@ sn: ghost
   t.notOk(log.text().includes(slapd.rootPassword), 'the admin password never reaches the log')
 })
 
-void t.test('close ends the connection; a closed writer is an error', async (t: Test) => {
-  const slapd = await startSlapd()
+peerTest(t, 'close ends the connection; a closed writer is an error', async (t, set) => {
+  const slapd = await startSlapd({ set })
   t.teardown(() => slapd.stop())
   const writer = new LdapAccountWriter(adminConfig(slapd), silentLogger)
   t.ok(await writer.get('bob@example.org'))

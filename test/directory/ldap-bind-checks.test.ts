@@ -5,6 +5,7 @@
 // Counts connections through a relay in front of slapd; asserts no timings.
 
 import t from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import type { AccountEntry } from '../../src/directory/directory.js'
 import { LdapDirectory } from '../../src/directory/ldap.js'
@@ -55,8 +56,8 @@ async function afterCut(check: Promise<'ok' | 'mismatch'>): Promise<boolean> {
   )
 }
 
-void t.test('bind checks reuse a bounded set of connections', async (t) => {
-  const slapd = await startSlapd()
+peerTest(t, 'bind checks reuse a bounded set of connections', async (t, set) => {
+  const slapd = await startSlapd({ set })
   t.teardown(() => slapd.stop())
   const r = await relay(slapd.port)
   t.teardown(() => r.close())
@@ -153,8 +154,8 @@ void t.test('bind checks reuse a bounded set of connections', async (t) => {
   })
 })
 
-void t.test('bind checks over StartTLS', async (t) => {
-  const slapd = await startSlapd({ tls: true })
+peerTest(t, 'bind checks over StartTLS', async (t, set) => {
+  const slapd = await startSlapd({ set, tls: true })
   t.teardown(() => slapd.stop())
   const r = await relay(slapd.port)
   t.teardown(() => r.close())
@@ -175,7 +176,7 @@ void t.test('bind checks over StartTLS', async (t) => {
   t.equal(await dir.verifyPassword(alice, 'nope'), 'mismatch')
 
   // A server without StartTLS: an error, never a plain-text bind and never a mismatch.
-  const plain = await startSlapd()
+  const plain = await startSlapd({ set })
   t.teardown(() => plain.stop())
   const noTls = new LdapDirectory(ldapConfig(plain, { startTLS: true, passwordCheck: 'bind' }), silentLogger)
   t.teardown(() => noTls.close())

@@ -3,6 +3,7 @@
 // by itself once slapd is back. Margins are generous: this asserts bounds, not speed.
 
 import t from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import type { DirectoryEntry } from '../../src/directory/directory.js'
 import { LdapDirectory } from '../../src/directory/ldap.js'
 import { DirectoryError, ErrorCodes } from '../../src/errors.js'
@@ -33,8 +34,8 @@ async function outcome(p: Promise<DirectoryEntry[]>): Promise<{ ms: number; entr
   }
 }
 
-void t.test('slapd dies, hangs and comes back', async (t) => {
-  const slapd = await startSlapd()
+peerTest(t, 'slapd dies, hangs and comes back', async (t, set) => {
+  const slapd = await startSlapd({ set })
   t.teardown(() => slapd.stop())
   const log = captureLog()
   const config = ldapConfig(slapd, { timeout: `${TIMEOUT_MS}ms`, connectTimeout: `${CONNECT_TIMEOUT_MS}ms`, connections: CONNECTIONS })
@@ -87,8 +88,8 @@ void t.test('slapd dies, hangs and comes back', async (t) => {
   t.notOk(log.text().includes(slapd.bindPassword), 'the bind password never reaches the log')
 })
 
-void t.test('a directory created while slapd is down binds once it is up', async (t) => {
-  const slapd = await startSlapd()
+peerTest(t, 'a directory created while slapd is down binds once it is up', async (t, set) => {
+  const slapd = await startSlapd({ set })
   t.teardown(() => slapd.stop())
   await slapd.kill()
   const log = captureLog()
@@ -107,8 +108,8 @@ void t.test('a directory created while slapd is down binds once it is up', async
   t.notOk(log.text().includes(slapd.bindPassword), 'the bind password never reaches the log')
 })
 
-void t.test('with no timeout configured (0), the caller’s deadline still cuts a hung lookup short', async (t) => {
-  const slapd = await startSlapd()
+peerTest(t, 'with no timeout configured (0), the caller’s deadline still cuts a hung lookup short', async (t, set) => {
+  const slapd = await startSlapd({ set })
   t.teardown(() => slapd.stop())
   const dir = new LdapDirectory(ldapConfig(slapd, { timeout: 0, connectTimeout: 0 }), createLogger('silent'))
   t.teardown(() => dir.close())

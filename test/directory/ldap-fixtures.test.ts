@@ -3,6 +3,7 @@
 // account read-only and away from passwords, and the harness really restarts and cleans up.
 
 import t from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -83,8 +84,8 @@ void t.test('demo passwords are Dovecot-compatible {SSHA512}', async (t) => {
   }
 })
 
-void t.test('the slapd harness: demo data, ACLs, restart, clean-up', async (t) => {
-  const slapd = await startSlapd()
+peerTest(t, 'the slapd harness: demo data, ACLs, restart, clean-up', async (t, set) => {
+  const slapd = await startSlapd({ set })
   t.teardown(() => slapd.stop())
   const client = () => new Client({ url: slapd.url, timeout: 5000, connectTimeout: 5000 })
 
@@ -163,9 +164,9 @@ mailHost: mx2.example.org
   })
 })
 
-void t.test('a broken fixture fails with slapadd’s own message, and leaves nothing behind', async (t) => {
+peerTest(t, 'a broken fixture fails with slapadd’s own message, and leaves nothing behind', async (t, set) => {
   const orphan = 'dn: uid=x,ou=nowhere,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: x\ncn: x\nsn: x\n'
-  const err = await startSlapd({ extraLdif: [orphan] }).then(
+  const err = await startSlapd({ set, extraLdif: [orphan] }).then(
     () => undefined,
     (e: unknown) => e as Error,
   )

@@ -3,6 +3,7 @@
 // StartTLS connection heals after slapd restarts, upgraded and bound again.
 
 import t from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { connect, createServer, type AddressInfo } from 'node:net'
 import { LdapDirectory } from '../../src/directory/ldap.js'
 import { DirectoryError, ErrorCodes } from '../../src/errors.js'
@@ -39,8 +40,8 @@ async function relay(targetPort: number) {
   }
 }
 
-void t.test('StartTLS', async (t) => {
-  const slapd = await startSlapd({ tls: true, anonymousRead: true })
+peerTest(t, 'StartTLS', async (t, set) => {
+  const slapd = await startSlapd({ set, tls: true, anonymousRead: true })
   t.teardown(() => slapd.stop())
   const caFile = slapd.caFile!
   t.ok(caFile, 'the harness made a CA')
@@ -123,8 +124,8 @@ void t.test('StartTLS', async (t) => {
   t.notOk(logText.includes(slapd.bindPassword), 'the bind password never reaches the log')
 })
 
-void t.test('StartTLS against a server without TLS fails as DirectoryError', async (t) => {
-  const plain = await startSlapd()
+peerTest(t, 'StartTLS against a server without TLS fails as DirectoryError', async (t, set) => {
+  const plain = await startSlapd({ set })
   t.teardown(() => plain.stop())
   const dir = new LdapDirectory(ldapConfig(plain, { startTLS: true }), silentLogger)
   t.teardown(() => dir.close())

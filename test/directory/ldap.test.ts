@@ -3,6 +3,7 @@
 // failures and configuration mistakes. Outages (kill, hang, restart) are in ldap-failure.test.ts.
 
 import t from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import type { AccountEntry, DirectoryEntry } from '../../src/directory/directory.js'
 import { LdapDirectory, MAX_OWNERS } from '../../src/directory/ldap.js'
 import { ConfigError, DirectoryDataError, DirectoryError, ErrorCodes } from '../../src/errors.js'
@@ -43,8 +44,8 @@ const HOSTILE_KEYS = [
 
 const sorted = (entries: DirectoryEntry[]) => [...entries].sort((a, b) => a.id.localeCompare(b.id))
 
-void t.test('the demo directory', async (t) => {
-  const slapd = await startSlapd()
+peerTest(t, 'the demo directory', async (t, set) => {
+  const slapd = await startSlapd({ set })
   t.teardown(() => slapd.stop())
   const log = captureLog()
   const dir = new LdapDirectory(ldapConfig(slapd), log.logger)
@@ -162,7 +163,7 @@ void t.test('the demo directory', async (t) => {
   t.notOk(log.text().includes(slapd.bindPassword), 'the bind password never reaches the log')
 })
 
-void t.test('duplicates and unusable entries', async (t) => {
+peerTest(t, 'duplicates and unusable entries', async (t, set) => {
   const extraLdif = [
     `dn: uid=bob2,ou=people,dc=example,dc=org
 objectClass: inetOrgPerson
@@ -180,7 +181,7 @@ cn: broken
 mailLocalAddress: broken@example.org
 `,
   ]
-  const slapd: Slapd = await startSlapd({ extraLdif, anonymousRead: true })
+  const slapd: Slapd = await startSlapd({ set, extraLdif, anonymousRead: true })
   t.teardown(() => slapd.stop())
   const dir = new LdapDirectory(ldapConfig(slapd), silentLogger)
   t.teardown(() => dir.close())

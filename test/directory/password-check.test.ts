@@ -2,6 +2,7 @@
 // slapd. A failure to check is an error, never a mismatch; a mismatch is never an error.
 
 import t from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { hashPassword } from '../../src/auth/passwords.js'
 import type { AccountEntry } from '../../src/directory/directory.js'
 import { LdapDirectory } from '../../src/directory/ldap.js'
@@ -39,8 +40,8 @@ t.test('SQL: stored hashes', async (t) => {
   await t.rejects(dir.verifyPassword(alice as AccountEntry, 'wonderland'), DirectoryError, 'store gone: an error, not a mismatch')
 })
 
-t.test('LDAP: bind as the user, and compare', async (t) => {
-  const slapd = await startSlapd()
+peerTest(t, 'LDAP: bind as the user, and compare', async (t, set) => {
+  const slapd = await startSlapd({ set })
   t.teardown(() => slapd.stop())
   const bind = new LdapDirectory(ldapConfig(slapd, { passwordCheck: 'bind', timeout: '1s', connectTimeout: '500ms' }), silentLogger)
   t.teardown(() => bind.close())

@@ -3,6 +3,7 @@
 // creates); lists page in byte order with exact filters; a store that fails is an error.
 
 import t, { type Test } from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { hashPassword } from '../../src/auth/passwords.js'
 import type { AccountQuery, AccountRecord, NewAccount } from '../../src/directory/accounts.js'
@@ -319,8 +320,8 @@ void t.test('PGlite', async (t) => {
   })
 })
 
-void t.test('PostgreSQL', async (t) => {
-  const server = await startPostgres()
+peerTest(t, 'PostgreSQL', async (t, set) => {
+  const server = await startPostgres({ set })
   t.teardown(() => server.stop())
   const store = await openPostgres({ url: server.url, poolSize: 8, connectTimeoutMs: 1000, statementTimeoutMs: 5000 }, silentLogger)
   t.teardown(() => store.close())

@@ -3,6 +3,7 @@
 // PostgreSQL that is killed, restarted and locked.
 
 import t, { type Test } from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { loadConfigFile } from '../../src/config/load.js'
 import type { AccountEntry, DirectoryEntry } from '../../src/directory/directory.js'
 import { SqlDirectory } from '../../src/directory/sql.js'
@@ -180,8 +181,8 @@ void t.test('PGlite', async (t) => {
   })
 })
 
-void t.test('PostgreSQL', async (t) => {
-  const server = await startPostgres()
+peerTest(t, 'PostgreSQL', async (t, set) => {
+  const server = await startPostgres({ set })
   t.teardown(() => server.stop())
   const connectTimeoutMs = 1000
   const statementTimeoutMs = 1000

@@ -149,3 +149,11 @@ export function eachPeerSet(t: Test, body: (t: Test, set: PeerSet) => Promise<vo
 export function isPrepared(set: PeerSet): boolean {
   return set.id === 'debian12' || existsSync(set.path('/usr/sbin/dovecot'))
 }
+
+/**
+ * One top-level test per peer set, named "<name> [<set id>]": for files in which only some
+ * tests run a peer (the others are pure and run once).
+ */
+export function peerTest(t: Test, name: string, body: (t: Test, set: PeerSet) => Promise<void> | void): void {
+  for (const set of peerSets()) t.test(`${name} [${set.id}]`, (tt) => body(tt, set))
+}

@@ -3,6 +3,7 @@
 // the detail and recording instance follow every write, and forgetHealth drops a backend's rows.
 
 import t, { type Test } from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { forgetHealth, healthRecords, loadHealth, recordHealth } from '../../src/health/health-repo.js'
 import { silentLogger } from '../../src/log.js'
@@ -46,8 +47,8 @@ t.test('PGlite', async (t) => {
   await checks(t, store)
 })
 
-t.test('PostgreSQL', async (t) => {
-  const pg = await startPostgres()
+peerTest(t, 'PostgreSQL', async (t, set) => {
+  const pg = await startPostgres({ set })
   t.teardown(() => pg.stop())
   const store = await openPostgres({ url: pg.url, poolSize: 2, connectTimeoutMs: 5000, statementTimeoutMs: 10_000 }, silentLogger)
   t.teardown(() => store.close())

@@ -3,6 +3,7 @@
 // (no mailHost) is not listed, and is resolved when asked.
 
 import t from 'tap'
+import { eachPeerSet } from '../harness/peer-set.js'
 import { startSlapd } from '../harness/slapd.js'
 import { startOpsDaemon } from './daemon.js'
 
@@ -25,24 +26,26 @@ mailHost: ${i % 2 === 0 ? 'mx1' : 'mx2'}.example.org
   ).join('\n')
 }
 
-t.test('warm-up loads every mailbox address of the LDAP directory', async (t) => {
-  const slapd = await startSlapd({ extraLdif: [people(EXTRA)] })
-  t.teardown(() => slapd.stop())
-  const d = await startOpsDaemon(t, {
-    directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, pollInterval: 0 } },
-    cache: { warmup: true, ttl: '1h' },
-  })
-  await d.daemon.warmupDone()
-  const done = d.lines().find((l) => l.msg === 'cache warm-up: done')
-  t.ok(done, 'final line')
-  const total = Number(done?.total)
-  // mail and mailLocalAddress name the primary twice: 2 distinct addresses per generated entry.
-  t.ok(total >= EXTRA * 2 + 3, `${total} addresses listed`)
-  t.match(done, { loaded: total, failed: 0 })
-  t.notOk(d.lines().some((l) => l.component === 'ldap-warmup' && l.level === 'warn'), 'no LDAP trouble')
+eachPeerSet(t, async (t, set) => {
+  t.test('warm-up loads every mailbox address of the LDAP directory', async (t) => {
+    const slapd = await startSlapd({ set, extraLdif: [people(EXTRA)] })
+    t.teardown(() => slapd.stop())
+    const d = await startOpsDaemon(t, {
+      directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, pollInterval: 0 } },
+      cache: { warmup: true, ttl: '1h' },
+    })
+    await d.daemon.warmupDone()
+    const done = d.lines().find((l) => l.msg === 'cache warm-up: done')
+    t.ok(done, 'final line')
+    const total = Number(done?.total)
+    // mail and mailLocalAddress name the primary twice: 2 distinct addresses per generated entry.
+    t.ok(total >= EXTRA * 2 + 3, `${total} addresses listed`)
+    t.match(done, { loaded: total, failed: 0 })
+    t.notOk(d.lines().some((l) => l.component === 'ldap-warmup' && l.level === 'warn'), 'no LDAP trouble')
 
-  for (const key of ['warm0@example.org', `w${EXTRA - 1}.alt@example.org`, 'alice@example.org', 'alice.liddell@example.org']) {
-    t.match(await d.lookup('transport', key), { outcome: 'found', layer: 'cache' }, `${key} from the cache`)
-  }
-  t.match(await d.lookup('transport', 'postmaster@example.org'), { outcome: 'found', layer: 'directory' }, 'the alias was not preloaded')
+    for (const key of ['warm0@example.org', `w${EXTRA - 1}.alt@example.org`, 'alice@example.org', 'alice.liddell@example.org']) {
+      t.match(await d.lookup('transport', key), { outcome: 'found', layer: 'cache' }, `${key} from the cache`)
+    }
+    t.match(await d.lookup('transport', 'postmaster@example.org'), { outcome: 'found', layer: 'directory' }, 'the alias was not preloaded')
+  })
 })

@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -136,8 +137,8 @@ void t.test('PGlite', async (t) => {
   })
 })
 
-void t.test('PostgreSQL', async (t) => {
-  const server = await startPostgres()
+peerTest(t, 'PostgreSQL', async (t, set) => {
+  const server = await startPostgres({ set })
   t.teardown(() => server.stop())
   let n = 0
   await migrationCases(t, async () => openPostgres(pgOpts(await server.createDatabase(`blank_${++n}`)), silentLogger))

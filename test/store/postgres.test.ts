@@ -1,4 +1,5 @@
 import t from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -59,8 +60,8 @@ void t.test('unreachable server: a coded error that holds no password, promptly'
   t.notMatch(text(), /hunter2/)
 })
 
-void t.test('against a real server', async (t) => {
-  const server = await startPostgres()
+peerTest(t, 'against a real server', async (t, set) => {
+  const server = await startPostgres({ set })
   t.teardown(() => server.stop())
 
   await t.test('query, exec and transactions', async (t) => {
@@ -117,7 +118,7 @@ void t.test('against a real server', async (t) => {
   })
 })
 
-void t.test('openStore picks the engine and migrates', async (t) => {
+peerTest(t, 'openStore picks the engine and migrates', async (t, set) => {
   const dir = mkdtempSync(join(tmpdir(), 'mailhostd-open-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -142,7 +143,7 @@ void t.test('openStore picks the engine and migrates', async (t) => {
   })
 
   await t.test('URL: PostgreSQL, credentials kept out of the log', async (t) => {
-    const server = await startPostgres()
+    const server = await startPostgres({ set })
     t.teardown(() => server.stop())
     const { logger, text } = capturingLogger()
     const store = await openStore(validateConfig({ store: { url: server.url, connectTimeout: '2s' } }), logger)

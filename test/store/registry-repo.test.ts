@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { loadConfigFile, validateConfig } from '../../src/config/load.js'
 import type { Config } from '../../src/config/schema.js'
 import { silentLogger } from '../../src/log.js'
@@ -174,8 +175,8 @@ void t.test('a failed seed leaves nothing behind', async (t) => {
 
 void t.test('PGlite', (t) => registryCases(t, () => openPglite(IN_MEMORY)))
 
-void t.test('PostgreSQL', async (t) => {
-  const server = await startPostgres()
+peerTest(t, 'PostgreSQL', async (t, set) => {
+  const server = await startPostgres({ set })
   t.teardown(() => server.stop())
   await registryCases(t, () =>
     openPostgres({ url: server.url, poolSize: 4, connectTimeoutMs: 5000, statementTimeoutMs: 10_000 }, silentLogger),
