@@ -51,7 +51,7 @@ export class Metrics {
   })
   readonly logins = new Counter({
     name: 'mailhostd_login_total',
-    help: 'Login routing answers by protocol (dovecot, nginx, dict) and result (ok/mismatch/unknown/disabled/tempfail); wrong passwords are result="mismatch".',
+    help: 'Login routing answers by protocol (dovecot, nginx, dict) and result (ok/mismatch/unknown/disabled/tempfail/invalid); wrong passwords are result="mismatch", nginx requests refused for their headers result="invalid".',
     labelNames: ['protocol', 'result'] as const,
     registers: [this.registry],
   })

@@ -13,6 +13,8 @@ import type { LoginRouter } from '../login/router.js'
 import type { LoginResult } from '../login/types.js'
 import type { Metrics } from '../metrics.js'
 import { nginxAuth } from './nginx-auth.js'
+import type { NginxHeaderProblem } from './nginx-headers.js'
+import { LogThrottle } from '../log.js'
 import type { KeyResolver } from '../policy/engine.js'
 import type { Registry } from '../resolve/registry.js'
 
@@ -70,6 +72,8 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
   const maxTarpitMs = () => toMs(o.config.brakes.maxTarpit)
   /** Failures the router already counted, by Dovecot session, so a policy report does not count them twice. */
   const counted = new Set<string>()
+  // A proxy relaying hostile names could log one line per connection: one a minute per kind.
+  const invalidLog = new LogThrottle(60_000)
   /** The configured secret's digest, made again only when a reload changes the secret. */
   let secretDigest = { secret: '', digest: digest('') }
   const digestOfSecret = (secret: string) => {
@@ -129,7 +133,15 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
     })
 
     scope.get('/v1/nginx/auth', async (req, reply) => {
-      const { headers, delayMs } = await nginxAuth(req.headers, o)
+      const onInvalid = (p: NginxHeaderProblem, rip: string | undefined) => {
+        o.metrics?.logins.inc({ protocol: 'nginx', result: 'invalid' })
+        // Names and reasons come from closed sets; no header value is logged, so neither the
+        // password nor a hostile host name can reach the log.
+        invalidLog.run(`${p.header}:${p.reason}`, (suppressed) =>
+          req.log.warn({ protocol: 'nginx', header: p.header, reason: p.reason, byte: p.header === 'Auth-Pass' ? undefined : p.byte, rip, suppressed }, 'nginx auth request refused: invalid header'),
+        )
+      }
+      const { headers, delayMs } = await nginxAuth(req.headers, { ...o, onInvalid }, req.raw.rawHeaders)
       if (delayMs > 0) await sleep(Math.min(delayMs, maxTarpitMs()))
       // nginx reads only the headers; the status line just has to be HTTP/1.x.
       return reply.code(200).headers(headers).send('')

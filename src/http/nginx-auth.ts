@@ -9,12 +9,15 @@ import type { LoginConfig } from '../config/schema.js'
 import type { LoginRouter } from '../login/router.js'
 import type { KeyResolver } from '../policy/engine.js'
 import type { Registry } from '../resolve/registry.js'
+import { checkNginxHeaders, NGINX_REFUSAL, rawHeaderList, type NginxHeaderProblem } from './nginx-headers.js'
 
 export interface NginxAuthDeps {
   readonly router: LoginRouter
   readonly resolver: KeyResolver
   readonly registry: () => Registry
   readonly config: LoginConfig
+  /** Told of every request refused for its headers (the route logs and counts it). */
+  readonly onInvalid?: (problem: NginxHeaderProblem, clientIp: string | undefined) => void
 }
 
 export interface NginxAnswer {
@@ -34,7 +37,18 @@ const TEXT = {
   rcptTemp: 'Temporary lookup failure, try again later',
 } as const
 
-export async function nginxAuth(h: IncomingHttpHeaders, d: NginxAuthDeps): Promise<NginxAnswer> {
+/**
+ * The answer to one auth_http request. `raw` is the request's rawHeaders: the only place a
+ * header sent twice shows (nginx-headers.ts); without it, `h` stands in.
+ */
+export async function nginxAuth(h: IncomingHttpHeaders, d: NginxAuthDeps, raw: readonly string[] = rawHeaderList(h)): Promise<NginxAnswer> {
+  const problem = checkNginxHeaders(raw)
+  if (problem) {
+    // The client's address for the log only when it is one IP literal (Node joins a duplicate's values).
+    const ip = str(h['client-ip'])
+    d.onInvalid?.(problem, isIP(ip) !== 0 ? ip : undefined)
+    return { headers: { ...NGINX_REFUSAL }, delayMs: 0 }
+  }
   const protocol = str(h['auth-protocol'])
   const method = str(h['auth-method']).toLowerCase()
   const attempt = Number.parseInt(str(h['auth-login-attempt']), 10) || 1
