@@ -14,6 +14,7 @@ import { requestContext } from '../log.js'
 import { readiness } from './readiness.js'
 import type { LookupService } from '../resolve/answer.js'
 import swagger from '@fastify/swagger'
+import { clientErrorHandler } from './client-error.js'
 import { loginRoutes, type LoginRoutesOptions } from './login-routes.js'
 import { adminRoutes, type AdminRoutesOptions } from './admin/routes.js'
 import { statusPage } from './status-page.js'
@@ -66,6 +67,8 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
     // An unknown field is refused, not silently dropped: a typo such as `pasword` must not
     // create an account without a password.
     ajv: { customOptions: { removeAdditional: false } },
+    // Requests the HTTP parser refuses: nginx's get a refusal it can show (client-error.ts).
+    clientErrorHandler: clientErrorHandler({ logger: o.logger, metrics: o.login?.metrics }),
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Every line logged while a request is handled (lookups, logins, admin changes) carries its
