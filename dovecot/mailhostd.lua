@@ -1,14 +1,26 @@
--- mailhostd Lua passdb for a Dovecot IMAP/POP3 front proxy (Dovecot 2.3.19 or later).
+-- mailhostd Lua passdb for a Dovecot IMAP/POP3 front proxy: one script for Dovecot 2.3.19+ and
+-- Dovecot 2.4, installed verbatim as /etc/dovecot/mailhostd.lua. Never edit it: its settings
+-- come from the Dovecot configuration (below). Needs the packages dovecot-auth-lua and lua-cjson.
 --
--- For every login Dovecot calls auth_password_verify(req, password); this script asks
--- mailhostd (POST /v1/dovecot/passdb/verify) whether the password is right and which backend
--- holds the mailbox, and hands Dovecot the proxy fields (proxy, host, port, nopassword,
--- destuser). Password-less lookups (LMTP proxying, `doveadm auth lookup`) come through
--- auth_passdb_lookup(req) and POST /v1/dovecot/passdb/lookup. See docs/login.md for the
--- answers and docs/dovecot.md for installing it.
+-- For every login Dovecot calls auth_password_verify(req, password). In mode "verify" (the
+-- default) this script asks mailhostd (POST /v1/dovecot/passdb/verify) whether the password is
+-- right and which backend holds the mailbox. In mode "lookup" it asks only where the mailbox is
+-- (POST /v1/dovecot/passdb/lookup): the password never leaves Dovecot, and the backend checks it
+-- when the proxy logs in there with it. Either way Dovecot gets the proxy fields (proxy, host,
+-- port, destuser; nopassword in lookup mode). Password-less lookups (LMTP proxying,
+-- `doveadm auth lookup`) come through auth_passdb_lookup(req). See docs/login.md for mailhostd's
+-- answers and docs/dovecot.md for installing this.
 --
--- Install: /etc/dovecot/mailhostd.lua, referenced from dovecot/proxy-lua.conf. Edit the four
--- settings below. Needs the packages dovecot-auth-lua and lua-cjson.
+-- Settings. Each is taken from the first of: the passdb's lua_settings { } (Dovecot 2.4, see
+-- dovecot/proxy-lua.conf; they reach script_init(args)), the environment (Dovecot 2.3, whose Lua
+-- passdb accepts no settings of its own: dovecot/2.3/proxy-lua.conf sets them with
+-- import_environment), the default.
+--   lua_settings   environment              default
+--   url            MAILHOSTD_URL            http://127.0.0.1:10090   mailhostd's listen.http
+--   secret_file    MAILHOSTD_SECRET_FILE    /etc/dovecot/mailhostd.secret
+--   secret_header  MAILHOSTD_SECRET_HEADER  X-Auth-Key               mailhostd's login.secretHeader
+--   timeout        MAILHOSTD_TIMEOUT        20s                      per request: 20s, 20000ms, 20
+--   mode           MAILHOSTD_MODE           verify                   verify or lookup
 --
 -- Failure model: anything other than a well-formed answer from mailhostd (an HTTP status other
 -- than 200, a transport error 9000-9008, a body that is not the expected JSON) is
@@ -17,35 +29,51 @@
 -- wrong password, or mail clients drop the stored password and users get locked out.
 --
 -- Return values follow what both 2.3 and 2.4 accept: a table of fields on success, a reason
--- string otherwise (2.4 rejects a table with a failure code; 2.3 logs the string).
-
--- Settings ------------------------------------------------------------------------------------
-
--- mailhostd's HTTP listener (listen.http). An IP literal: Dovecot 2.3.19's HTTP client resolves
--- host names through a relative socket path that does not exist in auth-workers.
-local MAILHOSTD_URL = "http://127.0.0.1:10090"
-
--- A file holding mailhostd's login.secret (one line; a trailing newline is ignored). Readable by
--- the auth and auth-worker processes, nobody else: root:dovecot, mode 0640.
-local SECRET_FILE = "/etc/dovecot/mailhostd.secret"
-
--- mailhostd's login.secretHeader.
-local SECRET_HEADER = "X-Auth-Key"
-
--- Per request, in milliseconds. mailhostd answers within lookup.deadline (3 s by default), but
--- holds the answer to a braked client for its tarpit time (up to login.brakes.maxTarpit, 15 s
--- by default), whatever the password. Keep this above deadline + maxTarpit: a shorter timeout
--- turns every long tarpit into a temporary failure, and a user braked after their own typos
--- could then not log in even with the right password until login.brakes.window has passed.
--- A hung mailhostd holds an auth-worker (30 at most by default) this long.
-local TIMEOUT_MSECS = 20000
-
--- ---------------------------------------------------------------------------------------------
+-- string otherwise (2.4 rejects a table with a failure code, and since 2.4.1 a string with OK).
+-- Nothing here logs a password or the secret.
 
 local json = require("cjson")
 
+local USER_AGENT = "dovecot-mailhostd-lua/2"
+
+local DEFAULTS = {
+  url = "http://127.0.0.1:10090",
+  secret_file = "/etc/dovecot/mailhostd.secret",
+  secret_header = "X-Auth-Key",
+  timeout = "20s",
+  mode = "verify",
+}
+
+local config = nil
 local client = nil
 local secret = nil
+
+-- lua_settings, then the environment, then the default.
+local function setting(args, name)
+  local v = type(args) == "table" and args[name] or nil
+  if v == nil or v == "" then
+    v = os.getenv("MAILHOSTD_" .. string.upper(name))
+  end
+  if v == nil or v == "" then
+    v = DEFAULTS[name]
+  end
+  return v
+end
+
+-- "20s", "20000ms" or "20" (seconds) to milliseconds; nil when it is none of these.
+local function parse_timeout(text)
+  local n, unit = string.match(text, "^%s*(%d+)%s*(%a*)%s*$")
+  n = tonumber(n)
+  if n == nil or n == 0 then
+    return nil
+  end
+  if unit == "" or unit == "s" or unit == "secs" then
+    return n * 1000
+  elseif unit == "ms" or unit == "msecs" then
+    return n
+  end
+  return nil
+end
 
 local function read_secret(path)
   local f, err = io.open(path, "rb")
@@ -62,23 +90,65 @@ local function read_secret(path)
   return text, nil
 end
 
-function script_init()
+-- One client per process: each auth-worker keeps a keep-alive connection to mailhostd.
+-- request_max_attempts / max_attempts = 1: a login is not retried behind the user's back (the
+-- brakes count attempts).
+local function new_client(timeout_ms)
+  -- Dovecot 2.3's names. 2.3 ignores keys it does not know, so these must come first: 2.4 looks
+  -- each key up as http_client_<key>, raises an error for these, and gets its own names below.
+  local ok, c = pcall(dovecot.http.client, {
+    request_timeout_msecs = timeout_ms,
+    request_absolute_timeout_msecs = timeout_ms + 1000,
+    max_attempts = 1,
+    user_agent = USER_AGENT,
+  })
+  if ok then
+    return c
+  end
+  -- Dovecot 2.4's names; time values need units there.
+  return dovecot.http.client({
+    request_timeout = timeout_ms .. "ms",
+    request_absolute_timeout = (timeout_ms + 1000) .. "ms",
+    request_max_attempts = 1,
+    user_agent = USER_AGENT,
+  })
+end
+
+-- Dovecot 2.3 calls it without arguments and needs the 0; 2.4 passes lua_settings and ignores
+-- the return value. error() stops the auth service with the message, in both: a wrong setting or
+-- a missing secret is a configuration error, not something to discover at the first login.
+function script_init(args)
+  local c = {
+    url = string.gsub(setting(args, "url"), "/+$", ""),
+    secret_file = setting(args, "secret_file"),
+    secret_header = setting(args, "secret_header"),
+    mode = setting(args, "mode"),
+  }
+  c.timeout_ms = parse_timeout(setting(args, "timeout"))
+  if c.timeout_ms == nil then
+    error("mailhostd.lua: timeout must be a positive number of seconds (20s, 20000ms or 20), not " .. setting(args, "timeout"))
+  end
+  if c.mode ~= "verify" and c.mode ~= "lookup" then
+    error("mailhostd.lua: mode must be verify or lookup, not " .. c.mode)
+  end
+  if not string.match(c.url, "^https?://") then
+    error("mailhostd.lua: url must start with http:// or https://, not " .. c.url)
+  end
   local err
-  secret, err = read_secret(SECRET_FILE)
+  secret, err = read_secret(c.secret_file)
   if secret == nil then
-    -- Dovecot refuses to start the auth service with this message: a missing secret is a
-    -- configuration error, not something to discover at the first login.
     error("mailhostd.lua: " .. err)
   end
-  -- One client per process: each auth-worker keeps a keep-alive connection to mailhostd.
-  -- max_attempts=1: a login is not retried behind the user's back (the brakes count attempts).
-  client = dovecot.http.client({
-    request_timeout_msecs = TIMEOUT_MSECS,
-    request_absolute_timeout_msecs = TIMEOUT_MSECS + 1000,
-    max_attempts = 1,
-    user_agent = "dovecot-mailhostd-lua/1",
-  })
+  client = new_client(c.timeout_ms)
+  config = c
   return 0
+end
+
+-- Dovecot 2.4 asks the script for its auth cache key (2.3 takes cache_key= from the passdb
+-- args). Used only when auth_cache_size > 0; the answer depends on the service (the backend
+-- port) and the user.
+function auth_passdb_get_cache_key()
+  return "%{protocol}%{user}"
 end
 
 local results = {
@@ -105,19 +175,20 @@ end
 
 -- Describes an answer's fields for the debug log (never the request: it holds the password).
 local function describe(fields)
-  return string.format("host=%s port=%s destuser=%s", tostring(fields.host), tostring(fields.port),
-    tostring(fields.destuser))
+  return string.format("host=%s port=%s destuser=%s nopassword=%s", tostring(fields.host), tostring(fields.port),
+    tostring(fields.destuser), tostring(fields.nopassword))
 end
 
--- POSTs body to path and maps the answer to (result, table or reason).
+-- POSTs body to path and maps the answer to (result, table or reason). verified: mailhostd
+-- checked the password, so the answer must not say that none is needed.
 local function call(req, path, body, verified)
   if client == nil then
     return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "mailhostd: script_init did not run"
   end
   local ok, resp = pcall(function()
-    local r = client:request({ url = MAILHOSTD_URL .. path, method = "POST" })
+    local r = client:request({ url = config.url .. path, method = "POST" })
     r:add_header("Content-Type", "application/json")
-    r:add_header(SECRET_HEADER, secret)
+    r:add_header(config.secret_header, secret)
     r:set_payload(json.encode(body))
     return r:submit()
   end)
@@ -152,11 +223,13 @@ local function call(req, path, body, verified)
       return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "mailhostd: " .. path .. " answered ok without usable fields"
     end
     if verified then
-      -- The password was checked by mailhostd and Dovecot needs no password field. Dovecot's
-      -- auth cache (auth_cache_size > 0) stores an answer with nopassword as "no password
-      -- needed" and would then let ANY password in for that user until auth_cache_ttl; without
-      -- it, Dovecot caches a hash of the password that was accepted.
+      -- Dovecot's auth cache (auth_cache_size > 0) stores an answer with nopassword as "no
+      -- password needed" and would then let ANY password in for that user until auth_cache_ttl;
+      -- without it, Dovecot caches a hash of the password that was accepted.
       fields.nopassword = nil
+    else
+      -- Nobody here checked a password: the backend does, with the one the user typed.
+      fields.nopassword = "y"
     end
     req:log_debug("mailhostd: ok " .. describe(fields))
     return dovecot.auth.PASSDB_RESULT_OK, fields
@@ -169,11 +242,30 @@ local function call(req, path, body, verified)
   return code, "mailhostd: " .. reason
 end
 
+-- Dovecot 2.4 removed req.service; req.protocol is its name there (2.3 has only service).
+local function service(req)
+  return req.protocol or req.service
+end
+
+local function lookup(req)
+  return call(req, "/v1/dovecot/passdb/lookup", {
+    user = req.user,
+    service = service(req),
+    remoteIp = req.remote_ip,
+    localIp = req.local_ip,
+    session = req.session,
+  }, false)
+end
+
 function auth_password_verify(req, password)
+  if config ~= nil and config.mode == "lookup" then
+    -- The password stays here; Dovecot hands it to the backend, which checks it.
+    return lookup(req)
+  end
   return call(req, "/v1/dovecot/passdb/verify", {
     user = req.user,
     password = password,
-    service = req.service,
+    service = service(req),
     remoteIp = req.remote_ip,
     localIp = req.local_ip,
     session = req.session,
@@ -181,12 +273,8 @@ function auth_password_verify(req, password)
 end
 
 -- No password involved: LMTP proxying, doveadm. mailhostd answers fields (with nopassword) only
--- for those services; for imap or pop3 a lookup means a non-plaintext mechanism and is refused.
+-- for those services, unless its login.lookupMode is on; for imap or pop3 a lookup otherwise
+-- means a non-plaintext mechanism and is refused.
 function auth_passdb_lookup(req)
-  return call(req, "/v1/dovecot/passdb/lookup", {
-    user = req.user,
-    service = req.service,
-    remoteIp = req.remote_ip,
-    session = req.session,
-  }, false)
+  return lookup(req)
 end

@@ -1,17 +1,20 @@
-// Throwaway Dovecot instances for tests: a front proxy (the Lua or the dict variant from
-// dovecot/) or a backend (dovecot/backend.conf) with demo users and one message each. Each has
-// its own base_dir, state_dir, log file and mail dirs in a temp dir and listens on free loopback
-// ports; the system Dovecot (/etc/dovecot, /run/dovecot) is never touched.
+// Throwaway Dovecot instances for tests: a front proxy (the Lua or, on Dovecot 2.3, the dict
+// variant) or a backend with demo users and one message each, from a peer set's Dovecot: Debian
+// 12's 2.3 with dovecot/2.3/*, or Debian 13's 2.4 with the plain dovecot/* files. Each instance
+// has its own base_dir, state_dir, log file and mail dirs in a temp dir and listens on free
+// loopback ports; the system Dovecot (/etc/dovecot, /run/dovecot) is never touched.
 //
 // `dovecot -F` keeps the master in the foreground, so the process spawned here IS the master and
 // holds every listening socket (login processes get them passed). The instance is up when the
 // master listens on all its ports. stop() sends SIGTERM to the master, which stops its children;
 // any child still running after that is killed by PID.
 //
-// The shipped files are loaded as they are and rewritten only for ports, addresses, paths, the
-// secret and (backend) the mail user: vmail does not exist here, the system user `mail` does.
+// The shipped .conf files are loaded as they are and rewritten only for ports, addresses, paths,
+// the script's settings and (backend) the mail user: vmail does not exist here, the system user
+// `mail` does. mailhostd.lua is copied verbatim: its settings live in the .conf (lua_settings on
+// 2.4, import_environment on 2.3), as in production.
 
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,19 +24,38 @@ import type { Test } from 'tap'
 import { demoClusterConfig } from '../e2e/demo-table.js'
 import { startMailhostd, type Mailhostd } from './mailhostd.js'
 import { startPostgres, type Pg } from './postgres.js'
-import { mustRun, run, start, type RunResult, type Started } from './process.js'
+import { mustRun, type RunResult, type Started } from './process.js'
+import { DEBIAN12_SET, type PeerSet } from './peer-set.js'
 import { freePort, freePorts } from './ports.js'
 import { waitForListener } from './postfix.js'
 import { forget, removeOnExit, stopTree } from './process-tree.js'
 import { startSlapd, type Slapd } from './slapd.js'
 
 const file = (name: string) => fileURLToPath(new URL(`../../dovecot/${name}`, import.meta.url))
-export const PROXY_LUA_CONF = file('proxy-lua.conf')
-export const PROXY_DICT_CONF = file('proxy-dict.conf')
-export const DICT_AUTH_EXT = file('dovecot-dict-auth.conf.ext')
+/** The one script for both Dovecot releases. */
 export const LUA_SCRIPT = file('mailhostd.lua')
-export const BACKEND_CONF = file('backend.conf')
-export const AUTH_POLICY_CONF = file('auth-policy.conf')
+
+/** The shipped files for one Dovecot release (docs/dovecot.md's table). */
+export interface DovecotFiles {
+  readonly proxyLua: string
+  readonly backend: string
+  readonly authPolicy: string
+  /** The dict variant: Dovecot 2.3 only (2.4 has no dict passdb and speaks dict protocol v4). */
+  readonly proxyDict?: string
+  readonly dictAuthExt?: string
+}
+
+/** Dovecot 2.4's files have the plain names; 2.3's live in dovecot/2.3/. */
+export function dovecotFiles(set: PeerSet): DovecotFiles {
+  if (set.dovecot === '2.4') return { proxyLua: file('proxy-lua.conf'), backend: file('backend.conf'), authPolicy: file('auth-policy.conf') }
+  return {
+    proxyLua: file('2.3/proxy-lua.conf'),
+    backend: file('2.3/backend.conf'),
+    authPolicy: file('2.3/auth-policy.conf'),
+    proxyDict: file('2.3/proxy-dict.conf'),
+    dictAuthExt: file('2.3/dovecot-dict-auth.conf.ext'),
+  }
+}
 
 export interface MailUser {
   user: string
@@ -53,13 +75,15 @@ export const DEMO_MAIL_USERS: Readonly<Record<'mx1' | 'mx2', readonly MailUser[]
 export const helloSubject = (backend: string) => `hello from ${backend}`
 
 interface Common {
+  /** Whose Dovecot: Debian 12's (2.3, default) or Debian 13's (2.4). */
+  set?: PeerSet
   /**
    * Keep Dovecot's auth penalty (anvil delays logins from an IP after its failures, up to 15 s).
    * Off by default: every test client comes from 127.0.0.1, so one test's failures would slow
    * down every later login of the file.
    */
   authPenalty?: boolean
-  /** auth_debug, auth_verbose, mail_debug: the logs tests grep for leaked passwords. */
+  /** Debug logging for auth and mail (auth_debug or log_debug): the logs tests grep for leaked passwords. */
   debug?: boolean
   /** dovecot.conf settings appended last, so they win (e.g. auth_failure_delay for timing). */
   settings?: Record<string, string>
@@ -79,8 +103,10 @@ export interface LuaProxyOptions extends Common {
   /** mailhostd's HTTP listener. */
   httpPort: number
   secret: string
-  /** Replaces the script's TIMEOUT_MSECS (20000), for tests of a hung mailhostd. */
+  /** The script's timeout setting (20s as shipped), for tests of a hung mailhostd. */
   timeoutMs?: number
+  /** The script's mode setting (verify as shipped): lookup leaves the password to the backend; the script refuses anything else. */
+  mode?: string
 }
 
 export interface DictProxyOptions extends Common {
@@ -93,6 +119,7 @@ export type DovecotOptions = BackendOptions | LuaProxyOptions | DictProxyOptions
 
 export interface Dovecot {
   readonly role: DovecotOptions['role']
+  readonly set: PeerSet
   /** The master's PID; changes on restart(). */
   readonly pid: number
   readonly dir: string
@@ -102,7 +129,7 @@ export interface Dovecot {
   readonly logFiles: readonly string[]
   log(): Promise<string>
   waitForLog(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>
-  /** doveadm against this instance (`doveadm -c <its config> ...`). */
+  /** doveadm of the instance's peer set against this instance (`doveadm -c <its config> ...`). */
   doveadm(args: readonly string[]): Promise<RunResult>
   /** Stops the master and its children (the service is down); config, mail and ports stay for restart(). */
   kill(): Promise<void>
@@ -119,18 +146,14 @@ export function rewrite(text: string, name: string, from: string | RegExp, to: s
   return typeof from === 'string' ? text.split(from).join(to) : text.replace(from, () => to)
 }
 
-async function ids(name: string): Promise<{ uid: number; gid: number }> {
-  const uid = Number((await mustRun('id', ['-u', name])).stdout.trim())
-  const gid = Number((await mustRun('id', ['-g', name])).stdout.trim())
-  return { uid, gid }
-}
-
-/** A file only root and the dovecot group read: the auth process (user dovecot) reads secrets. */
-async function writeDovecotSecret(path: string, text: string): Promise<void> {
+/**
+ * A file only root and the dovecot group read: the auth process (user dovecot) reads secrets.
+ * The group is the peer set's own dovecot group, whose gid differs between the sets.
+ */
+async function writeDovecotSecret(set: PeerSet, path: string, text: string): Promise<void> {
   await writeFile(path, text, { mode: 0o640 })
   await chmod(path, 0o640)
-  const group = Number((await mustRun('getent', ['group', 'dovecot'])).stdout.split(':')[2])
-  await chown(path, 0, group)
+  await chown(path, 0, set.gid('dovecot'))
 }
 
 function message(backend: string, user: string): string {
@@ -146,8 +169,9 @@ function message(backend: string, user: string): string {
   ].join('\r\n')
 }
 
-async function backendFiles(dir: string, o: BackendOptions, ports: { lmtp: number }): Promise<string> {
-  const mail = await ids('mail')
+async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, ports: { lmtp: number }): Promise<string> {
+  const files = dovecotFiles(set)
+  const mail = set.ids('mail')
   const vmail = join(dir, 'vmail')
   for (const [i, u] of o.users.entries()) {
     const [local, domain] = u.user.split('@') as [string, string]
@@ -157,55 +181,103 @@ async function backendFiles(dir: string, o: BackendOptions, ports: { lmtp: numbe
   }
   await mkdir(vmail, { recursive: true })
   await mustRun('chown', ['-R', `${mail.uid}:${mail.gid}`, vmail])
-  // {PLAIN} per line overrides the file's default scheme, so the shipped args stay as they are.
-  // The auth process (user dovecot) reads it, as /etc/dovecot/users in production.
-  await writeDovecotSecret(join(dir, 'users'), o.users.map((u) => `${u.user}:{PLAIN}${u.password}`).join('\n') + '\n')
+  // {PLAIN} per line overrides the file's default scheme, so the shipped settings stay as they
+  // are. The auth process (user dovecot) reads it, as /etc/dovecot/users in production.
+  await writeDovecotSecret(set, join(dir, 'users'), o.users.map((u) => `${u.user}:{PLAIN}${u.password}`).join('\n') + '\n')
 
-  let conf = await readFile(BACKEND_CONF, 'utf8')
-  conf = rewrite(conf, BACKEND_CONF, /^login_trusted_networks = .*$/m, 'login_trusted_networks = 127.0.0.0/8')
-  conf = rewrite(conf, BACKEND_CONF, '/etc/dovecot/users', join(dir, 'users'))
-  conf = rewrite(conf, BACKEND_CONF, 'uid=vmail gid=vmail home=/var/vmail/', `uid=${mail.uid} gid=${mail.gid} home=${vmail}/`)
-  conf = rewrite(conf, BACKEND_CONF, /address = 10\.0\.0\.11\n(\s*)port = 24\n/, `address = 127.0.0.1\n    port = ${ports.lmtp}\n`)
+  const name = files.backend
+  let conf = await readFile(name, 'utf8')
+  conf = rewrite(conf, name, /^login_trusted_networks = .*$/m, 'login_trusted_networks = 127.0.0.0/8')
+  conf = rewrite(conf, name, '/etc/dovecot/users', join(dir, 'users'))
+  if (set.dovecot === '2.3') {
+    conf = rewrite(conf, name, 'uid=vmail gid=vmail home=/var/vmail/', `uid=${mail.uid} gid=${mail.gid} home=${vmail}/`)
+    conf = rewrite(conf, name, /address = 10\.0\.0\.11\n(\s*)port = 24\n/, `address = 127.0.0.1\n    port = ${ports.lmtp}\n`)
+  } else {
+    conf = rewrite(conf, name, /uid = vmail\n(\s*)gid = vmail\n(\s*)home = \/var\/vmail\//, `uid = ${mail.uid}\n    gid = ${mail.gid}\n    home = ${vmail}/`)
+    conf = rewrite(conf, name, /listen = 10\.0\.0\.11\n(\s*)port = 24\n/, `listen = 127.0.0.1\n    port = ${ports.lmtp}\n`)
+  }
   if (o.authPolicy) {
-    let policy = await readFile(AUTH_POLICY_CONF, 'utf8')
-    policy = rewrite(policy, AUTH_POLICY_CONF, 'http://127.0.0.1:10090/', `http://127.0.0.1:${o.authPolicy.httpPort}/`)
-    policy = rewrite(policy, AUTH_POLICY_CONF, '</etc/dovecot/mailhostd-policy-header', `<${join(dir, 'policy-header')}`)
-    await writeDovecotSecret(join(dir, 'policy-header'), `X-Auth-Key:${o.authPolicy.secret}`)
+    const policyName = files.authPolicy
+    let policy = await readFile(policyName, 'utf8')
+    policy = rewrite(policy, policyName, 'http://127.0.0.1:10090/', `http://127.0.0.1:${o.authPolicy.httpPort}/`)
+    policy = rewrite(policy, policyName, '</etc/dovecot/mailhostd-policy-header', `<${join(dir, 'policy-header')}`)
+    await writeDovecotSecret(set, join(dir, 'policy-header'), `X-Auth-Key:${o.authPolicy.secret}`)
     await writeFile(join(dir, 'auth-policy.conf'), policy)
-    conf = rewrite(conf, BACKEND_CONF, '#   !include /etc/dovecot/mailhostd-auth-policy.conf', `!include ${join(dir, 'auth-policy.conf')}`)
+    conf = rewrite(conf, name, '#   !include /etc/dovecot/mailhostd-auth-policy.conf', `!include ${join(dir, 'auth-policy.conf')}`)
   }
   // Mail processes run as `mail` (uid 8); Dovecot refuses uids below first_valid_uid (500).
   return `${conf}\nfirst_valid_uid = ${mail.uid}\n`
 }
 
-async function luaProxyFiles(dir: string, o: LuaProxyOptions): Promise<string> {
-  let script = await readFile(LUA_SCRIPT, 'utf8')
-  script = rewrite(script, LUA_SCRIPT, '"http://127.0.0.1:10090"', `"http://127.0.0.1:${o.httpPort}"`)
-  script = rewrite(script, LUA_SCRIPT, '"/etc/dovecot/mailhostd.secret"', `"${join(dir, 'mailhostd.secret')}"`)
-  if (o.timeoutMs !== undefined) script = rewrite(script, LUA_SCRIPT, /^local TIMEOUT_MSECS = \d+$/m, `local TIMEOUT_MSECS = ${o.timeoutMs}`)
-  await writeFile(join(dir, 'mailhostd.lua'), script)
-  await writeDovecotSecret(join(dir, 'mailhostd.secret'), `${o.secret}\n`)
-  const conf = await readFile(PROXY_LUA_CONF, 'utf8')
-  return rewrite(conf, PROXY_LUA_CONF, 'file=/etc/dovecot/mailhostd.lua', `file=${join(dir, 'mailhostd.lua')}`)
+/**
+ * The script goes in verbatim; its settings are the .conf's, rewritten like any other setting:
+ * lua_settings { } on 2.4, the environment Dovecot 2.3 passes on (import_environment).
+ */
+async function luaProxyFiles(set: PeerSet, dir: string, o: LuaProxyOptions): Promise<string> {
+  const name = dovecotFiles(set).proxyLua
+  const script = join(dir, 'mailhostd.lua')
+  await copyFile(LUA_SCRIPT, script)
+  await chmod(script, 0o644)
+  await writeDovecotSecret(set, join(dir, 'mailhostd.secret'), `${o.secret}\n`)
+  const timeout = o.timeoutMs === undefined ? undefined : `${o.timeoutMs}ms`
+  let conf = await readFile(name, 'utf8')
+  if (set.dovecot === '2.3') {
+    conf = rewrite(conf, name, 'file=/etc/dovecot/mailhostd.lua', `file=${script}`)
+    conf = rewrite(conf, name, 'MAILHOSTD_URL=http://127.0.0.1:10090 ', `MAILHOSTD_URL=http://127.0.0.1:${o.httpPort} `)
+    conf = rewrite(conf, name, 'MAILHOSTD_SECRET_FILE=/etc/dovecot/mailhostd.secret ', `MAILHOSTD_SECRET_FILE=${join(dir, 'mailhostd.secret')} `)
+    if (timeout) conf = rewrite(conf, name, 'MAILHOSTD_TIMEOUT=20s ', `MAILHOSTD_TIMEOUT=${timeout} `)
+    if (o.mode) conf = rewrite(conf, name, /MAILHOSTD_MODE=verify$/m, `MAILHOSTD_MODE=${o.mode}`)
+    return conf
+  }
+  conf = rewrite(conf, name, 'lua_file = /etc/dovecot/mailhostd.lua', `lua_file = ${script}`)
+  conf = rewrite(conf, name, /^(\s*)url = http:\/\/127\.0\.0\.1:10090$/m, `    url = http://127.0.0.1:${o.httpPort}`)
+  conf = rewrite(conf, name, /^(\s*)secret_file = \/etc\/dovecot\/mailhostd\.secret$/m, `    secret_file = ${join(dir, 'mailhostd.secret')}`)
+  if (timeout) conf = rewrite(conf, name, /^(\s*)timeout = 20s$/m, `    timeout = ${timeout}`)
+  if (o.mode) conf = rewrite(conf, name, /^(\s*)mode = verify$/m, `    mode = ${o.mode}`)
+  return conf
 }
 
-async function dictProxyFiles(dir: string, o: DictProxyOptions): Promise<string> {
+async function dictProxyFiles(set: PeerSet, dir: string, o: DictProxyOptions): Promise<string> {
+  const { proxyDict, dictAuthExt } = dovecotFiles(set)
+  if (!proxyDict || !dictAuthExt) throw new Error(`Dovecot ${set.dovecot} (${set.label}) has no dict passdb: the dict proxy runs on Dovecot 2.3 only`)
   if (o.dictSocket.includes(':')) throw new Error(`a dict socket path cannot contain ":": ${o.dictSocket}`)
-  const ext = await readFile(DICT_AUTH_EXT, 'utf8')
-  await writeFile(join(dir, 'dict-auth.conf.ext'), rewrite(ext, DICT_AUTH_EXT, ':/run/mailhostd/dict.sock:', `:${o.dictSocket}:`))
-  const conf = await readFile(PROXY_DICT_CONF, 'utf8')
-  return rewrite(conf, PROXY_DICT_CONF, '/etc/dovecot/mailhostd-dict-auth.conf.ext', join(dir, 'dict-auth.conf.ext'))
+  const ext = await readFile(dictAuthExt, 'utf8')
+  await writeFile(join(dir, 'dict-auth.conf.ext'), rewrite(ext, dictAuthExt, ':/run/mailhostd/dict.sock:', `:${o.dictSocket}:`))
+  const conf = await readFile(proxyDict, 'utf8')
+  return rewrite(conf, proxyDict, '/etc/dovecot/mailhostd-dict-auth.conf.ext', join(dir, 'dict-auth.conf.ext'))
 }
 
-function listener(service: string, name: string, port: number, disable?: string): string {
+/** A loopback listener on `port`; `disable` names the service's TLS listener, turned off. 2.4 renamed `address` to `listen`. */
+function listener(set: PeerSet, service: string, name: string, port: number, disable?: string): string {
+  const address = set.dovecot === '2.3' ? 'address' : 'listen'
   const off = disable ? `  inet_listener ${disable} {\n    port = 0\n  }\n` : ''
-  return `service ${service} {\n  inet_listener ${name} {\n    address = 127.0.0.1\n    port = ${port}\n  }\n${off}}\n`
+  return `service ${service} {\n  inet_listener ${name} {\n    ${address} = 127.0.0.1\n    port = ${port}\n  }\n${off}}\n`
 }
 
-const DEBUG = { auth_debug: 'yes', auth_verbose: 'yes', mail_debug: 'yes', verbose_proctitle: 'yes' }
+/** Debug logs for the auth process and mail; 2.4 replaced auth_debug with the log_debug filter. */
+const DEBUG: Record<PeerSet['dovecot'], Record<string, string>> = {
+  '2.3': { auth_debug: 'yes', auth_verbose: 'yes', mail_debug: 'yes', verbose_proctitle: 'yes' },
+  '2.4': { log_debug: 'category=auth', auth_verbose: 'yes', mail_debug: 'yes', verbose_proctitle: 'yes' },
+}
 const START_TIMEOUT_MS = 30_000
 
+/**
+ * The first lines of a 2.4 config: the harness does not include the stock dovecot.conf, so it
+ * sets the versions itself, the same ones the set's stock dovecot.conf sets (2.4 refuses a
+ * config whose first setting is not dovecot_config_version).
+ */
+async function versionLines(set: PeerSet): Promise<string[]> {
+  if (set.dovecot === '2.3') return []
+  const stock = await readFile(set.path('/etc/dovecot/dovecot.conf'), 'utf8')
+  return ['dovecot_config_version', 'dovecot_storage_version'].map((key) => {
+    const m = new RegExp(`^${key} = (\\S+)$`, 'm').exec(stock)
+    if (!m) throw new Error(`${set.label}: no ${key} in its stock /etc/dovecot/dovecot.conf`)
+    return `${key} = ${m[1]}`
+  })
+}
+
 export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
+  const set = o.set ?? DEBIAN12_SET
   const dir = await mkdtemp(join(tmpdir(), `mailhostd-dovecot-${o.role}-`))
   removeOnExit(dir)
   // Dovecot's unprivileged processes (dovecot, dovenull, mail) must reach files in here.
@@ -215,9 +287,12 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
   try {
     const [imap, pop3, lmtp] = (await freePorts(3)) as [number, number, number]
     const snippet =
-      o.role === 'backend' ? await backendFiles(dir, o, { lmtp }) : o.role === 'proxy-lua' ? await luaProxyFiles(dir, o) : await dictProxyFiles(dir, o)
-    const settings = { ...(o.debug ? DEBUG : {}), ...o.settings }
+      o.role === 'backend' ? await backendFiles(set, dir, o, { lmtp }) : o.role === 'proxy-lua' ? await luaProxyFiles(set, dir, o) : await dictProxyFiles(set, dir, o)
+    const files = dovecotFiles(set)
+    const shipped = o.role === 'backend' ? files.backend : o.role === 'proxy-lua' ? files.proxyLua : files.proxyDict
+    const settings = { ...(o.debug ? DEBUG[set.dovecot] : {}), ...o.settings }
     const conf = [
+      ...(await versionLines(set)),
       '# Written by test/harness/dovecot.ts for one test run.',
       `base_dir = ${join(dir, 'run')}`,
       `state_dir = ${join(dir, 'state')}`,
@@ -226,12 +301,13 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
       'listen = 127.0.0.1',
       'ssl = no',
       '',
-      `# ---- ${o.role === 'backend' ? BACKEND_CONF : o.role === 'proxy-lua' ? PROXY_LUA_CONF : PROXY_DICT_CONF} (rewritten)`,
+      `# ---- ${shipped} (rewritten)`,
       snippet,
       '# ---- harness: loopback listeners on free ports, the ssl ones off',
-      listener('imap-login', 'imap', imap, 'imaps'),
-      listener('pop3-login', 'pop3', pop3, 'pop3s'),
-      // The documented way to turn the auth penalty off: the auth process cannot reach anvil.
+      listener(set, 'imap-login', 'imap', imap, 'imaps'),
+      listener(set, 'pop3-login', 'pop3', pop3, 'pop3s'),
+      // The documented way to turn the auth penalty off (2.3 and 2.4 alike): the auth process
+      // cannot reach anvil.
       ...(o.authPenalty ? [] : ['service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n']),
       ...Object.entries(settings).map(([k, v]) => `${k} = ${v}`),
       '',
@@ -239,8 +315,8 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     await writeFile(configFile, conf)
 
     const ports = { imap, pop3, ...(o.role === 'backend' ? { lmtp } : {}) }
-    const files = { role: o.role, dir, configFile, logFile, ports }
-    return instance({ ...files, proc: await startMaster(files) })
+    const instanceFiles = { role: o.role, set, dir, configFile, logFile, ports }
+    return instance({ ...instanceFiles, proc: await startMaster(instanceFiles) })
   } catch (e) {
     // startMaster stopped a master that did not come up.
     forget(dir)
@@ -251,6 +327,7 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
 
 interface Files {
   role: DovecotOptions['role']
+  set: PeerSet
   dir: string
   configFile: string
   logFile: string
@@ -259,13 +336,13 @@ interface Files {
 
 /** Starts the master on a written config; up once it listens on every port. */
 async function startMaster(f: Files): Promise<Started> {
-  const proc = start('dovecot', ['-F', '-c', f.configFile])
+  const proc = f.set.start('dovecot', ['-F', '-c', f.configFile])
   try {
     for (const port of Object.values(f.ports)) await waitForListener(proc, port, async () => proc.pid, START_TIMEOUT_MS)
   } catch (e) {
     await stopTree(proc)
     const log = await readFile(f.logFile, 'utf8').catch(() => '(no log file)')
-    throw new Error(`Dovecot (${f.role}) in ${f.dir} did not come up: ${(e as Error).message}\noutput:\n${proc.output()}\nlog:\n${log}`, { cause: e })
+    throw new Error(`Dovecot ${f.set.dovecot} (${f.role}, ${f.set.label}) in ${f.dir} did not come up: ${(e as Error).message}\noutput:\n${proc.output()}\nlog:\n${log}`, { cause: e })
   }
   return proc
 }
@@ -278,6 +355,7 @@ function instance(p: Files & { proc: Started }): Dovecot {
   const log = () => readFile(p.logFile, 'utf8').catch(() => '')
   return {
     role: p.role,
+    set: p.set,
     get pid() {
       return proc.pid
     },
@@ -296,7 +374,7 @@ function instance(p: Files & { proc: Started }): Dovecot {
         await sleep(100)
       }
     },
-    doveadm: (args) => run('doveadm', ['-c', p.configFile, ...args], { timeoutMs: 30_000 }),
+    doveadm: (args) => p.set.run('doveadm', ['-c', p.configFile, ...args], { timeoutMs: 30_000 }),
     kill: async () => {
       if (!running) return
       running = false
@@ -321,7 +399,8 @@ function instance(p: Files & { proc: Started }): Dovecot {
 // ---- The cluster the login e2e tests share: a real slapd with the demo directory, mailhostd
 // built from dist/ whose backends mx1 and mx2 are two Dovecot backends holding the demo users
 // (with their passwords) and a message naming the backend, and optionally PostgreSQL as the
-// store (the backends' admin_state is set there with SQL) and the dict socket.
+// store (the backends' admin_state is set there with SQL) and the dict socket. slapd, PostgreSQL
+// and both backends come from one peer set.
 
 export interface LoginCluster {
   readonly slapd: Slapd
@@ -336,6 +415,8 @@ export interface LoginCluster {
 }
 
 export interface LoginClusterOptions {
+  /** Whose slapd, PostgreSQL and Dovecot backends: Debian 12's (default) or Debian 13's. */
+  set?: PeerSet
   /** PostgreSQL as the store instead of the embedded PGlite. */
   postgres?: boolean
   /** Serve the dict protocol on a socket in a temp dir. */
@@ -353,10 +434,11 @@ export interface LoginClusterOptions {
 
 /** Starts the cluster; everything is stopped by t's teardown, also when a later start fails. */
 export async function startLoginCluster(t: Test, o: LoginClusterOptions = {}): Promise<LoginCluster> {
+  const set = o.set ?? DEBIAN12_SET
   const secret = `login-secret-${randomBytes(9).toString('hex')}`
-  const slapd = await startSlapd()
+  const slapd = await startSlapd({ set })
   t.teardown(() => slapd.stop())
-  const pg = o.postgres ? await startPostgres() : undefined
+  const pg = o.postgres ? await startPostgres({ set }) : undefined
   if (pg) t.teardown(() => pg.stop())
   const sockDir = o.dict ? await mkdtemp(join(tmpdir(), 'mailhostd-dict-')) : undefined
   if (sockDir) {
@@ -372,6 +454,7 @@ export async function startLoginCluster(t: Test, o: LoginClusterOptions = {}): P
   const httpPort = await freePort()
   const backend = async (name: 'mx1' | 'mx2') => {
     const d = await startDovecot({
+      set,
       role: 'backend',
       name,
       users: DEMO_MAIL_USERS[name],
