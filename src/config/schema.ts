@@ -189,6 +189,10 @@ const Login = Type.Object(
     secret: Type.String({ default: '', description: 'Shared secret the proxies send in secretHeader; required for the login endpoints.' }),
     secretHeader: Type.String({ default: 'X-Auth-Key', minLength: 1 }),
     proxyField: Type.Union([Type.Literal('proxy'), Type.Literal('proxy_maybe')], { default: 'proxy' }),
+    lookupMode: Type.Boolean({
+      default: false,
+      description: 'Answer password-less passdb lookups for every service (imap, pop3, ...), for Dovecot proxies in lookup mode whose backends check the passwords.',
+    }),
     nginx: Type.Object(
       {
         maxAttempts: Type.Integer({ minimum: 1, default: 5, description: 'Auth-Wait is sent until Auth-Login-Attempt reaches this.' }),

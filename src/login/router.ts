@@ -21,7 +21,7 @@ export interface LoginRouterOptions {
   readonly registry: () => Registry
   readonly directory: Pick<Directory, 'verifyPassword'>
   readonly brakes: Brakes
-  readonly config: Pick<LoginConfig, 'proxyField'>
+  readonly config: Pick<LoginConfig, 'proxyField' | 'lookupMode'>
   readonly deadlineMs: number
   readonly logger: Logger
   readonly metrics?: Metrics
@@ -73,12 +73,18 @@ export class LoginRouter {
     return this.#done(protocol, req, this.#route(req, found.mailbox, tarpitSeconds, false))
   }
 
-  /** A passdb lookup without a password: only for services where none is typed. */
+  /**
+   * A passdb lookup without a password: only for services where none is typed, unless
+   * login.lookupMode says the proxies asking are in lookup mode. Then the backends check every
+   * password, and answering nopassword for imap or pop3 lets no unchecked password through; without
+   * it, such a lookup comes from a non-plaintext mechanism on a proxy that relies on mailhostd's
+   * check, and answering would let any password in.
+   */
   async lookup(req: LoginRequest, protocol: string): Promise<LoginResult> {
-    if (!PASSWORDLESS_SERVICES.has(req.service)) {
+    if (!this.#o.config.lookupMode && !PASSWORDLESS_SERVICES.has(req.service)) {
       return this.#done(protocol, req, {
         result: 'mismatch',
-        reason: `no password lookups for service ${req.service}: allow only plaintext mechanisms on the proxy`,
+        reason: `no password lookups for service ${req.service}: allow only plaintext mechanisms on the proxy (or set login.lookupMode for proxies in lookup mode)`,
         tarpitSeconds: 0,
       })
     }
@@ -87,7 +93,8 @@ export class LoginRouter {
 
   /**
    * Fields without checking a password, for any service: the dict passdb, where Dovecot forwards
-   * the typed password to the backend, which checks it. Not reachable over HTTP for logins.
+   * the typed password to the backend, which checks it. Reachable over HTTP for logins only
+   * through lookup() with login.lookupMode on.
    */
   async route(req: LoginRequest, protocol: string): Promise<LoginResult> {
     const found = await this.#mailbox(req.user, 0)

@@ -8,11 +8,11 @@ import { Registry } from '../../src/resolve/registry.js'
 import { DEMO_BACKENDS, demoDirectory, demoRegistry, type MemoryDirectory } from '../fakes/memory-directory.js'
 import { lookupStack } from '../fakes/lookup-stack.js'
 
-export function routerFor(dir: MemoryDirectory, opts: { registry?: Registry; deadlineMs?: number } = {}) {
+export function routerFor(dir: MemoryDirectory, opts: { registry?: Registry; deadlineMs?: number; lookupMode?: boolean } = {}) {
   const registry = opts.registry ?? demoRegistry()
   const { lookups } = lookupStack(dir, { registry, deadlineMs: opts.deadlineMs ?? 500, cache: { maxStaleMs: 0 } })
   const brakes = new Brakes({ windowMs: 60_000, ip: { tarpitAfter: 10, refuseAfter: 20 }, account: { tarpitAfter: 2, refuseAfter: 3 }, tarpitMs: 1000, maxTarpitMs: 4000 })
-  const router = new LoginRouter({ resolver: lookups, registry: () => registry, directory: dir, brakes, config: { proxyField: 'proxy' }, deadlineMs: opts.deadlineMs ?? 500, logger: silentLogger })
+  const router = new LoginRouter({ resolver: lookups, registry: () => registry, directory: dir, brakes, config: { proxyField: 'proxy', lookupMode: opts.lookupMode ?? false }, deadlineMs: opts.deadlineMs ?? 500, logger: silentLogger })
   return { router, brakes, lookups }
 }
 
@@ -68,8 +68,30 @@ t.test('lookups: passwordless services only', async (t) => {
   const { router } = routerFor(demoDirectory())
   t.match(await router.lookup({ user: 'bob@example.org', service: 'lmtp' }, 'test'), { result: 'ok', fields: { nopassword: 'y', port: '24' } })
   t.match(await router.lookup({ user: 'bob@example.org', service: 'doveadm' }, 'test'), { result: 'ok' })
-  t.match(await router.lookup({ user: 'bob@example.org', service: 'imap' }, 'test'), { result: 'mismatch', reason: /plaintext/ })
+  t.match(await router.lookup({ user: 'bob@example.org', service: 'imap' }, 'test'), { result: 'mismatch', reason: /plaintext.*login\.lookupMode/ })
+  t.match(await router.lookup({ user: 'bob@example.org', service: 'pop3' }, 'test'), { result: 'mismatch', reason: /plaintext/ }, 'pop3 neither')
+  t.notOk(Object.keys(await router.lookup({ user: 'bob@example.org', service: 'imap' }, 'test')).includes('fields'), 'no fields at all for a refused lookup')
   t.match(await router.lookup({ user: 'carol@example.org', service: 'lmtp' }, 'test'), { result: 'disabled' })
+})
+
+t.test('lookups with login.lookupMode: every service, nopassword, no password check and no brakes', async (t) => {
+  const dir = demoDirectory()
+  const { router, brakes } = routerFor(dir, { lookupMode: true })
+  t.same(await router.lookup({ user: 'bob@example.org', service: 'imap', remoteIp: '192.0.2.7' }, 'test'), {
+    result: 'ok', canonical: 'bob@example.org', host: '10.0.0.12', port: 143,
+    fields: { proxy: 'y', host: '10.0.0.12', nopassword: 'y', port: '143' }, tarpitSeconds: 0,
+  }, 'imap: the fields with nopassword (the backend checks the password)')
+  t.match(await router.lookup({ user: 'Alice.Liddell@Example.ORG', service: 'pop3' }, 'test'), { result: 'ok', fields: { port: '110', nopassword: 'y', destuser: 'alice@example.org' } }, 'pop3, an alternate name')
+  t.match(await router.lookup({ user: 'carol@example.org', service: 'imap' }, 'test'), { result: 'disabled' }, 'a disabled account is still refused')
+  t.match(await router.lookup({ user: 'nobody@example.org', service: 'imap' }, 'test'), { result: 'unknown' })
+  t.match(await router.lookup({ user: 'postmaster@example.org', service: 'imap' }, 'test'), { result: 'unknown', reason: 'not a mailbox' }, 'an alias is not a login')
+  dir.down()
+  t.match(await router.lookup({ user: 'someone@example.org', service: 'imap' }, 'test'), { result: 'tempfail' }, 'directory down: temporary failure')
+  dir.up()
+  // The brakes never count lookups: no password was tried here (the backends' auth policy
+  // reports the failures). Three misses from one IP would tarpit a verify (tarpitAfter 2).
+  for (let i = 0; i < 3; i++) await router.lookup({ user: 'nobody@example.org', service: 'imap', remoteIp: '192.0.2.8' }, 'test')
+  t.equal(brakes.check('nobody@example.org', '192.0.2.8').action, 'pass', 'unknown-user lookups are not counted')
 })
 
 t.test('brakes: tarpit after N account failures from one IP, refuse later without checking', async (t) => {
