@@ -1,19 +1,22 @@
 // Acceptance: the demo case table through postmap on the LDAP directory (real slapd).
 
 import t from 'tap'
+import { eachPeerSet } from '../harness/peer-set.js'
 import { startMailhostd } from '../harness/mailhostd.js'
 import { startSlapd } from '../harness/slapd.js'
 import { checkDemoTable, demoClusterConfig } from './demo-table.js'
 
-t.test('LDAP directory on slapd', async (t) => {
-  const slapd = await startSlapd()
-  t.teardown(() => slapd.stop())
-  const m = await startMailhostd({
-    ...demoClusterConfig(),
-    directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN } },
+eachPeerSet(t, async (t, set) => {
+  t.test('LDAP directory on slapd', async (t) => {
+    const slapd = await startSlapd({ set })
+    t.teardown(() => slapd.stop())
+    const m = await startMailhostd({
+      ...demoClusterConfig(),
+      directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN } },
+    })
+    t.teardown(() => m.stop())
+    await checkDemoTable(t, m.ports, { set })
+    const text = JSON.stringify(m.logs())
+    t.notOk(text.includes(slapd.bindPassword), 'the bind password never reaches the log')
   })
-  t.teardown(() => m.stop())
-  await checkDemoTable(t, m.ports)
-  const text = JSON.stringify(m.logs())
-  t.notOk(text.includes(slapd.bindPassword), 'the bind password never reaches the log')
 })

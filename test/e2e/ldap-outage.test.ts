@@ -4,6 +4,7 @@
 // a hung slapd (SIGSTOP), where only the deadline stands between Postfix and a 100 s stall.
 
 import t from 'tap'
+import { eachPeerSet, type PeerSet } from '../harness/peer-set.js'
 import { postmapQuery, socketmap, startMailhostd, tcp, type Mailhostd } from '../harness/mailhostd.js'
 import { startSlapd } from '../harness/slapd.js'
 import { demoClusterConfig, DEMO_ROUTES } from './demo-table.js'
@@ -27,62 +28,64 @@ async function waitForFresh(m: Mailhostd, key: string) {
 }
 
 /** postmap through both protocols; returns what Postfix would conclude. */
-async function ask(m: Mailhostd, key: string) {
+async function ask(m: Mailhostd, key: string, set: PeerSet) {
   const started = Date.now()
-  const [sm, tc] = await Promise.all([postmapQuery(socketmap(m.ports.socketmap, 'transport'), key), postmapQuery(tcp(m.ports.transport), key)])
+  const [sm, tc] = await Promise.all([postmapQuery(socketmap(m.ports.socketmap, 'transport'), key, set), postmapQuery(tcp(m.ports.transport), key, set)])
   const verdict = (r: { code: number; stdout: string; stderr: string }) =>
     r.code === 0 ? `found ${r.stdout.trim()}` : /query error|lookup error/.test(r.stderr) ? 'temp' : 'miss'
   return { socketmap: verdict(sm), tcp: verdict(tc), ms: Date.now() - started }
 }
 
-t.test('slapd dies, hangs and comes back', async (t) => {
-  const slapd = await startSlapd()
-  t.teardown(() => slapd.stop())
-  const m = await startMailhostd({
-    ...demoClusterConfig(),
-    directory: {
-      type: 'ldap',
-      ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, timeout: '1s', connectTimeout: '500ms' },
-    },
-    cache: { ttl: '1s', negativeTtl: '1s', maxStale: '1h' },
-    lookup: { deadline: `${DEADLINE_MS}ms` },
-    circuit: { failureThreshold: 3, openFor: '1s' },
+eachPeerSet(t, async (t, set) => {
+  t.test('slapd dies, hangs and comes back', async (t) => {
+    const slapd = await startSlapd({ set })
+    t.teardown(() => slapd.stop())
+    const m = await startMailhostd({
+      ...demoClusterConfig(),
+      directory: {
+        type: 'ldap',
+        ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, timeout: '1s', connectTimeout: '500ms' },
+      },
+      cache: { ttl: '1s', negativeTtl: '1s', maxStale: '1h' },
+      lookup: { deadline: `${DEADLINE_MS}ms` },
+      circuit: { failureThreshold: 3, openFor: '1s' },
+    })
+    t.teardown(() => m.stop())
+
+    const cached = ['alice@example.org', 'bob@example.org', 'postmaster@example.org']
+    for (const k of cached) t.match(await ask(m, k, set), { socketmap: /^found/, tcp: /^found/ }, `warm ${k}`)
+
+    await slapd.kill()
+    await sleep(1500) // past the TTL: every cached answer is now stale
+
+    for (const k of cached) {
+      const r = await ask(m, k, set)
+      const route = k.startsWith('bob') ? DEMO_ROUTES.mx2 : DEMO_ROUTES.mx1
+      t.same([r.socketmap, r.tcp], [`found ${route}`, `found ${route}`], `stale answer for ${k} while slapd is dead`)
+      t.match(await layerOf(m, k), { outcome: 'found', layer: 'stale' })
+    }
+    for (const k of ['carol@example.org', 'nobody@example.org', 'alice+new@example.org', 'x@example.net', 'y@example.com']) {
+      const r = await ask(m, k, set)
+      t.same([r.socketmap, r.tcp], ['temp', 'temp'], `uncached ${k}: TEMP and 400, never a miss`)
+      t.ok(r.ms < DEADLINE_MS + 2000, `answered within the deadline (${r.ms} ms)`)
+    }
+    t.match(await layerOf(m, 'carol@example.org'), { outcome: 'temp', layer: 'none' })
+    t.match(await ask(m, 'someone@unserved.test', set), { socketmap: 'miss', tcp: 'miss' }, 'rules still answer misses without the directory')
+
+    await slapd.restart()
+    t.match(await waitForFresh(m, 'carol@example.org'), { outcome: 'found', layer: 'directory' }, 'fresh answers resume after slapd restarts')
+    t.match(await ask(m, 'nobody@example.org', set), { socketmap: 'miss', tcp: 'miss' }, 'authoritative misses again')
+
+    await slapd.pause()
+    t.teardown(() => slapd.resume())
+    await sleep(1200)
+    for (const k of ['alice@example.org', 'bob@example.org']) {
+      t.match(await ask(m, k, set), { socketmap: /^found/, tcp: /^found/ }, `hung slapd: stale answer for ${k}`)
+    }
+    const hung = await ask(m, 'dave@example.org', set)
+    t.same([hung.socketmap, hung.tcp], ['temp', 'temp'], 'hung slapd: uncached key is TEMP')
+    t.ok(hung.ms < DEADLINE_MS + 2000, `hung slapd: answered within the deadline (${hung.ms} ms)`)
+    await slapd.resume()
+    t.match(await waitForFresh(m, 'alice@example.org'), { outcome: 'found', layer: 'directory' }, 'fresh answers after slapd resumes')
   })
-  t.teardown(() => m.stop())
-
-  const cached = ['alice@example.org', 'bob@example.org', 'postmaster@example.org']
-  for (const k of cached) t.match(await ask(m, k), { socketmap: /^found/, tcp: /^found/ }, `warm ${k}`)
-
-  await slapd.kill()
-  await sleep(1500) // past the TTL: every cached answer is now stale
-
-  for (const k of cached) {
-    const r = await ask(m, k)
-    const route = k.startsWith('bob') ? DEMO_ROUTES.mx2 : DEMO_ROUTES.mx1
-    t.same([r.socketmap, r.tcp], [`found ${route}`, `found ${route}`], `stale answer for ${k} while slapd is dead`)
-    t.match(await layerOf(m, k), { outcome: 'found', layer: 'stale' })
-  }
-  for (const k of ['carol@example.org', 'nobody@example.org', 'alice+new@example.org', 'x@example.net', 'y@example.com']) {
-    const r = await ask(m, k)
-    t.same([r.socketmap, r.tcp], ['temp', 'temp'], `uncached ${k}: TEMP and 400, never a miss`)
-    t.ok(r.ms < DEADLINE_MS + 2000, `answered within the deadline (${r.ms} ms)`)
-  }
-  t.match(await layerOf(m, 'carol@example.org'), { outcome: 'temp', layer: 'none' })
-  t.match(await ask(m, 'someone@unserved.test'), { socketmap: 'miss', tcp: 'miss' }, 'rules still answer misses without the directory')
-
-  await slapd.restart()
-  t.match(await waitForFresh(m, 'carol@example.org'), { outcome: 'found', layer: 'directory' }, 'fresh answers resume after slapd restarts')
-  t.match(await ask(m, 'nobody@example.org'), { socketmap: 'miss', tcp: 'miss' }, 'authoritative misses again')
-
-  await slapd.pause()
-  t.teardown(() => slapd.resume())
-  await sleep(1200)
-  for (const k of ['alice@example.org', 'bob@example.org']) {
-    t.match(await ask(m, k), { socketmap: /^found/, tcp: /^found/ }, `hung slapd: stale answer for ${k}`)
-  }
-  const hung = await ask(m, 'dave@example.org')
-  t.same([hung.socketmap, hung.tcp], ['temp', 'temp'], 'hung slapd: uncached key is TEMP')
-  t.ok(hung.ms < DEADLINE_MS + 2000, `hung slapd: answered within the deadline (${hung.ms} ms)`)
-  await slapd.resume()
-  t.match(await waitForFresh(m, 'alice@example.org'), { outcome: 'found', layer: 'directory' }, 'fresh answers after slapd resumes')
 })

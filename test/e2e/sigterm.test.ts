@@ -4,6 +4,7 @@
 
 import { connect } from 'node:net'
 import t from 'tap'
+import { eachPeerSet } from '../harness/peer-set.js'
 import { startMailhostd } from '../harness/mailhostd.js'
 import { startSlapd } from '../harness/slapd.js'
 import { demoClusterConfig } from './demo-table.js'
@@ -25,26 +26,28 @@ function ask(port: number, key: string): Promise<string> {
   })
 }
 
-t.test('SIGTERM finishes in-flight requests, then exits 0', async (t) => {
-  const slapd = await startSlapd()
-  t.teardown(() => slapd.stop())
-  const m = await startMailhostd({
-    ...demoClusterConfig(),
-    directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, timeout: '1500ms' } },
-    lookup: { deadline: '2s' },
+eachPeerSet(t, async (t, set) => {
+  t.test('SIGTERM finishes in-flight requests, then exits 0', async (t) => {
+    const slapd = await startSlapd({ set })
+    t.teardown(() => slapd.stop())
+    const m = await startMailhostd({
+      ...demoClusterConfig(),
+      directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, timeout: '1500ms' } },
+      lookup: { deadline: '2s' },
+    })
+    t.match(await ask(m.ports.socketmap, 'alice@example.org'), /^\d+:OK lmtp:inet:\[10\.0\.0\.11\]:24,$/)
+
+    await slapd.pause()
+    t.teardown(() => slapd.resume())
+    const inFlight = ask(m.ports.socketmap, 'bob@example.org')
+    await new Promise((r) => setTimeout(r, 300))
+    const stopped = m.stop('SIGTERM')
+    await new Promise((r) => setTimeout(r, 200))
+
+    await t.rejects(ask(m.ports.socketmap, 'carol@example.org'), { code: 'ECONNREFUSED' }, 'no new connections once draining')
+    t.match(await inFlight, /^\d+:TEMP /, 'the in-flight request still gets its answer (TEMP: the directory hangs)')
+    t.equal(await stopped, 0, 'exit status 0')
+    t.match(m.proc.output(), /stopping: finishing in-flight requests/)
+    t.match(m.proc.output(), /mailhostd stopped/)
   })
-  t.match(await ask(m.ports.socketmap, 'alice@example.org'), /^\d+:OK lmtp:inet:\[10\.0\.0\.11\]:24,$/)
-
-  await slapd.pause()
-  t.teardown(() => slapd.resume())
-  const inFlight = ask(m.ports.socketmap, 'bob@example.org')
-  await new Promise((r) => setTimeout(r, 300))
-  const stopped = m.stop('SIGTERM')
-  await new Promise((r) => setTimeout(r, 200))
-
-  await t.rejects(ask(m.ports.socketmap, 'carol@example.org'), { code: 'ECONNREFUSED' }, 'no new connections once draining')
-  t.match(await inFlight, /^\d+:TEMP /, 'the in-flight request still gets its answer (TEMP: the directory hangs)')
-  t.equal(await stopped, 0, 'exit status 0')
-  t.match(m.proc.output(), /stopping: finishing in-flight requests/)
-  t.match(m.proc.output(), /mailhostd stopped/)
 })

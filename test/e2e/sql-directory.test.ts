@@ -2,6 +2,7 @@
 // on a PostgreSQL started by the harness.
 
 import t from 'tap'
+import { peerTest } from '../harness/peer-set.js'
 import { startMailhostd, ROOT } from '../harness/mailhostd.js'
 import { startPostgres } from '../harness/postgres.js'
 import { checkDemoTable, demoClusterConfig } from './demo-table.js'
@@ -14,10 +15,10 @@ t.test('SQL directory on PGlite', async (t) => {
   await checkDemoTable(t, m.ports)
 })
 
-t.test('SQL directory on PostgreSQL', async (t) => {
-  const pg = await startPostgres()
+peerTest(t, 'SQL directory on PostgreSQL', async (t, set) => {
+  const pg = await startPostgres({ set })
   t.teardown(() => pg.stop())
   const m = await startMailhostd({ ...demoClusterConfig(), directory: { type: 'sql' }, store: { url: pg.url } }, { args: seed })
   t.teardown(() => m.stop())
-  await checkDemoTable(t, m.ports)
+  await checkDemoTable(t, m.ports, { set })
 })
