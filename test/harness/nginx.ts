@@ -33,6 +33,12 @@ export interface NginxOptions {
   secret: string
   /** error_log at debug level (this nginx is built --with-debug) instead of info. */
   debug?: boolean
+  /**
+   * Directives added at the top of nginx/mail.conf's mail block, for what the shipped file
+   * leaves out on purpose, e.g. `resolver 127.0.0.1:PORT;` (SMTP sessions then resolve the
+   * client's name and send it as Client-Host).
+   */
+  mailDirectives?: readonly string[]
 }
 
 export interface Nginx {
@@ -54,6 +60,12 @@ export async function mailConf(p: { imap: number; pop3: number; smtp: number; au
   }
   text = rewrite(text, MAIL_CONF, 'auth_http 127.0.0.1:10090/', `auth_http 127.0.0.1:${p.authHttpPort}/`)
   return rewrite(text, MAIL_CONF, 'include /etc/nginx/mailhostd-auth-key.conf;', `include ${p.keyFile};`)
+}
+
+/** `directives` as the first lines inside the mail block. */
+function withMailDirectives(conf: string, directives: readonly string[]): string {
+  if (directives.length === 0) return conf
+  return rewrite(conf, MAIL_CONF, /^mail \{$/m, ['mail {', ...directives.map((d) => `    ${d}`)].join('\n'))
 }
 
 /** An nginx string in double quotes: backslash and quote escaped. */
@@ -79,7 +91,7 @@ export async function startNginx(o: NginxOptions): Promise<Nginx> {
       '    worker_connections 256;',
       '}',
       `# ---- ${MAIL_CONF} (rewritten)`,
-      await mailConf({ imap, pop3, smtp, authHttpPort: o.authHttpPort, keyFile }),
+      withMailDirectives(await mailConf({ imap, pop3, smtp, authHttpPort: o.authHttpPort, keyFile }), o.mailDirectives ?? []),
     ].join('\n')
     const confFile = join(dir, 'nginx.conf')
     await writeFile(confFile, conf)
