@@ -23,6 +23,7 @@
 import type { Test } from 'tap'
 import { adminApi, DEMO_TOKENS, type AdminApi } from '../harness/admin-api.js'
 import { postmapBatch, socketmap, startMailhostd, type Mailhostd } from '../harness/mailhostd.js'
+import type { PeerSet } from '../harness/peer-set.js'
 
 export type Policy = 'random' | 'weighted' | 'least-used' | 'domain'
 export const POLICIES: readonly Policy[] = ['random', 'weighted', 'least-used', 'domain']
@@ -204,6 +205,8 @@ export interface RunOptions {
   readonly readDirectory: ReadDirectory
   /** Create requests in flight at once. */
   readonly concurrency: number
+  /** Whose postmap asks the transport map at the end (Debian 12's by default). */
+  readonly set?: PeerSet
 }
 
 const domainsOf = (c: PlacementCase) => [PRE_DOMAIN, ...new Set(c.phases.map((p) => p.domain))]
@@ -303,7 +306,7 @@ export async function runPlacementCase(t: Test, c: PlacementCase, opts: RunOptio
 
   // 6. Routing: every address through Postfix's socketmap client, in one postmap run.
   const addresses = [...owner.keys()]
-  const res = await postmapBatch(socketmap(m.ports.socketmap, 'transport'), addresses)
+  const res = await postmapBatch(socketmap(m.ports.socketmap, 'transport'), addresses, opts.set)
   t.equal(res.code, 0, `postmap -q - exits 0 ${res.stderr.trim()}`)
   const routes = new Map(
     res.stdout

@@ -4,6 +4,7 @@
 // and what they assert: admin-placement-cases.ts.
 
 import t from 'tap'
+import { eachPeerSet } from '../harness/peer-set.js'
 import { Client } from 'ldapts'
 import { startSlapd, type Slapd } from '../harness/slapd.js'
 import { CASES, POLICIES, runPlacementCase } from './admin-placement-cases.js'
@@ -30,27 +31,30 @@ async function readDirectory(slapd: Slapd): Promise<Map<string, string>> {
   }
 }
 
-t.test('placement at scale, LDAP directory on slapd', async (t) => {
-  for (const policy of POLICIES) {
-    await t.test(policy, async (t) => {
-      const slapd = await startSlapd()
-      t.teardown(() => slapd.stop())
-      await runPlacementCase(t, CASES[policy], {
-        config: {
-          directory: {
-            type: 'ldap',
-            ldap: {
-              url: slapd.url,
-              bindDN: slapd.bindDN,
-              bindPassword: slapd.bindPassword,
-              baseDN: slapd.baseDN,
-              admin: { bindDN: slapd.rootDN, bindPassword: slapd.rootPassword },
+eachPeerSet(t, async (t, set) => {
+  t.test('placement at scale, LDAP directory on slapd', async (t) => {
+    for (const policy of POLICIES) {
+      await t.test(policy, async (t) => {
+        const slapd = await startSlapd({ set })
+        t.teardown(() => slapd.stop())
+        await runPlacementCase(t, CASES[policy], {
+          set,
+          config: {
+            directory: {
+              type: 'ldap',
+              ldap: {
+                url: slapd.url,
+                bindDN: slapd.bindDN,
+                bindPassword: slapd.bindPassword,
+                baseDN: slapd.baseDN,
+                admin: { bindDN: slapd.rootDN, bindPassword: slapd.rootPassword },
+              },
             },
           },
-        },
-        concurrency: 8,
-        readDirectory: () => readDirectory(slapd),
+          concurrency: 8,
+          readDirectory: () => readDirectory(slapd),
+        })
       })
-    })
-  }
+    }
+  })
 })

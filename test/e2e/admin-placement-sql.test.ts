@@ -4,30 +4,34 @@
 // admin-placement-cases.ts.
 
 import t from 'tap'
+import { eachPeerSet } from '../harness/peer-set.js'
 import pg from 'pg'
 import { startPostgres } from '../harness/postgres.js'
 import { CASES, POLICIES, runPlacementCase } from './admin-placement-cases.js'
 
-t.test('placement at scale, SQL directory on PostgreSQL', async (t) => {
-  const server = await startPostgres()
-  t.teardown(() => server.stop())
-  for (const policy of POLICIES) {
-    await t.test(policy, async (t) => {
-      const url = await server.createDatabase(`placement_${policy.replace('-', '_')}`)
-      await runPlacementCase(t, CASES[policy], {
-        config: { directory: { type: 'sql' }, store: { url } },
-        concurrency: 8,
-        readDirectory: async () => {
-          const client = new pg.Client({ connectionString: url })
-          await client.connect()
-          try {
-            const { rows } = await client.query<{ address: string; mailhost: string }>('select address, mailhost from accounts')
-            return new Map(rows.map((r) => [r.address, r.mailhost]))
-          } finally {
-            await client.end()
-          }
-        },
+eachPeerSet(t, async (t, set) => {
+  t.test('placement at scale, SQL directory on PostgreSQL', async (t) => {
+    const server = await startPostgres({ set })
+    t.teardown(() => server.stop())
+    for (const policy of POLICIES) {
+      await t.test(policy, async (t) => {
+        const url = await server.createDatabase(`placement_${policy.replace('-', '_')}`)
+        await runPlacementCase(t, CASES[policy], {
+          set,
+          config: { directory: { type: 'sql' }, store: { url } },
+          concurrency: 8,
+          readDirectory: async () => {
+            const client = new pg.Client({ connectionString: url })
+            await client.connect()
+            try {
+              const { rows } = await client.query<{ address: string; mailhost: string }>('select address, mailhost from accounts')
+              return new Map(rows.map((r) => [r.address, r.mailhost]))
+            } finally {
+              await client.end()
+            }
+          },
+        })
       })
-    })
-  }
+    }
+  })
 })
