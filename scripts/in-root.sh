@@ -1,13 +1,12 @@
 #!/bin/sh
 # Runs one program inside a prepared Debian root (the debian13 peer set) with chroot.
 #
-#   unshare --mount --propagation private -- in-root.sh ROOT USERSPEC CHDIR [DIR...] -- CMD [ARG...]
+#   in-root.sh ROOT USERSPEC CHDIR [DIR...] -- CMD [ARG...]
 #
-# Meant to be started under `unshare --mount` (test/harness/peer-set.ts and
-# scripts/install-peers.mjs do): every mount made here lives in that private mount namespace,
-# is invisible to the host, and is gone when the last process in it exits, also when the test
-# that started it was killed. Nothing is ever mounted in the host's namespace, so there is
-# nothing to undo there.
+# It first re-executes itself under `unshare --mount` (same PID): every mount made here lives in
+# that private mount namespace, is invisible to the host, and is gone when the last process in
+# it exits, also when the test that started it was killed. Nothing is ever mounted in the
+# host's namespace, so there is nothing to undo there.
 #
 # Mounted into ROOT: /proc, /dev (recursively: /dev/pts, /dev/shm), /etc/hosts, and each DIR at the same
 # path, so paths mean the same inside and outside (temp dirs, the checkout's fixtures). DIR may
@@ -15,6 +14,12 @@
 # cd to CHDIR (or /), and exec CMD: the PID the caller spawned becomes the program itself, so it
 # can be signalled and waited for by PID like any other peer.
 set -eu
+
+# $$ survives exec, so the marker says "this very process already has its own namespace".
+if [ "${MAILHOSTD_IN_ROOT_NS:-}" != "$$" ]; then
+  MAILHOSTD_IN_ROOT_NS=$$ exec unshare --mount --propagation private -- sh "$0" "$@"
+fi
+unset MAILHOSTD_IN_ROOT_NS
 
 root=$1
 userspec=$2
@@ -26,9 +31,13 @@ shift 3
   exit 125
 }
 
-# Refuse to run outside a private mount namespace: the mounts would land on the host.
-if [ "$(readlink /proc/self/ns/mnt)" = "$(readlink /proc/1/ns/mnt)" ]; then
-  echo "in-root.sh: not in a private mount namespace; start it under unshare --mount" >&2
+# Refuse to mount unless this process is in a mount namespace of its own, not its caller's: the
+# mounts would land on the host. (The caller's, not PID 1's: PID 1 may be unreadable, as under
+# gVisor, and an empty answer must never pass for "different".)
+own=$(readlink /proc/self/ns/mnt || true)
+caller=$(readlink "/proc/$PPID/ns/mnt" || true)
+if [ -z "$own" ] || [ -z "$caller" ] || [ "$own" = "$caller" ]; then
+  echo "in-root.sh: not in a mount namespace of its own (own: '$own', caller's: '$caller'); refusing to mount" >&2
   exit 125
 fi
 

@@ -63,8 +63,10 @@ export function isCurrent(root = DEBIAN13.root, set = DEBIAN13) {
 /**
  * The Debian archive this machine's apt uses (the first URI of a main archive, not
  * security), so the root comes from the same source; deb.debian.org when none is found.
+ * MAILHOSTD_DEBIAN_MIRROR overrides it (a site's own mirror).
  */
 export function debianMirror() {
+  if (process.env.MAILHOSTD_DEBIAN_MIRROR) return process.env.MAILHOSTD_DEBIAN_MIRROR.replace(/\/$/, '')
   const files = ['/etc/apt/sources.list']
   const dir = '/etc/apt/sources.list.d'
   if (existsSync(dir)) files.push(...readdirSync(dir).filter((f) => /\.(list|sources)$/.test(f)).map((f) => join(dir, f)))

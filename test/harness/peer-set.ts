@@ -3,7 +3,7 @@
 //
 // Harnesses never name a binary's location or a system user's ids themselves; they ask the set:
 // `set.start('slapd', ...)`, `set.run('postmap', ...)`, `set.ids('postgres')`. For debian13 the
-// program runs through scripts/in-root.sh under `unshare --mount`: chroot into the root, with
+// program runs through scripts/in-root.sh in a mount namespace of its own: chroot into the root, with
 // the temp dir and the checkout bound at their own paths, so a path a test writes means the same
 // file to the peer. The spawned PID is the program itself (unshare, sh and chroot each exec), so
 // stopping by PID, process trees and /proc/PID/fd checks work as for the machine's own peers; the
@@ -13,7 +13,7 @@
 // MAILHOSTD_PEER_SETS=debian12 (or debian13) narrows a run by hand; by default both run, and a
 // set whose peers are missing fails its tests, never skips them.
 
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { SpawnOptions } from 'node:child_process'
@@ -80,10 +80,7 @@ function makeSet(id: PeerSetId, label: string, dovecot: PeerSet['dovecot'], root
     checkRoot()
     const userspec = o.user ? `${o.user.uid}:${o.user.gid}` : ''
     const binds = [tmpdir(), `${CHECKOUT}:ro`]
-    return {
-      file: 'unshare',
-      args: ['--mount', '--propagation', 'private', '--', 'sh', IN_ROOT, root, userspec, o.cwd ?? '/', ...binds, '--', cmd, ...args],
-    }
+    return { file: 'sh', args: [IN_ROOT, root, userspec, o.cwd ?? '/', ...binds, '--', cmd, ...args] }
   }
   return {
     id,
@@ -143,11 +140,6 @@ export function peerSetById(id: PeerSetId): PeerSet {
  */
 export function eachPeerSet(t: Test, body: (t: Test, set: PeerSet) => Promise<void> | void): void {
   for (const set of peerSets()) t.test(set.label, (tt) => body(tt, set))
-}
-
-/** Whether this set's root (debian13) is prepared; debian12 always is (its probes are install-peers'). */
-export function isPrepared(set: PeerSet): boolean {
-  return set.id === 'debian12' || existsSync(set.path('/usr/sbin/dovecot'))
 }
 
 /**
