@@ -1,5 +1,5 @@
-// Acceptance: the dict variant. A real Dovecot front proxy running dovecot/proxy-dict.conf and
-// dovecot/dovecot-dict-auth.conf.ext asks the built mailhostd over its dict socket (listen.dict)
+// Acceptance: the dict variant. A real Dovecot front proxy running dovecot/2.3/proxy-dict.conf and
+// dovecot/2.3/dovecot-dict-auth.conf.ext asks the built mailhostd over its dict socket (listen.dict)
 // where each mailbox lives; mailhostd answers nopassword, so the two real Dovecot backends check
 // the passwords. Covered: routing (IMAP, POP3), alternate address to the canonical mailbox,
 // wrong password refused by the backend, unknown and disabled users refused by the proxy,
@@ -9,14 +9,18 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { helloSubject, startDovecot, startLoginCluster } from '../harness/dovecot.js'
+import { DEBIAN12_SET } from '../harness/peer-set.js'
 import { imapLogin } from '../harness/imap-client.js'
 import { pop3Login } from '../harness/pop3-client.js'
 
+// Debian 12 only: Dovecot 2.4 (Debian 13) has no dict passdb and speaks dict protocol v4.
+const set = DEBIAN12_SET
 const c = await startLoginCluster(t, {
+  set,
   dict: true,
   config: { cache: { ttl: '1s', negativeTtl: '1s', maxStale: '2s' }, login: { userdb: { home: '/var/vmail/%d/%n', uid: 'mail', gid: 'mail' } } },
 })
-const proxy = await startDovecot({ role: 'proxy-dict', dictSocket: c.dictSocket! })
+const proxy = await startDovecot({ set, role: 'proxy-dict', dictSocket: c.dictSocket! })
 t.teardown(() => proxy.stop())
 const imap = (user: string, password: string) => imapLogin(proxy.ports.imap, user, password)
 

@@ -30,6 +30,7 @@ import { freePort, freePorts } from './ports.js'
 import { waitForListener } from './postfix.js'
 import { forget, removeOnExit, stopTree } from './process-tree.js'
 import { startSlapd, type Slapd } from './slapd.js'
+import { accountsLdif, type ChaosAccount } from '../chaos/directory.js'
 
 const file = (name: string) => fileURLToPath(new URL(`../../dovecot/${name}`, import.meta.url))
 /** The one script for both Dovecot releases. */
@@ -69,6 +70,14 @@ export const DEMO_MAIL_USERS: Readonly<Record<'mx1' | 'mx2', readonly MailUser[]
     { user: 'carol@example.org', password: 'carol-disabled' },
   ],
   mx2: [{ user: 'bob@example.org', password: 'builder' }],
+}
+
+/**
+ * A backend's log line for a login of `user` it accepted, then `rest` (a pattern): "Login:
+ * user=<...>" on Dovecot 2.3, "Logged in: user=<...>" on 2.4.
+ */
+export function loggedIn(user: string, rest = ''): RegExp {
+  return new RegExp(`(Login|Logged in): user=<${user.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}>${rest}`)
 }
 
 /** The Subject of the one message each backend mailbox starts with. */
@@ -430,13 +439,16 @@ export interface LoginClusterOptions {
   ldap?: (slapd: Slapd) => Record<string, unknown>
   /** Options for both backends (debug logs, settings, the auth policy). */
   backends?: Pick<BackendOptions, 'debug' | 'settings'> & { authPolicy?: boolean }
+  /** Accounts beyond the demo's, in the directory and on their backend (with their passwords). */
+  accounts?: readonly ChaosAccount[]
 }
 
 /** Starts the cluster; everything is stopped by t's teardown, also when a later start fails. */
 export async function startLoginCluster(t: Test, o: LoginClusterOptions = {}): Promise<LoginCluster> {
   const set = o.set ?? DEBIAN12_SET
   const secret = `login-secret-${randomBytes(9).toString('hex')}`
-  const slapd = await startSlapd({ set })
+  const extra = o.accounts ?? []
+  const slapd = await startSlapd({ set, ...(extra.length ? { extraLdif: [accountsLdif(extra)] } : {}) })
   t.teardown(() => slapd.stop())
   const pg = o.postgres ? await startPostgres({ set }) : undefined
   if (pg) t.teardown(() => pg.stop())
@@ -457,7 +469,7 @@ export async function startLoginCluster(t: Test, o: LoginClusterOptions = {}): P
       set,
       role: 'backend',
       name,
-      users: DEMO_MAIL_USERS[name],
+      users: [...DEMO_MAIL_USERS[name], ...extra.filter((a) => a.backend === name).map((a) => ({ user: a.address, password: a.password }))],
       ...(o.backends?.debug ? { debug: true } : {}),
       ...(o.backends?.settings ? { settings: o.backends.settings } : {}),
       ...(o.backends?.authPolicy ? { authPolicy: { httpPort, secret } } : {}),

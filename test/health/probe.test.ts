@@ -1,5 +1,5 @@
-// Health probes against real peers: smtp-sink speaking SMTP and LMTP, and a Dovecot backend
-// (IMAP, POP3, LMTP) greet and are left politely. Failures: a closed port, a listener that
+// Health probes against real peers of each peer set: smtp-sink speaking SMTP and LMTP, and a
+// Dovecot backend (2.3 or 2.4: IMAP, POP3, LMTP) greet and are left politely. Failures: a closed port, a listener that
 // accepts and says nothing, and listeners that greet wrongly, too much or not at all (plain
 // node:net servers: they stand in for a broken peer, not for a real one).
 
@@ -11,6 +11,7 @@ import type { ProbedService } from '../../src/resolve/registry.js'
 import { DEMO_MAIL_USERS, startDovecot } from '../harness/dovecot.js'
 import { freePort } from '../harness/ports.js'
 import { startSmtpSink } from '../harness/smtp-sink.js'
+import { eachPeerSet } from '../harness/peer-set.js'
 
 const TIMEOUT_MS = 3000
 const probe = (service: ProbedService, port: number, timeoutMs = TIMEOUT_MS) => probeService({ service, host: '127.0.0.1', port }, timeoutMs)
@@ -47,29 +48,33 @@ async function brokenPeer(
   return { port: (server.address() as { port: number }).port, received: () => received, ended: () => ended, open: () => sockets.size, closed }
 }
 
-t.test('smtp-sink: SMTP and LMTP greet with 220; the probe says QUIT', async (t) => {
-  for (const lmtp of [false, true]) {
-    const sink = await startSmtpSink({ lmtp })
-    t.teardown(() => sink.stop())
-    t.same(await probe('delivery', sink.port), { ok: true }, lmtp ? 'LMTP' : 'SMTP')
-    t.same(await new TcpProber(TIMEOUT_MS).probe({ service: 'delivery', host: '127.0.0.1', port: sink.port }), { ok: true }, 'through the prober')
-    t.match(await probe('imap', sink.port), { ok: false, reason: /^unexpected greeting: 220 / }, 'a 220 is no IMAP greeting')
-    t.match(await probe('pop3', sink.port), { ok: false, reason: /^unexpected greeting: 220 / }, 'nor a POP3 one')
-  }
-})
+// The peers' own greetings, once per peer set.
+eachPeerSet(t, async (t, set) => {
+  t.test('smtp-sink: SMTP and LMTP greet with 220; the probe says QUIT', async (t) => {
+    for (const lmtp of [false, true]) {
+      const sink = await startSmtpSink({ set, lmtp })
+      t.teardown(() => sink.stop())
+      t.same(await probe('delivery', sink.port), { ok: true }, lmtp ? 'LMTP' : 'SMTP')
+      t.same(await new TcpProber(TIMEOUT_MS).probe({ service: 'delivery', host: '127.0.0.1', port: sink.port }), { ok: true }, 'through the prober')
+      t.match(await probe('imap', sink.port), { ok: false, reason: /^unexpected greeting: 220 / }, 'a 220 is no IMAP greeting')
+      t.match(await probe('pop3', sink.port), { ok: false, reason: /^unexpected greeting: 220 / }, 'nor a POP3 one')
+    }
+  })
 
-t.test('a Dovecot backend: IMAP * OK, POP3 +OK, LMTP 220, each left with its logout', async (t) => {
-  const d = await startDovecot({ role: 'backend', name: 'mx1', users: DEMO_MAIL_USERS.mx1 })
-  t.teardown(() => d.stop())
-  t.same(await probe('imap', d.ports.imap), { ok: true }, 'imap')
-  t.same(await probe('pop3', d.ports.pop3), { ok: true }, 'pop3')
-  t.same(await probe('delivery', d.ports.lmtp!), { ok: true }, 'lmtp')
-  t.match(await probe('delivery', d.ports.imap), { ok: false, reason: /^unexpected greeting: \* OK/ }, 'IMAP is not a delivery port')
-  // Dovecot logs how each client left: the probes said goodbye instead of dropping the line.
-  await d.waitForLog(/imap-login: Info: Disconnected: Aborted login by logging out/)
-  await d.waitForLog(/pop3-login: Info: Disconnected: Aborted login by logging out/)
-  await d.waitForLog(/lmtp\(\d+\): Info: Disconnect from 127\.0\.0\.1: Logged out/)
-  t.pass('Dovecot saw the IMAP LOGOUT, the POP3 QUIT and the LMTP QUIT')
+  t.test('a Dovecot backend: IMAP * OK, POP3 +OK, LMTP 220, each left with its logout', async (t) => {
+    const d = await startDovecot({ set, role: 'backend', name: 'mx1', users: DEMO_MAIL_USERS.mx1 })
+    t.teardown(() => d.stop())
+    t.same(await probe('imap', d.ports.imap), { ok: true }, 'imap')
+    t.same(await probe('pop3', d.ports.pop3), { ok: true }, 'pop3')
+    t.same(await probe('delivery', d.ports.lmtp!), { ok: true }, 'lmtp')
+    t.match(await probe('delivery', d.ports.imap), { ok: false, reason: /^unexpected greeting: \* OK/ }, 'IMAP is not a delivery port')
+    // Dovecot logs how each client left: the probes said goodbye instead of dropping the line.
+    // 2.3: "Disconnected: Aborted login by logging out"; 2.4: "Login aborted: Logged out".
+    await d.waitForLog(/imap-login: Info: (Disconnected: Aborted login by logging out|Login aborted: Logged out)/)
+    await d.waitForLog(/pop3-login: Info: (Disconnected: Aborted login by logging out|Login aborted: Logged out)/)
+    await d.waitForLog(/lmtp\(\d+\): Info: Disconnect from 127\.0\.0\.1: Logged out/)
+    t.pass('Dovecot saw the IMAP LOGOUT, the POP3 QUIT and the LMTP QUIT')
+  })
 })
 
 t.test('nothing listening: connection refused, at once', async (t) => {

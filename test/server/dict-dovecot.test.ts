@@ -3,6 +3,7 @@
 // reason), then a throwaway Dovecot auth service with `passdb/userdb { driver = dict }` on our
 // socket: the O{json} fields become passdb and userdb fields. The Dovecot instance has no inet
 // listeners and lives in a temp dir; it is stopped (and killed at exit) whatever happens.
+// Debian 12 only (the host's Dovecot): Dovecot 2.4 has no dict passdb and speaks dict protocol v4.
 
 import t, { type Test } from 'tap'
 import { access, writeFile } from 'node:fs/promises'
