@@ -3,13 +3,15 @@
 #   docker build -t mailhostd .
 #   docker run -v /etc/mailhostd:/etc/mailhostd:ro -e MAILHOSTD_CONFIG=/etc/mailhostd/mailhostd.yaml mailhostd
 #
-# Base: Node.js 24 on Debian 12, slim. 24 is the LTS line with the longest support of the two
-# the project allows (maintenance until April 2028; 22 ends in April 2027), and mailhostd needs
-# Node >= 20.19 (package.json engines). Bookworm, because the peers the test suite runs
-# against (Postfix 3.7, Dovecot 2.3, OpenLDAP 2.5, PostgreSQL 15) are Debian 12's, and so are
-# the demo cluster's images (docker-compose.yml). No native modules: every dependency is plain
-# JavaScript or WebAssembly, so no compiler is needed in any stage.
-ARG NODE_IMAGE=node:24-bookworm-slim
+# Base: Node.js 24 on Debian 13 (trixie), slim. 24 is the LTS line with the longest support of
+# the two the project allows (maintenance until April 2028; 22 ends in April 2027), and mailhostd
+# needs Node >= 20.19 (package.json engines). Trixie, because it is the Debian release new
+# deployments run, and the demo cluster's peer images are Debian 13's too (docker-compose.yml);
+# the test suite runs every peer test against Debian 13's peers (Postfix 3.10, Dovecot 2.4,
+# OpenLDAP 2.6, PostgreSQL 17) and Debian 12's (3.7, 2.3, 2.5, 15) alike. No native modules:
+# every dependency is plain JavaScript or WebAssembly, so no compiler is needed in any stage, and
+# the same build runs on Debian 12 unchanged: --build-arg NODE_IMAGE=node:24-bookworm-slim.
+ARG NODE_IMAGE=node:24-trixie-slim
 
 # ---- build: compile TypeScript with the dev dependencies ---------------------------------------
 FROM ${NODE_IMAGE} AS build
