@@ -137,3 +137,81 @@ export function unitSettings(text: string): Map<string, Map<string, string[]>> {
   })
   return sections
 }
+
+/**
+ * Packages a stage installs with `apt-get install`, in order: the words after `install` up to the
+ * end of that command (`&&`, `;` or the end of the RUN), flags left out.
+ */
+export function aptInstalls(instructions: readonly Instruction[]): string[] {
+  return instructions
+    .filter((i) => i.op === 'RUN')
+    .flatMap((i) => [...i.args.matchAll(/apt-get\s+install\s+([^&;]*)/g)].flatMap((m) => m[1]!.split(/\s+/).filter((w) => w !== '' && !w.startsWith('-'))))
+}
+
+export interface DebconfSelection {
+  readonly owner: string
+  readonly question: string
+  readonly type: string
+  readonly value: string
+  readonly line: number
+}
+
+/** `echo 'OWNER QUESTION TYPE VALUE' | debconf-set-selections` answers of RUN instructions. */
+export function debconfSelections(instructions: readonly Instruction[]): DebconfSelection[] {
+  return instructions
+    .filter((i) => i.op === 'RUN')
+    .flatMap((i) =>
+      [...i.args.matchAll(/echo\s+'([^']*)'\s*\|\s*debconf-set-selections/g)].map((m) => {
+        const parts = /^(\S+)\s+(\S+)\s+(\S+)\s+(.*)$/.exec(m[1]!)
+        if (!parts) throw new Error(`line ${i.line}: not OWNER QUESTION TYPE VALUE: ${m[1]}`)
+        return { owner: parts[1]!, question: parts[2]!, type: parts[3]!, value: parts[4]!, line: i.line }
+      }),
+    )
+}
+
+/** A section of `doveconf` output: the top level (type ''), `passdb lua { }`, `lua_settings { }`, ... */
+export interface DoveconfSection {
+  readonly type: string
+  readonly name: string | undefined
+  readonly settings: ReadonlyMap<string, string>
+  readonly sections: readonly DoveconfSection[]
+}
+
+/**
+ * `doveconf` output (Dovecot 2.4, with or without -n) as a tree. Reads `key = value` lines
+ * (the value may be empty), `type [name] {` and `}`; comment lines are skipped. Anything else
+ * throws, so a construct this reader does not know is noticed rather than dropped.
+ */
+export function doveconfTree(text: string): DoveconfSection {
+  type Open = { type: string; name: string | undefined; settings: Map<string, string>; sections: Open[] }
+  const top: Open = { type: '', name: undefined, settings: new Map(), sections: [] }
+  const stack: Open[] = [top]
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#')) return
+    const current = stack[stack.length - 1]!
+    if (line === '}') {
+      if (stack.length === 1) throw new Error(`line ${i + 1}: } without a section`)
+      stack.pop()
+      return
+    }
+    const open = /^(\S+)(?:\s+("(?:[^"\\]|\\.)*"|\S+))?\s*\{$/.exec(line)
+    if (open) {
+      const name = open[2]?.startsWith('"') ? (JSON.parse(open[2]) as string) : open[2]
+      const section: Open = { type: open[1]!, name, settings: new Map(), sections: [] }
+      current.sections.push(section)
+      stack.push(section)
+      return
+    }
+    const setting = /^(\S+)\s*=\s?(.*)$/.exec(line)
+    if (!setting) throw new Error(`line ${i + 1}: not a doveconf line: ${line}`)
+    current.settings.set(setting[1]!, setting[2]!)
+  })
+  if (stack.length !== 1) throw new Error(`doveconf output ends inside section ${stack[stack.length - 1]!.type}`)
+  return top
+}
+
+/** The sections of `parent` of one type (and name, when given). */
+export function sectionsOf(parent: DoveconfSection, type: string, name?: string): DoveconfSection[] {
+  return parent.sections.filter((s) => s.type === type && (name === undefined || s.name === name))
+}

@@ -4,8 +4,10 @@
 // every file they copy or mount exists (and is committed, and not kept out by .dockerignore);
 // every port is a config default or a port of docker/mailhostd.yaml, which itself validates
 // with the daemon's own loader; every fixed address agrees between the compose network,
-// mailhostd's backends and the shipped Postfix and Dovecot files; the unit starts the package's
-// bin and does not restart on the daemon's EX_CONFIG; and systemd itself accepts the unit.
+// mailhostd's backends and the shipped Postfix and Dovecot files; every image is on the Debian
+// release of the debian13 peer set; the unit starts the package's bin and does not restart on
+// the daemon's EX_CONFIG; and systemd itself accepts the unit. What the images' scripts write is
+// run and checked with Debian 13's own programs in images.test.ts.
 
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -18,6 +20,7 @@ import { parse as parseYaml } from 'yaml'
 import { loadConfigFile, validateConfig } from '../../src/config/load.js'
 import type { Config } from '../../src/config/schema.js'
 import { EX_CONFIG } from '../../src/exit-codes.js'
+import { DEBIAN13 } from '../../scripts/peer-sets.mjs'
 import { DEMO_ADMIN_DN, DEMO_ADMIN_PASSWORD, DEMO_BASE_DN, DEMO_BIND_DN, DEMO_BIND_PASSWORD } from '../harness/slapd.js'
 import { copies, dockerfileInstructions, dockerignored, envSettings, finalStage, words, type Instruction } from './parse.js'
 
@@ -313,10 +316,12 @@ t.test('fixed addresses: the compose network, mailhostd.yaml, the front-ends and
   t.match(read('postfix/backend-main.cf'), `[${fixedAddress('postfix')!}]:25`, 'the front-end has the address postfix/backend-main.cf relays to')
 })
 
-t.test('the entrypoints rewrite strings the shipped files contain, and fill every template token', async (t) => {
+t.test('the configuration scripts rewrite strings the shipped files contain, and fill every template token', async (t) => {
+  // test/packaging/images.test.ts runs each assemble.sh for real, on Debian 13; this names the
+  // string and the file when one is gone, without needing the peer root.
   for (const d of dockerfiles().filter((x) => x.file.startsWith('docker/'))) {
     const dir = dirname(d.file)
-    const script = join(dir, 'entrypoint.sh')
+    const script = join(dir, 'assemble.sh')
     if (!existsSync(at(script))) continue
     const copied = copies(instructionsOf(d.file))
       .filter((c) => c.from === undefined)
@@ -331,11 +336,36 @@ t.test('the entrypoints rewrite strings the shipped files contain, and fill ever
         `${script}: '${from}' is in a shipped file the image copies (${copied.join(', ')})`,
       )
     }
+    t.match(read(join(dir, 'entrypoint.sh')), `sh /usr/share/mailhostd/${script} /usr/share/mailhostd `, `${dir}/entrypoint.sh runs ${script}`)
   }
 
   const tokens = new Set([...read('fixtures/ldap/slapd.conf.template').matchAll(/@@([A-Z_]+)@@/g)].map((m) => m[1]!))
   const filled = new Set([...read('docker/openldap/configure.sh').matchAll(/s\|@@([A-Z_]+)@@\|/g)].map((m) => m[1]!))
   t.same([...filled].sort(), [...tokens].sort(), 'docker/openldap/configure.sh fills exactly the tokens of slapd.conf.template')
+})
+
+t.test('the images are Debian 13, the release of the debian13 peer set', async (t) => {
+  const nodeImage = /^NODE_IMAGE=(\S+)$/.exec(instructionsOf('Dockerfile').find((i) => i.op === 'ARG')?.args ?? '')?.[1]
+  t.equal(nodeImage, `node:24-${DEBIAN13.suite}-slim`, 'mailhostd: Node.js 24 (LTS) on Debian 13, slim')
+  t.same(
+    instructionsOf('Dockerfile')
+      .filter((i) => i.op === 'FROM')
+      .map((i) => i.args.split(/\s+/)[0]),
+    ['${NODE_IMAGE}', '${NODE_IMAGE}', '${NODE_IMAGE}'],
+    'every stage uses NODE_IMAGE, so --build-arg NODE_IMAGE=node:24-bookworm-slim gives the Debian 12 variant',
+  )
+  const pgMajor = DEBIAN13.packages.map((p) => /^postgresql-(\d+)$/.exec(p)?.[1]).find(Boolean)
+  t.ok(pgMajor, 'the debian13 peer set has a PostgreSQL server')
+  t.equal(service('postgres').image, `postgres:${pgMajor}-${DEBIAN13.suite}`, "the store is the PostgreSQL the debian13 peers test, on Debian 13")
+  for (const d of dockerfiles().filter((x) => x.file.startsWith('docker/'))) {
+    t.same(
+      instructionsOf(d.file)
+        .filter((i) => i.op === 'FROM')
+        .map((i) => i.args),
+      [`debian:${DEBIAN13.suite}-slim`],
+      `${d.file} is FROM Debian 13`,
+    )
+  }
 })
 
 function unitExecStart(): string[] {
@@ -357,8 +387,9 @@ t.test('the systemd unit starts the package bin and does not restart on a bad co
   t.same(setting('MemoryDenyWriteExecute'), ['no'], "V8's JIT needs writable, then executable memory")
   t.equal(setting('ExecReload').at(-1), '/bin/kill -HUP $MAINPID')
 
-  // Dovecot's dict passdb connects to /run/mailhostd/dict.sock: inside the unit's RuntimeDirectory.
-  const dictUri = /^uri = proxy:[^/]*(\/[^:]+):/m.exec(read('dovecot/dovecot-dict-auth.conf.ext'))
+  // Dovecot 2.3's dict passdb (2.4 has none) connects to /run/mailhostd/dict.sock: inside the
+  // unit's RuntimeDirectory.
+  const dictUri = /^uri = proxy:[^/]*(\/[^:]+):/m.exec(read('dovecot/2.3/dovecot-dict-auth.conf.ext'))
   t.equal(dirname(dictUri![1]!), posix.join('/run', setting('RuntimeDirectory')[0]!), "the dict socket's directory is the unit's RuntimeDirectory")
   t.same(setting('StateDirectory'), ['mailhostd'], 'dataDir /var/lib/mailhostd is the StateDirectory')
   t.equal(loadConfigFile(at(DOCKER_CONFIG), env('mailhostd')).dataDir, '/var/lib/mailhostd', 'the same data directory as the image')
