@@ -11,82 +11,15 @@
 // What this cannot show without an engine: that the base images and apt fetch what the root
 // has, and the compose network itself.
 
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, chmodSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join, posix } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { parse as parseYaml } from 'yaml'
 import { DEBIAN13 } from '../../scripts/peer-sets.mjs'
-import { loadConfigFile } from '../../src/config/load.js'
 import { DEMO_MAIL_USERS } from '../harness/dovecot.js'
 import { DEBIAN13_SET as SET } from '../harness/peer-set.js'
 import type { RunResult } from '../harness/process.js'
-import { aptInstalls, copies, debconfSelections, dockerfileInstructions, doveconfTree, sectionsOf, type DoveconfSection } from './parse.js'
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const at = (...p: string[]) => join(ROOT, ...p)
-const read = (...p: string[]) => readFileSync(at(...p), 'utf8')
-
-/** Where every demo image keeps the repository files it copies, under their repository paths. */
-const SHARE = '/usr/share/mailhostd'
-const IMAGES = ['dovecot-proxy', 'dovecot-backend', 'postfix', 'openldap'] as const
-type Image = (typeof IMAGES)[number]
-const dockerfile = (image: Image) => `docker/${image}/Dockerfile`
-const instructions = (image: Image) => dockerfileInstructions(read(dockerfile(image)))
-
-interface Compose {
-  services: Record<string, { environment?: Record<string, string>; networks?: Record<string, { ipv4_address?: string }> }>
-}
-const compose = parseYaml(read('docker-compose.yml')) as Compose
-const env = (service: string) => compose.services[service]?.environment ?? {}
-const address = (service: string) => compose.services[service]?.networks?.cluster?.ipv4_address
-const dockerConfig = () => loadConfigFile(at('docker/mailhostd.yaml'), env('mailhostd'))
-
-/** A temp dir under tmpdir() (which the peer set binds into its root), removed after the test. */
-function tempDir(t: Test, prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `mailhostd-image-${prefix}-`))
-  // Dovecot's and Postfix's unprivileged processes must reach the files below it.
-  chmodSync(dir, 0o755)
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
-
-/**
- * The image's /usr/share/mailhostd, made in `dir` from its Dockerfile's COPY lines. Returns the
- * repository paths copied.
- */
-function imageShare(image: Image, dir: string): string[] {
-  const copied: string[] = []
-  for (const c of copies(instructions(image))) {
-    for (const src of c.sources) {
-      const placed = c.dest.endsWith('/') ? posix.join(c.dest, posix.basename(src)) : c.dest
-      if (placed !== posix.join(SHARE, src)) throw new Error(`${dockerfile(image)}:${c.line}: ${src} goes to ${placed}, not ${posix.join(SHARE, src)}`)
-      mkdirSync(dirname(join(dir, src)), { recursive: true })
-      cpSync(at(src), join(dir, src), { recursive: true })
-      copied.push(src)
-    }
-  }
-  return copied
-}
-
-/**
- * A copy of the root's stock configuration directory `etc` (/etc/dovecot, /etc/postfix). Files
- * that Debian's ucf registry gives to a package of the root which the image does not install
- * (dovecot-lmtpd's 20-lmtp.conf on the proxy) are left out, as the image would not have them.
- * Symlinks are kept as they are: they point into the root, where they are read.
- */
-function stockEtc(image: Image, etc: string, dir: string): string {
-  const copy = join(dir, posix.basename(etc))
-  cpSync(SET.path(etc), copy, { recursive: true, verbatimSymlinks: true })
-  const installed = new Set(aptInstalls(instructions(image)))
-  for (const line of readFileSync(SET.path('/var/lib/ucf/registry'), 'utf8').split('\n')) {
-    const [pkg, file] = line.split(/\s+/).filter(Boolean)
-    if (!pkg || !file?.startsWith(`${etc}/`)) continue
-    if (DEBIAN13.packages.includes(pkg) && !installed.has(pkg)) rmSync(join(copy, file.slice(etc.length + 1)), { force: true })
-  }
-  return copy
-}
+import { address, dockerConfig, dockerfile, env, IMAGES, imageShare, instructions, read, SHARE, stockEtc, tempDir, type Image } from './images.js'
+import { aptInstalls, debconfSelections, doveconfTree, sectionsOf, type DoveconfSection } from './parse.js'
 
 /**
  * The entrypoint's configuration command (`sh SHARE/docker/IMAGE/assemble.sh SHARE ETC`) with the
