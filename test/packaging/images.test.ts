@@ -8,8 +8,9 @@
 //   - a copy of the root's stock /etc/dovecot or /etc/postfix, as the packages leave it;
 // and then Debian 13's own programs judge the result: doveconf and doveadm for the Dovecot proxy
 // and backends, postconf for the Postfix front-end, slapadd and slapcat for OpenLDAP.
-// What this cannot show without an engine: that the base images and apt fetch what the root
-// has, and the compose network itself.
+// cluster.test.ts then starts the containers' daemons from these files and sends mail through
+// them. What neither can show without an engine: that the base images and apt give what the root
+// has, and Docker's own networking.
 
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
