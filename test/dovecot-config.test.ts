@@ -3,9 +3,11 @@
 // copied to a temp dir, "!include auth-system.conf.ext" commented out in conf.d/10-auth.conf,
 // the file installed as local.conf (and the files it includes, or that the install steps create,
 // next to it: every /etc/dovecot/ path in the installed text points into the temp dir, nothing
-// else changes), then the set's `doveconf -n` must exit 0 with nothing on stderr. Dovecot 2.4's
-// files must not set dovecot_config_version or dovecot_storage_version: the stock dovecot.conf
-// sets them first, and 2.4 refuses any other first setting.
+// else changes), then the set's `doveconf -n` must exit 0 with nothing on stderr, and the
+// settings that decide where logins and mail go must have the file's values, not the stock
+// conf.d's (Debian 13's LMTP username format and mbox INBOX path would otherwise win). Dovecot
+// 2.4's files must not set dovecot_config_version or dovecot_storage_version: the stock
+// dovecot.conf sets them first, and 2.4 refuses any other first setting.
 
 import t from 'tap'
 import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
@@ -25,14 +27,29 @@ interface Case {
   extra?: { file: string; as: string; include?: boolean }
   /** What `doveconf -n` must show when local.conf was read. */
   shows: RegExp
+  /** Settings as a service sees them (`doveconf -f protocol=<p> <keys>`), stock conf.d included. */
+  effective?: { protocol: string; expect: Record<string, string> }[]
 }
 
 function cases(set: PeerSet): Case[] {
   const f = dovecotFiles(set)
   const v24 = set.dovecot === '2.4'
+  // Logins and LMTP recipients are looked up by the full address, lowercased.
+  const fullAddress = v24 ? '%{user | lower}' : '%Lu'
+  const backendMail = v24 ? { mail_driver: 'maildir', mail_path: '%{home}/Maildir', mail_inbox_path: '.' } : { mail_location: 'maildir:~/Maildir' }
   const list: Case[] = [
-    { name: 'proxy-lua.conf', local: f.proxyLua, shows: v24 ? /^passdb lua \{\n\s+lua_file = \S+\/mailhostd\.lua$/m : /^\s+driver = lua$/m },
-    { name: 'backend.conf', local: f.backend, shows: v24 ? /^passdb passwd-file \{$/m : /^\s+driver = passwd-file$/m },
+    {
+      name: 'proxy-lua.conf',
+      local: f.proxyLua,
+      shows: v24 ? /^passdb lua \{\n\s+lua_file = \S+\/mailhostd\.lua$/m : /^\s+driver = lua$/m,
+      effective: ['imap', 'pop3'].map((protocol) => ({ protocol, expect: { auth_username_format: fullAddress } })),
+    },
+    {
+      name: 'backend.conf',
+      local: f.backend,
+      shows: v24 ? /^passdb passwd-file \{$/m : /^\s+driver = passwd-file$/m,
+      effective: ['imap', 'pop3', 'lmtp'].map((protocol) => ({ protocol, expect: { auth_username_format: fullAddress, ...backendMail } })),
+    },
     {
       name: 'backend.conf with auth-policy.conf',
       local: f.backend,
@@ -99,6 +116,12 @@ eachPeerSet(t, async (t, set) => {
       t.equal(r.code, 0, `doveconf -n exits 0:\n${r.stderr}`)
       t.equal(r.stderr, '', 'no warnings')
       t.match(r.stdout, c.shows, 'local.conf was read')
+      for (const { protocol, expect } of c.effective ?? []) {
+        const e = await set.run('doveconf', ['-c', conf, '-f', `protocol=${protocol}`, ...Object.keys(expect)], { timeoutMs: 30_000 })
+        t.equal(e.code, 0, e.stderr)
+        const got = Object.fromEntries(e.stdout.trim().split('\n').map((l) => l.split(' = ') as [string, string]))
+        t.same(got, expect, `as ${protocol} sees them`)
+      }
       if (set.dovecot === '2.4') {
         const settings = r.stdout.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'))
         t.match(settings[0], /^dovecot_config_version = \S+$/, "the first setting is the stock file's dovecot_config_version")
