@@ -3,7 +3,7 @@
 // logins work with the hashes it stores, DNs are escaped, aliases are never accounts, and every
 // failure is the right coded error. DN escaping and template parsing are also tested bare.
 
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { peerTest } from '../harness/peer-set.js'
 import { Client } from 'ldapts'
 import { hashPassword } from '../../src/auth/passwords.js'
