@@ -45,6 +45,8 @@ mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 # The machine's own names: without them every program that resolves the host name (Postfix's
 # myhostname, for one) asks DNS for it and waits for the answer, a second per postmap call.
+# (A root fresh from debootstrap has no /etc/hosts yet: netbase, installed next, makes one.)
+[ -e "$root/etc/hosts" ] || : > "$root/etc/hosts"
 mount --bind -o ro /etc/hosts "$root/etc/hosts"
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
   dir=${1%:ro}
