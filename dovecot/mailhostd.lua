@@ -254,6 +254,9 @@ local function lookup(req)
     remoteIp = req.remote_ip,
     localIp = req.local_ip,
     session = req.session,
+    -- Tells mailhostd this proxy is in lookup mode: with its login.lookupMode off that is a
+    -- configuration mismatch, answered as a temporary failure instead of a wrong password.
+    mode = (config ~= nil and config.mode == "lookup") and "lookup" or nil,
   }, false)
 end
 

@@ -182,7 +182,7 @@ eachPeerSet(t, async (t, set) => {
     const lookup = await setUp(startDovecot({ set, role: 'proxy-lua', httpPort, secret: SECRET, mode: 'lookup', debug: true }))
     const good = await imapLogin(lookup.ports.imap, 'alice@example.org', 'wonderland')
     t.same([good.login.status, good.subject], ['OK', helloSubject('mx1')], 'the right password: logged in on the backend')
-    t.match(seen.at(-1), { path: '/v1/dovecot/passdb/lookup', body: { user: 'alice@example.org', service: 'imap', remoteIp: '127.0.0.1' } })
+    t.match(seen.at(-1), { path: '/v1/dovecot/passdb/lookup', body: { user: 'alice@example.org', service: 'imap', remoteIp: '127.0.0.1', mode: 'lookup' } }, 'the request says lookup mode')
     t.notOk('password' in seen.at(-1)!.body, 'mailhostd is not sent the password')
     const refusals = async () => (await mx1.log()).split('\n').filter((l) => /auth failed.*user=<alice@example\.org>/.test(l)).length
     const before = await refusals()

@@ -42,6 +42,9 @@ const LookupBody = Type.Object(
   {
     user: Type.String({ minLength: 1, maxLength: 512 }),
     service: Type.String({ minLength: 1, maxLength: 64 }),
+    // Sent by mailhostd.lua in lookup mode, so a mismatch with login.lookupMode is a temporary
+    // failure with a reason rather than a refusal.
+    mode: Type.Optional(Type.Literal('lookup')),
     remoteIp: Type.Optional(Type.String({ maxLength: 64 })),
     localIp: Type.Optional(Type.String({ maxLength: 64 })),
     session: Type.Optional(Type.String({ maxLength: 256 })),

@@ -80,8 +80,17 @@ export class LoginRouter {
    * it, such a lookup comes from a non-plaintext mechanism on a proxy that relies on mailhostd's
    * check, and answering would let any password in.
    */
-  async lookup(req: LoginRequest, protocol: string): Promise<LoginResult> {
+  async lookup(req: LoginRequest & { readonly mode?: 'lookup' }, protocol: string): Promise<LoginResult> {
     if (!this.#o.config.lookupMode && !PASSWORDLESS_SERVICES.has(req.service)) {
+      if (req.mode === 'lookup') {
+        // A proxy in lookup mode that mailhostd does not serve: a configuration mismatch, not
+        // a wrong password. A refusal would make mail clients drop their stored passwords; a
+        // temporary failure keeps them until the admin fixes one side.
+        this.#throttle.run('lookup-mode-off', (suppressed) =>
+          this.#o.logger.error({ service: req.service, suppressed }, 'a Dovecot proxy asks in lookup mode but login.lookupMode is off; its logins fail temporarily'),
+        )
+        return this.#done(protocol, req, { result: 'tempfail', reason: 'login.lookupMode is off in mailhostd', tarpitSeconds: 0 })
+      }
       return this.#done(protocol, req, {
         result: 'mismatch',
         reason: `no password lookups for service ${req.service}: allow only plaintext mechanisms on the proxy (or set login.lookupMode for proxies in lookup mode)`,

@@ -74,6 +74,16 @@ t.test('lookups: passwordless services only', async (t) => {
   t.match(await router.lookup({ user: 'carol@example.org', service: 'lmtp' }, 'test'), { result: 'disabled' })
 })
 
+t.test('a proxy in lookup mode while login.lookupMode is off: a temporary failure, never a wrong password', async (t) => {
+  const { router } = routerFor(demoDirectory())
+  t.same(await router.lookup({ user: 'bob@example.org', service: 'imap', mode: 'lookup' }, 'test'), {
+    result: 'tempfail', reason: 'login.lookupMode is off in mailhostd', tarpitSeconds: 0,
+  }, 'mail clients keep their stored password until the admin fixes the mismatch')
+  t.match(await router.lookup({ user: 'bob@example.org', service: 'lmtp', mode: 'lookup' }, 'test'), { result: 'ok' }, 'password-less services are answered as before')
+  const on = routerFor(demoDirectory(), { lookupMode: true }).router
+  t.match(await on.lookup({ user: 'bob@example.org', service: 'imap', mode: 'lookup' }, 'test'), { result: 'ok', fields: { nopassword: 'y' } }, 'with lookupMode on, the fields')
+})
+
 t.test('lookups with login.lookupMode: every service, nopassword, no password check and no brakes', async (t) => {
   const dir = demoDirectory()
   const { router, brakes } = routerFor(dir, { lookupMode: true })
