@@ -123,7 +123,7 @@ export function percentDecode(value: string): string | undefined {
     } else out[n++] = raw[i]!
   }
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(out.subarray(0, n))
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(out.subarray(0, n))
   } catch {
     return undefined
   }

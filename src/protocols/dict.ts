@@ -53,8 +53,8 @@ const UNSUPPORTED: ReadonlyMap<string, 'reply' | 'none'> = new Map([
 const LF = 0x0a
 const CR = 0x0d
 const TAB = 0x09
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
-const lossyUtf8 = new TextDecoder('utf-8')
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+const lossyUtf8 = new TextDecoder('utf-8', { ignoreBOM: true })
 
 const ESCAPES: Readonly<Record<string, string>> = { '\0': '0', '\x01': '1', '\t': 't', '\r': 'r', '\n': 'n' }
 const UNESCAPES: Readonly<Record<string, string>> = { '0': '\0', '1': '\x01', t: '\t', r: '\r', n: '\n' }

@@ -35,7 +35,7 @@ export const POLICY_MAX_ACTION_BYTES = 4000
 const LF = 0x0a
 const NUL = 0x00
 const EQUALS = 0x3d
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function decodeStrict(bytes: Buffer): string | null {
   try {

@@ -33,8 +33,8 @@ export type SocketmapItem =
   | { readonly type: 'error'; readonly error: NetstringError }
 
 const SPACE = 0x20
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
-const lossyUtf8 = new TextDecoder('utf-8')
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+const lossyUtf8 = new TextDecoder('utf-8', { ignoreBOM: true })
 
 export function parseSocketmapRequest(payload: Buffer): SocketmapRequest | undefined {
   const sp = payload.indexOf(SPACE)

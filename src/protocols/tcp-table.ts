@@ -37,7 +37,7 @@ export type TcpTableItem =
 const LF = 0x0a
 const PERCENT = 0x25
 const GET = Buffer.from('get ', 'latin1')
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function hexValue(c: number | undefined): number {
   if (c === undefined) return -1
