@@ -15,10 +15,12 @@
 # can be signalled and waited for by PID like any other peer.
 set -eu
 
-# $$ survives exec, so the marker says "this very process already has its own namespace".
-if [ "${MAILHOSTD_IN_ROOT_NS:-}" != "$$" ]; then
-  MAILHOSTD_IN_ROOT_NS=$$ exec unshare --mount --propagation private -- sh "$0" "$@"
-fi
+# $$ survives exec, so the marker says "this very process already re-executed itself", and it
+# carries the mount namespace the process had before: the one it must not mount into.
+case "${MAILHOSTD_IN_ROOT_NS:-}" in
+  "$$:"*) before=${MAILHOSTD_IN_ROOT_NS#*:} ;;
+  *) MAILHOSTD_IN_ROOT_NS="$$:$(readlink /proc/self/ns/mnt)" exec unshare --mount --propagation private -- sh "$0" "$@" ;;
+esac
 unset MAILHOSTD_IN_ROOT_NS
 
 root=$1
@@ -31,13 +33,13 @@ shift 3
   exit 125
 }
 
-# Refuse to mount unless this process is in a mount namespace of its own, not its caller's: the
-# mounts would land on the host. (The caller's, not PID 1's: PID 1 may be unreadable, as under
-# gVisor, and an empty answer must never pass for "different".)
+# Refuse to mount unless this process now has a mount namespace of its own: the mounts would
+# land on the host. (Compared with its own namespace before unshare, not with PID 1's or the
+# caller's: PID 1's may be unreadable, as under gVisor, and a caller may be gone by now. An empty
+# answer never passes for "different".)
 own=$(readlink /proc/self/ns/mnt || true)
-caller=$(readlink "/proc/$PPID/ns/mnt" || true)
-if [ -z "$own" ] || [ -z "$caller" ] || [ "$own" = "$caller" ]; then
-  echo "in-root.sh: not in a mount namespace of its own (own: '$own', caller's: '$caller'); refusing to mount" >&2
+if [ -z "$own" ] || [ -z "$before" ] || [ "$own" = "$before" ]; then
+  echo "in-root.sh: not in a mount namespace of its own (now: '$own', before: '$before'); refusing to mount" >&2
   exit 125
 fi
 

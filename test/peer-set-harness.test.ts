@@ -22,6 +22,16 @@ const IN_ROOT = join(CHECKOUT, 'scripts/in-root.sh')
 /** The host's mount table without per-read noise: mount ids and mount points. */
 const hostMounts = async () => (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter(Boolean).sort()
 
+/** Waits (bounded) until pid runs `program`, through the execs of in-root.sh; returns its exe. */
+async function untilProgram(pid: number, program: string): Promise<string> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const exe = (await run('readlink', [`/proc/${pid}/exe`])).stdout.trim()
+    if (exe.endsWith(`/${program}`) || Date.now() > deadline) return exe
+    await sleep(20)
+  }
+}
+
 const RELEASES = {
   debian12: { dovecot: /^2\.3\./, postfix: /^3\.7\./, slapd: /slapd 2\.5\./, nginx: /nginx\/1\.22\./, postgres: 15 },
   debian13: { dovecot: /^2\.4\./, postfix: /^3\.10\./, slapd: /slapd 2\.6\./, nginx: /nginx\/1\.26\./, postgres: 17 },
@@ -46,13 +56,7 @@ eachPeerSet(t, async (t, set) => {
     const peer = set.start('sleep', ['60'])
     t.teardown(() => peer.stop('SIGKILL'))
     // The peer is the PID we spawned: unshare, sh and chroot each exec'd into the next.
-    const deadline = Date.now() + 10_000
-    let exe = ''
-    while (!exe.endsWith('/sleep') && Date.now() < deadline) {
-      exe = await run('readlink', [`/proc/${peer.pid}/exe`]).then((r) => r.stdout.trim())
-      if (!exe.endsWith('/sleep')) await sleep(20)
-    }
-    t.match(exe, /\/sleep$/, 'the spawned PID is the program itself')
+    t.match(await untilProgram(peer.pid, 'sleep'), /\/sleep$/, 'the spawned PID is the program itself')
     if (set.id === 'debian13') {
       const ns = async (pid: number | 'self') => (await run('readlink', [`/proc/${pid}/ns/mnt`])).stdout.trim()
       t.not(await ns(peer.pid), await ns('self'), 'the peer has a mount namespace of its own')
@@ -89,6 +93,8 @@ eachPeerSet(t, async (t, set) => {
       child.on('exit', (code) => reject(new Error(`the child test process exited ${code} before starting its peer`)))
     })
     t.teardown(() => stopPid(pid, 'SIGKILL'))
+    // Killed once the peer runs its program, so the kill tests an orphaned peer, not a start-up.
+    await untilProgram(pid, 'sleep')
     child.kill('SIGKILL')
     await new Promise((resolve) => child.once('exit', resolve))
     t.ok(isAlive(pid), 'the orphaned peer still runs (only process.ts exit hooks stop peers, and they did not run)')
@@ -100,9 +106,9 @@ eachPeerSet(t, async (t, set) => {
 
 t.test('in-root.sh refuses to mount in its caller\'s namespace or into an unprepared root', async (t) => {
   const before = await hostMounts()
-  // The marker in-root.sh sets once it has a namespace of its own, forged: it must still notice
-  // that it shares its caller's namespace.
-  const forged = await run('sh', ['-c', 'MAILHOSTD_IN_ROOT_NS=$$ exec sh "$0" "$@"', IN_ROOT, DEBIAN13.root, '', '/', '--', 'true'])
+  // The marker in-root.sh sets when it re-executes itself under unshare, forged: it must still
+  // notice that it never left the namespace it started in.
+  const forged = await run('sh', ['-c', 'MAILHOSTD_IN_ROOT_NS="$$:$(readlink /proc/self/ns/mnt)" exec sh "$0" "$@"', IN_ROOT, DEBIAN13.root, '', '/', '--', 'true'])
   t.equal(forged.code, 125)
   t.match(forged.stderr, /not in a mount namespace of its own/)
   const empty = await mkdtemp(join(tmpdir(), 'mailhostd-noroot-'))
