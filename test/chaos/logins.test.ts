@@ -19,7 +19,7 @@ import { imapLogin, type ImapLoginOutcome } from '../harness/imap-client.js'
 import { startMailhostd } from '../harness/mailhostd.js'
 import { startedPeers } from '../harness/peers.js'
 import { startPostgres } from '../harness/postgres.js'
-import { startSlapd } from '../harness/slapd.js'
+import { startSlapd, slapdDirectory } from '../harness/slapd.js'
 import { accounts, accountsLdif, prng, type BackendId, type ChaosAccount } from './directory.js'
 import { describeOutages, runFaults } from './faults.js'
 import { scrape, total } from './metrics.js'
@@ -44,10 +44,7 @@ eachPeerSet(t, async (t, set) => {
       route: 'lmtp',
       ports: { imap: backends[id].ports.imap, pop3: backends[id].ports.pop3, lmtp: backends[id].ports.lmtp },
     })),
-    directory: {
-      type: 'ldap',
-      ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, timeout: '1s', connectTimeout: '500ms' },
-    },
+    directory: slapdDirectory(slapd, { timeout: '1s', connectTimeout: '500ms' }),
     store: { url: pg.url, connectTimeout: '1s' },
     login: { secret },
     // As in mail.test.ts: routes outlive the TTL as the stale reserve; the circuit retries soon.

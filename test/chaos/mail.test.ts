@@ -26,7 +26,7 @@ import { startMailhostd } from '../harness/mailhostd.js'
 import { startedPeers } from '../harness/peers.js'
 import { relayMainCf, startPostfix } from '../harness/postfix.js'
 import { startPostgres } from '../harness/postgres.js'
-import { startSlapd } from '../harness/slapd.js'
+import { startSlapd, slapdDirectory } from '../harness/slapd.js'
 import { mustRun, run } from '../harness/process.js'
 import { startSmtpSink, type Sink } from '../harness/smtp-sink.js'
 import { catchAllRecipient, mailDirectory, prng, shuffle, type BackendId, type Recipient } from './directory.js'
@@ -86,10 +86,7 @@ eachPeerSet(t, async (t, set) => {
       route: 'smtp',
       ports: { smtp: sinks[id].port },
     })),
-    directory: {
-      type: 'ldap',
-      ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, timeout: '1s', connectTimeout: '500ms' },
-    },
+    directory: slapdDirectory(slapd, { timeout: '1s', connectTimeout: '500ms' }),
     store: { url: pg.url, connectTimeout: '1s' },
     // A TTL far shorter than each outage, so warm keys are served from the stale reserve (maxStale
     // stays at its default, 1 h); a short circuit so a restarted slapd is asked again soon.

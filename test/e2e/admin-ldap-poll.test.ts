@@ -10,7 +10,7 @@
 import t from 'tap'
 import { eachPeerSet } from '../harness/peer-set.js'
 import { startMailhostd, type Mailhostd } from '../harness/mailhostd.js'
-import { startSlapd } from '../harness/slapd.js'
+import { startSlapd, slapdDirectory } from '../harness/slapd.js'
 import { follow, lookup, probe, sleep, summarize, warm, type FollowOptions } from './admin-follow.js'
 import { demoClusterConfig, DEMO_ROUTES } from './demo-table.js'
 
@@ -36,10 +36,7 @@ eachPeerSet(t, async (t, set) => {
     t.teardown(() => slapd.stop())
     const m = await startMailhostd({
       ...demoClusterConfig(),
-      directory: {
-        type: 'ldap',
-        ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, pollInterval: `${POLL_INTERVAL_MS}ms` },
-      },
+      directory: slapdDirectory(slapd, { pollInterval: `${POLL_INTERVAL_MS}ms` }),
       // Far longer than the test: no answer can become fresh by expiring.
       cache: { ttl: '10m', negativeTtl: '10m' },
     })

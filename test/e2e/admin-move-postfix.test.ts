@@ -18,7 +18,7 @@ import { adminApi, DEMO_TOKENS } from '../harness/admin-api.js'
 import { startMailhostd } from '../harness/mailhostd.js'
 import { freePort } from '../harness/ports.js'
 import { relayMainCf, startPostfix } from '../harness/postfix.js'
-import { startSlapd } from '../harness/slapd.js'
+import { startSlapd, slapdDirectory } from '../harness/slapd.js'
 import { sendMail } from '../harness/smtp-client.js'
 import { startSmtpSink, type Sink, type SinkMessage } from '../harness/smtp-sink.js'
 import { demoClusterConfig } from './demo-table.js'
@@ -42,16 +42,7 @@ eachPeerSet(t, async (t, set) => {
         { id: 'mx1', mailHosts: ['mx1.example.org'], address: '127.0.0.1', route: 'smtp', ports: { smtp: mx1.port } },
         { id: 'mx2', mailHosts: ['mx2.example.org'], address: '127.0.0.1', route: 'smtp', ports: { smtp: mx2Port } },
       ],
-      directory: {
-        type: 'ldap',
-        ldap: {
-          url: slapd.url,
-          bindDN: slapd.bindDN,
-          bindPassword: slapd.bindPassword,
-          baseDN: slapd.baseDN,
-          admin: { bindDN: slapd.rootDN, bindPassword: slapd.rootPassword },
-        },
-      },
+      directory: slapdDirectory(slapd, { admin: { bindDN: slapd.rootDN, bindPassword: slapd.rootPassword } }),
       // No settle time (admin.moves.settle, tested in test/admin/move-settle.test.ts): this test
       // controls what Postfix resolved before the move itself.
       admin: { tokens: DEMO_TOKENS, moves: { settle: '0s' } },

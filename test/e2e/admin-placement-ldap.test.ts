@@ -6,7 +6,7 @@
 import t from 'tap'
 import { eachPeerSet } from '../harness/peer-set.js'
 import { Client } from 'ldapts'
-import { startSlapd, type Slapd } from '../harness/slapd.js'
+import { startSlapd, type Slapd, slapdDirectory } from '../harness/slapd.js'
 import { CASES, POLICIES, runPlacementCase } from './admin-placement-cases.js'
 
 /** Primary address (mail) -> mailHost of every entry with a mailHost, demo entries included. */
@@ -40,16 +40,7 @@ eachPeerSet(t, async (t, set) => {
         await runPlacementCase(t, CASES[policy], {
           set,
           config: {
-            directory: {
-              type: 'ldap',
-              ldap: {
-                url: slapd.url,
-                bindDN: slapd.bindDN,
-                bindPassword: slapd.bindPassword,
-                baseDN: slapd.baseDN,
-                admin: { bindDN: slapd.rootDN, bindPassword: slapd.rootPassword },
-              },
-            },
+            directory: slapdDirectory(slapd, { admin: { bindDN: slapd.rootDN, bindPassword: slapd.rootPassword } }),
           },
           concurrency: 8,
           readDirectory: () => readDirectory(slapd),

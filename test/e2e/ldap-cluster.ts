@@ -4,7 +4,7 @@
 
 import type { Test } from 'tap'
 import { startMailhostd, type Mailhostd } from '../harness/mailhostd.js'
-import { startSlapd, type Slapd } from '../harness/slapd.js'
+import { startSlapd, type Slapd, slapdDirectory } from '../harness/slapd.js'
 import { startSmtpSink, type Sink } from '../harness/smtp-sink.js'
 import { demoClusterConfig } from './demo-table.js'
 
@@ -31,10 +31,7 @@ export async function startLdapCluster(
       { id: 'mx1', mailHosts: ['mx1.example.org'], address: '127.0.0.1', route: 'smtp', ports: { smtp: mx1.port } },
       { id: 'mx2', mailHosts: ['mx2.example.org'], address: '127.0.0.1', route: 'smtp', ports: { smtp: mx2.port } },
     ],
-    directory: {
-      type: 'ldap',
-      ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, ...opts.ldap },
-    },
+    directory: slapdDirectory(slapd, opts.ldap),
     ...opts.config,
   })
   t.teardown(() => m.stop())

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { eachPeerSet } from '../harness/peer-set.js'
 import { startMailhostd } from '../harness/mailhostd.js'
-import { startSlapd } from '../harness/slapd.js'
+import { startSlapd, slapdDirectory } from '../harness/slapd.js'
 import { checkDemoTable, demoClusterConfig } from './demo-table.js'
 
 eachPeerSet(t, async (t, set) => {
@@ -12,7 +12,7 @@ eachPeerSet(t, async (t, set) => {
     t.teardown(() => slapd.stop())
     const m = await startMailhostd({
       ...demoClusterConfig(),
-      directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN } },
+      directory: slapdDirectory(slapd),
     })
     t.teardown(() => m.stop())
     await checkDemoTable(t, m.ports, { set })

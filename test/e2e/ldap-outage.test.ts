@@ -6,7 +6,7 @@
 import t from 'tap'
 import { eachPeerSet, type PeerSet } from '../harness/peer-set.js'
 import { postmapQuery, socketmap, startMailhostd, tcp, type Mailhostd } from '../harness/mailhostd.js'
-import { startSlapd } from '../harness/slapd.js'
+import { startSlapd, slapdDirectory } from '../harness/slapd.js'
 import { demoClusterConfig, DEMO_ROUTES } from './demo-table.js'
 
 const DEADLINE_MS = 3000
@@ -42,10 +42,7 @@ eachPeerSet(t, async (t, set) => {
     t.teardown(() => slapd.stop())
     const m = await startMailhostd({
       ...demoClusterConfig(),
-      directory: {
-        type: 'ldap',
-        ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, timeout: '1s', connectTimeout: '500ms' },
-      },
+      directory: slapdDirectory(slapd, { timeout: '1s', connectTimeout: '500ms' }),
       cache: { ttl: '1s', negativeTtl: '1s', maxStale: '1h' },
       lookup: { deadline: `${DEADLINE_MS}ms` },
       circuit: { failureThreshold: 3, openFor: '1s' },

@@ -10,7 +10,7 @@ import { eachPeerSet } from '../harness/peer-set.js'
 import { freePort } from '../harness/ports.js'
 import { relayMainCf, startPostfix } from '../harness/postfix.js'
 import { startMailhostd } from '../harness/mailhostd.js'
-import { startSlapd } from '../harness/slapd.js'
+import { startSlapd, slapdDirectory } from '../harness/slapd.js'
 import { sendMail } from '../harness/smtp-client.js'
 import { startSmtpSink } from '../harness/smtp-sink.js'
 import { demoClusterConfig } from './demo-table.js'
@@ -33,10 +33,7 @@ eachPeerSet(t, async (t, set) => {
         { id: 'mx1', mailHosts: ['mx1.example.org'], address: '127.0.0.1', route: 'smtp', ports: { smtp: mx1.port } },
         { id: 'mx2', mailHosts: ['mx2.example.org'], address: '127.0.0.1', route: 'smtp', ports: { smtp: mx2Port } },
       ],
-      directory: {
-        type: 'ldap',
-        ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, timeout: '1s', connectTimeout: '500ms' },
-      },
+      directory: slapdDirectory(slapd, { timeout: '1s', connectTimeout: '500ms' }),
       // Short lifetimes so the outage outlasts every cached answer within the test.
       cache: { ttl: '1s', negativeTtl: '1s', maxStale: '2s' },
       circuit: { openFor: '1s' },

@@ -6,7 +6,7 @@ import { connect } from 'node:net'
 import t from 'tap'
 import { eachPeerSet } from '../harness/peer-set.js'
 import { startMailhostd } from '../harness/mailhostd.js'
-import { startSlapd } from '../harness/slapd.js'
+import { startSlapd, slapdDirectory } from '../harness/slapd.js'
 import { demoClusterConfig } from './demo-table.js'
 
 function ask(port: number, key: string): Promise<string> {
@@ -32,7 +32,7 @@ eachPeerSet(t, async (t, set) => {
     t.teardown(() => slapd.stop())
     const m = await startMailhostd({
       ...demoClusterConfig(),
-      directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, timeout: '1500ms' } },
+      directory: slapdDirectory(slapd, { timeout: '1500ms' }),
       lookup: { deadline: '2s' },
     })
     t.match(await ask(m.ports.socketmap, 'alice@example.org'), /^\d+:OK lmtp:inet:\[10\.0\.0\.11\]:24,$/)

@@ -29,7 +29,7 @@ import { DEBIAN12_SET, type PeerSet } from './peer-set.js'
 import { freePort, freePorts } from './ports.js'
 import { waitForListener } from './postfix.js'
 import { forget, removeOnExit, stopTree } from './process-tree.js'
-import { startSlapd, type Slapd } from './slapd.js'
+import { startSlapd, type Slapd, slapdDirectory } from './slapd.js'
 import { accountsLdif, type ChaosAccount } from '../chaos/directory.js'
 
 const file = (name: string) => fileURLToPath(new URL(`../../dovecot/${name}`, import.meta.url))
@@ -489,7 +489,7 @@ export async function startLoginCluster(t: Test, o: LoginClusterOptions = {}): P
       route: 'lmtp',
       ports: { imap: d.ports.imap, pop3: d.ports.pop3, lmtp: d.ports.lmtp },
     })),
-    directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, ...o.ldap?.(slapd) } },
+    directory: slapdDirectory(slapd, o.ldap?.(slapd)),
     ...(pg ? { store: { url: pg.url } } : {}),
     login: { secret, ...(login as object | undefined) },
     listen: {

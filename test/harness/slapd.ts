@@ -305,6 +305,14 @@ async function setUp(dir: string, opts: SlapdOptions): Promise<Slapd> {
 }
 
 /**
+ * mailhostd's `directory` config for this server's service account, as raw config keys, with
+ * `extra` (e.g. `{ timeout: '1s' }` or the admin bind) on top.
+ */
+export function slapdDirectory(slapd: Slapd, extra: Record<string, unknown> = {}) {
+  return { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, ...extra } }
+}
+
+/**
  * A validated `directory.ldap` config (defaults filled in) for this server's service account,
  * with `overrides` (raw config keys, e.g. `{ timeout: '1s' }`) on top.
  */

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { eachPeerSet } from '../harness/peer-set.js'
 import { ADMIN_TOKEN, DEMO_TOKENS, adminApi } from '../harness/admin-api.js'
-import { DEMO_ADMIN_DN, DEMO_ADMIN_PASSWORD, startSlapd } from '../harness/slapd.js'
+import { DEMO_ADMIN_DN, DEMO_ADMIN_PASSWORD, startSlapd, slapdDirectory } from '../harness/slapd.js'
 import { Client } from '../server/client.js'
 import { LOGIN_SECRET, askSocketmap, startOpsDaemon } from './daemon.js'
 import { scrape } from './prom.js'
@@ -16,19 +16,7 @@ eachPeerSet(t, async (t, set) => {
     const slapd = await startSlapd({ set })
     t.teardown(() => slapd.stop())
     const d = await startOpsDaemon(t, {
-      directory: {
-        type: 'ldap',
-        ldap: {
-          url: slapd.url,
-          bindDN: slapd.bindDN,
-          bindPassword: slapd.bindPassword,
-          baseDN: slapd.baseDN,
-          timeout: '1s',
-          connectTimeout: '500ms',
-          pollInterval: 0,
-          admin: { bindDN: DEMO_ADMIN_DN, bindPassword: DEMO_ADMIN_PASSWORD },
-        },
-      },
+      directory: slapdDirectory(slapd, { timeout: '1s', connectTimeout: '500ms', pollInterval: 0, admin: { bindDN: DEMO_ADMIN_DN, bindPassword: DEMO_ADMIN_PASSWORD } }),
       cache: { ttl: '1s', maxStale: '1h' },
       circuit: { failureThreshold: 2, openFor: '1h' },
       login: { secret: LOGIN_SECRET, brakes: { ip: { tarpitAfter: 1, refuseAfter: 30 }, tarpit: '1s', maxTarpit: '1s' } },

@@ -5,7 +5,7 @@
 
 import t from 'tap'
 import { eachPeerSet } from '../harness/peer-set.js'
-import { startSlapd } from '../harness/slapd.js'
+import { startSlapd, slapdDirectory } from '../harness/slapd.js'
 import { startOpsDaemon } from './daemon.js'
 
 eachPeerSet(t, async (t, set) => {
@@ -13,7 +13,7 @@ eachPeerSet(t, async (t, set) => {
     const slapd = await startSlapd({ set })
     t.teardown(() => slapd.stop())
     const d = await startOpsDaemon(t, {
-      directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, timeout: '1s', connectTimeout: '500ms', pollInterval: 0 } },
+      directory: slapdDirectory(slapd, { timeout: '1s', connectTimeout: '500ms', pollInterval: 0 }),
       cache: { maxStale: '1h' },
     })
 

@@ -4,7 +4,7 @@
 
 import t from 'tap'
 import { eachPeerSet } from '../harness/peer-set.js'
-import { startSlapd } from '../harness/slapd.js'
+import { startSlapd, slapdDirectory } from '../harness/slapd.js'
 import { startOpsDaemon } from './daemon.js'
 
 const EXTRA = 120
@@ -31,7 +31,7 @@ eachPeerSet(t, async (t, set) => {
     const slapd = await startSlapd({ set, extraLdif: [people(EXTRA)] })
     t.teardown(() => slapd.stop())
     const d = await startOpsDaemon(t, {
-      directory: { type: 'ldap', ldap: { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, pollInterval: 0 } },
+      directory: slapdDirectory(slapd, { pollInterval: 0 }),
       cache: { warmup: true, ttl: '1h' },
     })
     await d.daemon.warmupDone()
