@@ -10,7 +10,7 @@
 // LF that reaches a value ends its line early and the rest becomes a header of its own: for every
 // header nginx writes before Client-Host (Auth-Method, -User, -Pass, -Protocol, -Login-Attempt,
 // Client-IP) and every Auth-SMTP-* after it, that is a second copy. Node's parser refuses raw
-// control bytes other than TAB with a 400 before any route runs (nginx-client-error.ts answers
+// control bytes other than TAB with a 400 before any route runs (client-error.ts answers
 // those); duplicates, TAB, spaces and bytes >= 0x80 do reach us, and Node joins a duplicate's
 // values with ", ", so the check reads the raw header list.
 

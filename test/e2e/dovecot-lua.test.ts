@@ -120,6 +120,14 @@ eachPeerSet(t, async (t, set) => {
   })
 
   t.test('lookup mode: mailhostd routes without the password, the backend checks it', async (t) => {
+    const lookup = await startDovecot({ set, role: 'proxy-lua', httpPort: c.m.ports.http, secret: c.secret, mode: 'lookup' })
+    t.teardown(() => lookup.stop())
+    // Before mailhostd allows lookup mode: a configuration mismatch, a temporary failure, never
+    // "authentication failed" (mail clients would drop the stored password).
+    const early = await imapLogin(lookup.ports.imap, 'alice@example.org', 'wonderland')
+    t.same([early.login.status, early.login.code], ['NO', 'UNAVAILABLE'], `login.lookupMode off: temporary failure (${early.login.line})`)
+    t.ok(c.m.logs().some((l) => l.msg === 'a Dovecot proxy asks in lookup mode but login.lookupMode is off; its logins fail temporarily' && (l.level === 'error' || l.level === 50)), 'mailhostd says why, at error level')
+
     // login.lookupMode on, by a reload (the key is applied while running).
     const file = join(c.m.dir, 'mailhostd.yaml')
     const config = parse(readFileSync(file, 'utf8')) as { login: Record<string, unknown> }
@@ -130,8 +138,6 @@ eachPeerSet(t, async (t, set) => {
     for (let i = 0; i < 100 && reloads() === before; i++) await sleep(50)
     t.match(c.m.logs().filter((l) => l.msg === 'configuration reloaded').at(-1), { changed: ['login.lookupMode'] }, 'mailhostd applied login.lookupMode')
 
-    const lookup = await startDovecot({ set, role: 'proxy-lua', httpPort: c.m.ports.http, secret: c.secret, mode: 'lookup' })
-    t.teardown(() => lookup.stop())
     const login = (user: string, password: string) => imapLogin(lookup.ports.imap, user, password)
     const alice = await login('alice@example.org', 'wonderland')
     t.same([alice.login.status, alice.subject], ['OK', helloSubject('mx1')], 'alice lands on mx1')
