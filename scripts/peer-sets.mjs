@@ -91,6 +91,7 @@ export function debianMirror() {
   return 'http://deb.debian.org/debian'
 }
 
+/** The release archive itself: not security, not -updates or -backports, not a third party's. */
 function isMainArchive(uri, suite) {
-  return /\/debian\/?$/.test(uri) && !/security/.test(uri) && /^(bookworm|trixie|stable|oldstable)(-updates)?$/.test(suite) && !suite.endsWith('-updates')
+  return /\/debian\/?$/.test(uri) && !/security/.test(uri) && /^(bookworm|trixie|stable|oldstable)$/.test(suite)
 }
