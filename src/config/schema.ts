@@ -3,6 +3,7 @@
 
 import { Type, type Static } from 'typebox'
 import { TOKEN_NAME_PATTERN } from '../admin/tokens.js'
+import { MAIL_HOST_PATTERN, MAIL_HOST_RULE } from '../resolve/mail-host.js'
 
 const Duration = (def: string, description: string) =>
   Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^\\s*\\d+\\s*(ms|s|m|h|d)?\\s*$' })], {
@@ -121,7 +122,7 @@ const Domain = Type.Object(
 const Backend = Type.Object(
   {
     id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' }),
-    mailHosts: Type.Array(Type.String({ minLength: 1 }), {
+    mailHosts: Type.Array(Type.String({ pattern: MAIL_HOST_PATTERN, description: MAIL_HOST_RULE }), {
       default: [],
       description: 'mailHost values that mean this backend (the id always does).',
     }),

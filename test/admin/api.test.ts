@@ -97,6 +97,59 @@ t.test('malformed requests: 400 with problem+json naming the field, nothing chan
   t.equal(await auditCount(), before, 'nothing was audited')
 })
 
+t.test('integers past what the store holds, in a path, a query or a body: 400 with problem+json, never 500', async (t) => {
+  const before = await auditCount()
+  const huge = ['99999999999999999999', '9223372036854775808', '9007199254740993', '1e30']
+  for (const n of huge) {
+    isProblem(t, await api.get(`/v1/moves/${n}`), 400, 'MH_HTTP_VALIDATION', `GET /v1/moves/${n}`)
+    isProblem(t, await api.post(`/v1/moves/${n}/complete`), 400, 'MH_HTTP_VALIDATION', `complete ${n}`)
+    isProblem(t, await api.post(`/v1/moves/${n}/abort`), 400, 'MH_HTTP_VALIDATION', `abort ${n}`)
+    isProblem(t, await api.get(`/v1/moves?after=${n}`), 400, 'MH_HTTP_VALIDATION', `moves after=${n}`)
+    isProblem(t, await api.get(`/v1/audit?before=${n}`), 400, 'MH_HTTP_VALIDATION', `audit before=${n}`)
+    isProblem(t, await api.get(`/v1/accounts?limit=${n}`), 400, 'MH_HTTP_VALIDATION', `accounts limit=${n}`)
+  }
+  isProblem(t, await api.patch('/v1/backends/mx1', { capacity: 2 ** 31 }), 400, 'MH_HTTP_VALIDATION', 'capacity past a 32-bit column')
+  isProblem(t, await api.post('/v1/backends', { id: 'mx7', address: '10.0.0.17', capacity: 1e20 }), 400, 'MH_HTTP_VALIDATION', 'capacity 1e20')
+  isProblem(t, await api.post('/v1/moves', { target: 'mx1', fromBackend: 'mx2', limit: 1e20 }), 400, 'MH_HTTP_VALIDATION', 'move batch limit 1e20')
+  const largest = String(Number.MAX_SAFE_INTEGER)
+  isProblem(t, await api.get(`/v1/moves/${largest}`), 404, 'MH_NOT_FOUND', 'the largest id a request may name: looked up')
+  t.same((await api.get(`/v1/moves?after=${largest}`)).body, { moves: [] })
+  t.equal((await api.get(`/v1/audit?before=${largest}&limit=1`)).body.entries.length, 1)
+  t.equal((await api.patch('/v1/backends/mx1', { capacity: 2 ** 31 - 1 })).body.capacity, 2 ** 31 - 1, 'the largest capacity')
+  await api.patch('/v1/backends/mx1', { capacity: null })
+  t.equal(await auditCount(), before + 2, 'only the two capacity changes were written')
+})
+
+t.test('backend mailHosts: the names lookups accept, no others (an account placed on another would fail temporarily for good)', async (t) => {
+  const before = await auditCount()
+  for (const bad of ['<img src=x>', 'a\r\nb', 'a\nb', 'mx 5.example.org', ' mx5.example.org', '-mx5', '.mx5', 'mx5/x', 'mx5;x', 'ü.example.org', 'x'.repeat(256), '']) {
+    isProblem(t, await api.post('/v1/backends', { id: 'mx5', address: '10.0.0.15', mailHosts: [bad] }), 400, 'MH_HTTP_VALIDATION', `create with ${JSON.stringify(bad).slice(0, 30)}`)
+    isProblem(t, await api.patch('/v1/backends/mx1', { mailHosts: ['mx1.example.org', bad] }), 400, 'MH_HTTP_VALIDATION', `update with ${JSON.stringify(bad).slice(0, 30)}`)
+  }
+  isProblem(t, await api.get('/v1/backends/mx5'), 404, 'MH_NOT_FOUND', 'nothing was created')
+  t.same((await api.get('/v1/backends/mx1')).body.mailHosts, ['mx1.example.org'], 'nothing was changed')
+  t.equal(await auditCount(), before, 'nothing was audited')
+
+  const created = await api.post('/v1/backends', { id: 'mx5', address: '10.0.0.15', mailHosts: ['MX5_a.Example.org', '2001:db8::15'] })
+  t.equal(created.status, 201)
+  t.same(created.body.mailHosts, ['mx5_a.example.org', '2001:db8::15'])
+  t.match((await api.post('/v1/accounts', { address: 'mallory5@example.org', backend: 'mx5' })).body, { backend: 'mx5', mailHost: 'mx5_a.example.org' })
+  t.match(await lookup(api, 'transport', 'mallory5@example.org'), { outcome: 'found', value: 'lmtp:inet:[10.0.0.15]:24' }, 'an account placed there is routed')
+  await api.del('/v1/accounts/mallory5@example.org')
+  t.equal((await api.del('/v1/backends/mx5')).status, 204)
+})
+
+t.test('keys that URL parsing would cut or decode are misses, never the address they start with', async (t) => {
+  for (const key of ['alice@example.org/evil', 'alice@example.org\\x', 'alice@example.org?x', 'alice@example.org#x', 'alice@exa%6Dple.org']) {
+    for (const map of ['transport', 'recipient']) t.match(await lookup(api, map, key), { outcome: 'notfound' }, `${map} ${key}`)
+    isProblem(t, await api.get(`/v1/accounts/${encodeURIComponent(key)}`), 400, 'MH_HTTP_VALIDATION', `account ${key}`)
+  }
+  isProblem(t, await api.post('/v1/accounts', { address: 'mallory@example.org/evil' }), 400, 'MH_HTTP_VALIDATION', 'create')
+  isProblem(t, await api.post('/v1/domains', { name: 'example.edu/evil' }), 400, 'MH_HTTP_VALIDATION', 'a domain')
+  isProblem(t, await api.patch('/v1/accounts/alice@example.org', { sendAs: ['@example.com/evil'] }), 400, 'MH_HTTP_VALIDATION', 'sendAs')
+  t.equal((await api.get('/v1/domains/example.edu')).status, 404)
+})
+
 t.test('accounts: create, read, list, update, delete; every change visible to lookups at once', async (t) => {
   t.match(await lookup(api, 'transport', 'dave@example.org'), { outcome: 'notfound' }, 'a miss, now cached')
   const created = await api.post('/v1/accounts', { address: 'Dave@Example.ORG', password: PASSWORD, backend: 'mx2', aliases: ['d.ave@example.org'], sendAs: ['@example.com'] })
