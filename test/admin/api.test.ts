@@ -3,8 +3,10 @@
 // backends end to end through lookups, idempotent creates, placement, the audit log and the
 // OpenAPI document. No secret may appear in answers, the audit log or the logs.
 
+import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import { ADMIN_TOKEN, READ_TOKEN } from '../harness/admin-api.js'
+import { ROOT } from '../harness/mailhostd.js'
 import { lookup, startAdminDaemon } from './daemon.js'
 
 const PASSWORD = 'c0rrect-horse-battery'
@@ -204,6 +206,32 @@ t.test('accounts: create, read, list, update, delete; every change visible to lo
   t.match(await lookup(api, 'transport', 'dave@example.org'), { outcome: 'notfound' }, 'deleted: a miss at once')
   t.match(await lookup(api, 'transport', 'dave.2@example.org'), { outcome: 'notfound' })
   isProblem(t, await api.del('/v1/accounts/dave@example.org'), 404, 'MH_NOT_FOUND', 'deleting twice')
+})
+
+t.test('local parts: the API accepts exactly what docs/admin.md tells hook authors to expect, shell metacharacters included', async (t) => {
+  const doc = readFileSync(`${ROOT}/docs/admin.md`, 'utf8')
+  const listed = /a local part may hold letters, digits, dots \(not\s+first, last or two in a row\) and these characters: ``(.+?)``/s.exec(doc)?.[1]
+  t.ok(listed, 'docs/admin.md lists the characters')
+  const allowed = new Set(listed?.split(' '))
+  const provisioned = async (address: string, why: string) => {
+    const r = await api.post('/v1/accounts', { address, backend: 'mx1' })
+    t.match(r, { status: 201, body: { address } }, `created: ${why}`)
+    t.match(await lookup(api, 'transport', address), { outcome: 'found', value: 'lmtp:inet:[10.0.0.11]:24' }, `routed: ${why}`)
+    t.equal((await api.get(`/v1/accounts/${encodeURIComponent(address)}`)).body.address, address, `read back: ${why}`)
+    t.equal((await api.del(`/v1/accounts/${encodeURIComponent(address)}`)).status, 204, `deleted: ${why}`)
+  }
+  for (let code = 0x21; code < 0x7f; code++) {
+    const c = String.fromCharCode(code)
+    if (/[A-Za-z0-9.@]/.test(c)) continue
+    // The extension delimiter (addresses.extensionDelimiters, + here) is excepted, as documented.
+    if (allowed.has(c) && c !== '+') await provisioned(`x${c}y@example.org`, JSON.stringify(c))
+    else isProblem(t, await api.post('/v1/accounts', { address: `x${c}y@example.org`, backend: 'mx1' }), 400, 'MH_HTTP_VALIDATION', `refused: ${JSON.stringify(c)}`)
+  }
+  await provisioned("-o'k$x|y&z{w}`id`@example.org", 'shell metacharacters and a leading -')
+  await provisioned('#!%^~*/=?_x@example.org', 'a leading #, a slash, ? and =')
+  for (const address of ['.x@example.org', 'x.@example.org', 'x..y@example.org', '"x y"@example.org', 'x\\y@example.org']) {
+    isProblem(t, await api.post('/v1/accounts', { address }), 400, 'MH_HTTP_VALIDATION', `not a dot-atom: ${address}`)
+  }
 })
 
 t.test('addresses are free in the whole directory, or the create is refused', async (t) => {
