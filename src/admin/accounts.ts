@@ -209,8 +209,12 @@ export class Accounts {
   #address(raw: string, field: string): string {
     const c = canonicalAddress(raw, this.d.config.addresses)
     if (!c.ok) throw new AdminError(ErrorCodes.VALIDATION, `${field}: not an address (${c.reason}): ${raw}`)
-    // Lookups accept any key, but a new address must be a plain dot-atom (RFC 5321): no quotes,
-    // parentheses or other characters that downstream tools (shells, LDAP filters) mistreat.
+    // Lookups accept any key, but a new address must be a dot-atom (RFC 5321): no quoted local
+    // part, space, comma, parentheses or backslash, which mail tools need quoting for. It is not
+    // shell-safe: ` $ | & ' { } ~ # ! and a leading - are atext, and an admin expects every
+    // address the directory can hold to be provisionable. So addresses reach a hook only as an
+    // environment variable, never through a shell (move-hook.ts); docs/admin.md says what hook
+    // authors must quote. LDAP filters and DNs escape every value (ldap-dn.ts).
     if (!DOT_ATOM.test(c.local)) throw new AdminError(ErrorCodes.VALIDATION, `${field}: ${c.address}: the local part must be a dot-atom (letters, digits, !#$%&'*+/=?^_\`{|}~- and single dots)`)
     // A delimiter in an account's own name would make `user+ext@` ambiguous for every lookup.
     if (c.base !== undefined) {

@@ -1,11 +1,12 @@
 // Runs the configured copy hook once per move, a few at a time, without a shell (argv only, so
 // no account name is ever parsed as shell syntax). A hook that runs past its timeout is
 // killed; its exit decides copied or failed. Only the tail of its output is kept, for the
-// move's detail: a copy tool can be chatty.
+// move's detail: a copy tool can be chatty. The hook's environment is made, not inherited
+// (hookEnvironment): the daemon's own holds its secrets.
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { toMs } from '../config/duration.js'
-import type { DurationValue } from '../config/schema.js'
+import { HOOK_BASE_ENVIRONMENT, type DurationValue } from '../config/schema.js'
 import type { Logger } from '../log.js'
 
 export type HookOutcome = { readonly ok: true } | { readonly ok: false; readonly detail: string }
@@ -14,7 +15,25 @@ export interface HookRunnerOptions {
   readonly argv: readonly string[]
   readonly timeout: DurationValue
   readonly concurrency: number
+  /** Further variables of mailhostd's environment the hook gets (admin.moves.hookEnvironment). */
+  readonly environment: readonly string[]
   readonly logger: Logger
+}
+
+/**
+ * A hook's whole environment: the variables of `from` (mailhostd's) named by
+ * HOOK_BASE_ENVIRONMENT or `names`, when set, then the move's MAILHOSTD_ variables. Nothing else:
+ * the daemon's environment holds the secrets its `*Env` config keys name (and whatever else its
+ * service manager put there), and a copy tool needs none of them. The config refuses `names`
+ * that hold a secret (config/load.ts).
+ */
+export function hookEnvironment(from: NodeJS.ProcessEnv, names: readonly string[], move: Readonly<Record<string, string>>): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const name of [...HOOK_BASE_ENVIRONMENT, ...names]) {
+    const value = from[name]
+    if (value !== undefined) env[name] = value
+  }
+  return { ...env, ...move }
 }
 
 /** Output kept per run, and how much of it a failed move's detail shows. */
@@ -100,7 +119,7 @@ export class HookRunner {
     const keep = (b: Buffer) => {
       tail = (tail + b.toString('utf8')).slice(-TAIL_BYTES)
     }
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(cmd, args, { env: hookEnvironment(process.env, this.o.environment, env), stdio: ['ignore', 'pipe', 'pipe'] })
     const run: { child: ChildProcess; why?: string } = { child }
     this.#running.set(id, run)
     child.stdout.on('data', keep)

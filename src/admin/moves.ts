@@ -105,7 +105,7 @@ export class Moves {
       m.hook.length === 0
         ? undefined
         : new HookRunner(
-            { argv: m.hook, timeout: m.hookTimeout, concurrency: m.concurrency, logger: d.logger },
+            { argv: m.hook, timeout: m.hookTimeout, concurrency: m.concurrency, environment: m.hookEnvironment, logger: d.logger },
             (id) => this.#claim(id),
             (id, outcome) => this.#copyEnded(id, outcome),
           )

@@ -7,7 +7,7 @@ import { Value } from 'typebox/value'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { ConfigError } from '../errors.js'
 import { canonicalAddress, canonicalDomain } from '../resolve/address.js'
-import { ConfigSchema, LOCAL_MAP_PREFIX, MAP_NAMES, SECRET_PATHS, type Config } from './schema.js'
+import { ConfigSchema, HOOK_BASE_ENVIRONMENT, LOCAL_MAP_PREFIX, MAP_NAMES, SECRET_PATHS, type Config } from './schema.js'
 
 type Raw = Record<string, unknown>
 
@@ -36,12 +36,13 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
 
 export function validateConfig(raw: Raw, env: NodeJS.ProcessEnv = process.env): Config {
   const copy = structuredClone(raw)
-  resolveSecrets(copy, env)
+  const secretVariables = resolveSecrets(copy, env)
   const withDefaults: unknown = Value.Default(ConfigSchema, copy)
   const errors = [...Value.Errors(ConfigSchema, withDefaults)]
   if (errors.length > 0) throw schemaError(errors)
   const config = withDefaults as Config
   checkSemantics(config)
+  checkHookEnvironment(config, secretVariables)
   return config
 }
 
@@ -69,7 +70,9 @@ function schemaError(errors: readonly SchemaIssue[]): ConfigError {
   return new ConfigError(keyOf(deepest.instancePath) || '(top level)', deepest.message)
 }
 
-function resolveSecrets(raw: Raw, env: NodeJS.ProcessEnv): void {
+/** Resolves `<key>File` and `<key>Env`; answers which variable each `<key>Env` named (by `<key>Env`). */
+function resolveSecrets(raw: Raw, env: NodeJS.ProcessEnv): Map<string, string> {
+  const variables = new Map<string, string>()
   for (const path of SECRET_PATHS) {
     const parent = path.slice(0, -1).reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Raw)[k] : undefined), raw)
     if (!parent || typeof parent !== 'object') continue
@@ -96,6 +99,27 @@ function resolveSecrets(raw: Raw, env: NodeJS.ProcessEnv): void {
       if (value === undefined || value === '') throw new ConfigError(`${dotted}Env`, `environment variable ${name} is not set`)
       obj[key] = value
       delete obj[envKey]
+      variables.set(`${dotted}Env`, name)
+    }
+  }
+  return variables
+}
+
+/**
+ * The move hook gets HOOK_BASE_ENVIRONMENT and the variables admin.moves.hookEnvironment names
+ * (move-hook.ts), never one a secret was read from: a config that would pass one is refused
+ * rather than trimmed, so what the hook sees is what the file says.
+ */
+function checkHookEnvironment(c: Config, secretVariables: ReadonlyMap<string, string>): void {
+  const allowed = c.admin.moves.hookEnvironment
+  allowed.forEach((name, i) => {
+    if (name.startsWith('MAILHOSTD_')) throw new ConfigError(`admin.moves.hookEnvironment[${i}]`, `${name}: the MAILHOSTD_ variables are the ones mailhostd sets for the move`)
+  })
+  for (const [key, name] of secretVariables) {
+    const i = allowed.indexOf(name)
+    if (i >= 0) throw new ConfigError(`admin.moves.hookEnvironment[${i}]`, `${name} holds a secret (${key}): the move hook never gets it`)
+    if ((HOOK_BASE_ENVIRONMENT as readonly string[]).includes(name)) {
+      throw new ConfigError(key, `${name} is passed to every move hook: keep the secret in a variable of its own`)
     }
   }
 }

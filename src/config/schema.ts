@@ -3,6 +3,7 @@
 
 import { Type, type Static } from 'typebox'
 import { TOKEN_NAME_PATTERN } from '../admin/tokens.js'
+import { MAIL_HOST_PATTERN, MAIL_HOST_RULE } from '../resolve/mail-host.js'
 
 const Duration = (def: string, description: string) =>
   Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^\\s*\\d+\\s*(ms|s|m|h|d)?\\s*$' })], {
@@ -121,7 +122,7 @@ const Domain = Type.Object(
 const Backend = Type.Object(
   {
     id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' }),
-    mailHosts: Type.Array(Type.String({ minLength: 1 }), {
+    mailHosts: Type.Array(Type.String({ pattern: MAIL_HOST_PATTERN, description: MAIL_HOST_RULE }), {
       default: [],
       description: 'mailHost values that mean this backend (the id always does).',
     }),
@@ -233,6 +234,13 @@ const AdminToken = Type.Object(
   { additionalProperties: false },
 )
 
+/**
+ * Variables of mailhostd's environment every move hook gets (when set): what a copy tool needs to
+ * find programs, its home directory (ssh, doveadm config) and its locale. Nothing else is passed
+ * unless admin.moves.hookEnvironment names it: the daemon's environment holds secrets.
+ */
+export const HOOK_BASE_ENVIRONMENT = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ'] as const
+
 const Admin = Type.Object(
   {
     tokens: Type.Array(AdminToken, { default: [] }),
@@ -260,6 +268,11 @@ const Admin = Type.Object(
         hookTimeout: Duration('6h', 'A hook running longer is killed and the move marked failed.'),
         concurrency: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'Hooks run at once per instance.' }),
         autoComplete: Type.Boolean({ default: false, description: 'Complete a move as soon as its copy succeeded.' }),
+        hookEnvironment: Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), {
+          default: [],
+          uniqueItems: true,
+          description: `Further variables of mailhostd's environment the hook gets, by name, besides ${HOOK_BASE_ENVIRONMENT.join(', ')} and the MAILHOSTD_ variables of the move. Never one a *Env key names.`,
+        }),
       },
       { additionalProperties: false, default: {} },
     ),

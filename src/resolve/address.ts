@@ -33,6 +33,18 @@ const MAX_DOMAIN_OCTETS = 253
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
 const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
+/**
+ * Any ASCII character but letters, digits, `.`, `_` and `-`: no host name has one. domainToASCII
+ * parses its input as a URL's host, so it cuts at `/ \ ? #` (`example.org/evil` came back as
+ * `example.org`) and percent-decodes (`exa%6Dple.org`): a key holding such a character is not a
+ * domain at all, never a shorter or decoded one. Non-ASCII goes to IDNA as before.
+ */
+const NOT_IN_A_HOST_NAME = /[^A-Za-z0-9._\u0080-\uffff-]/
+/**
+ * A name whose last label is a number is an IPv4 address to the URL parser, which rewrites it
+ * (`0x7f.1` came back as `127.0.0.1`); a mail domain is never one (RFC 5321 wants `[1.2.3.4]`).
+ */
+const NUMERIC_LAST_LABEL = /(?:^|\.)[0-9]+$/
 
 /**
  * Lowercase ASCII letters, digits, `-`, `_` and dots: domainToASCII returns such a name as it is
@@ -47,14 +59,15 @@ const utf8Length = (s: string) => Buffer.byteLength(s, 'utf8')
 
 /**
  * Canonical ASCII form of a domain: lowercased, trailing dot removed, IDN to punycode.
- * Returns undefined for anything that is not a plausible host name (domain literals included).
+ * Returns undefined for anything that is not a plausible host name (domain literals and IPv4
+ * addresses included); never a part of the input or a rewrite of it other than those.
  */
 export function canonicalDomain(input: string): string | undefined {
   let d = input.trim()
   if (d.endsWith('.')) d = d.slice(0, -1)
-  if (d === '' || d.startsWith('[') || CONTROL.test(d)) return undefined
+  if (d === '' || NOT_IN_A_HOST_NAME.test(d)) return undefined
   const ascii = PLAIN_DOMAIN.test(d) && !SPECIAL_LABEL.test(d) ? d : domainToASCII(d)
-  if (ascii === '' || ascii.length > MAX_DOMAIN_OCTETS) return undefined
+  if (ascii === '' || ascii.length > MAX_DOMAIN_OCTETS || NUMERIC_LAST_LABEL.test(ascii)) return undefined
   const labels = ascii.split('.')
   if (labels.length < 2 || !labels.every((l) => LABEL.test(l))) return undefined
   return ascii

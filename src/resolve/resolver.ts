@@ -7,6 +7,7 @@ import type { Logger } from 'pino'
 import type { AccountEntry, AccountStatus, Directory, DirectoryEntry } from '../directory/directory.js'
 import { DirectoryDataError, ErrorCodes } from '../errors.js'
 import { canonicalAddress, withExtension, type AddressOptions, type CanonicalAddress } from './address.js'
+import { isMailHost } from './mail-host.js'
 import type { Registry } from './registry.js'
 
 /** A mailbox the key finally reaches. */
@@ -56,9 +57,6 @@ interface Call {
 
 /** Alias chains deeper than this are treated as a loop (a configuration error). */
 export const MAX_ALIAS_DEPTH = 8
-
-// A mailHost goes into a Postfix route; anything but a host name or IP would corrupt it.
-const MAIL_HOST = /^[A-Za-z0-9_]([A-Za-z0-9_.:-]{0,253})$/
 
 // Cached answers are held by the million (docs/benchmarks.md, Scale): what many of them have
 // in common is shared rather than copied into each. Frozen, so no holder can change another's.
@@ -177,7 +175,7 @@ export class Resolver {
   }
 
   #mailbox(entry: AccountEntry, matched: string): Mailbox {
-    if (!MAIL_HOST.test(entry.mailHost)) {
+    if (!isMailHost(entry.mailHost)) {
       throw new DirectoryDataError(ErrorCodes.DIRECTORY_DATA, `entry ${entry.id} has an unusable mailHost`)
     }
     const canonical = entry.canonical === undefined ? undefined : this.#canonical(entry.canonical)

@@ -3,8 +3,10 @@
 // backends end to end through lookups, idempotent creates, placement, the audit log and the
 // OpenAPI document. No secret may appear in answers, the audit log or the logs.
 
+import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import { ADMIN_TOKEN, READ_TOKEN } from '../harness/admin-api.js'
+import { ROOT } from '../harness/mailhostd.js'
 import { lookup, startAdminDaemon } from './daemon.js'
 
 const PASSWORD = 'c0rrect-horse-battery'
@@ -97,6 +99,59 @@ t.test('malformed requests: 400 with problem+json naming the field, nothing chan
   t.equal(await auditCount(), before, 'nothing was audited')
 })
 
+t.test('integers past what the store holds, in a path, a query or a body: 400 with problem+json, never 500', async (t) => {
+  const before = await auditCount()
+  const huge = ['99999999999999999999', '9223372036854775808', '9007199254740993', '1e30']
+  for (const n of huge) {
+    isProblem(t, await api.get(`/v1/moves/${n}`), 400, 'MH_HTTP_VALIDATION', `GET /v1/moves/${n}`)
+    isProblem(t, await api.post(`/v1/moves/${n}/complete`), 400, 'MH_HTTP_VALIDATION', `complete ${n}`)
+    isProblem(t, await api.post(`/v1/moves/${n}/abort`), 400, 'MH_HTTP_VALIDATION', `abort ${n}`)
+    isProblem(t, await api.get(`/v1/moves?after=${n}`), 400, 'MH_HTTP_VALIDATION', `moves after=${n}`)
+    isProblem(t, await api.get(`/v1/audit?before=${n}`), 400, 'MH_HTTP_VALIDATION', `audit before=${n}`)
+    isProblem(t, await api.get(`/v1/accounts?limit=${n}`), 400, 'MH_HTTP_VALIDATION', `accounts limit=${n}`)
+  }
+  isProblem(t, await api.patch('/v1/backends/mx1', { capacity: 2 ** 31 }), 400, 'MH_HTTP_VALIDATION', 'capacity past a 32-bit column')
+  isProblem(t, await api.post('/v1/backends', { id: 'mx7', address: '10.0.0.17', capacity: 1e20 }), 400, 'MH_HTTP_VALIDATION', 'capacity 1e20')
+  isProblem(t, await api.post('/v1/moves', { target: 'mx1', fromBackend: 'mx2', limit: 1e20 }), 400, 'MH_HTTP_VALIDATION', 'move batch limit 1e20')
+  const largest = String(Number.MAX_SAFE_INTEGER)
+  isProblem(t, await api.get(`/v1/moves/${largest}`), 404, 'MH_NOT_FOUND', 'the largest id a request may name: looked up')
+  t.same((await api.get(`/v1/moves?after=${largest}`)).body, { moves: [] })
+  t.equal((await api.get(`/v1/audit?before=${largest}&limit=1`)).body.entries.length, 1)
+  t.equal((await api.patch('/v1/backends/mx1', { capacity: 2 ** 31 - 1 })).body.capacity, 2 ** 31 - 1, 'the largest capacity')
+  await api.patch('/v1/backends/mx1', { capacity: null })
+  t.equal(await auditCount(), before + 2, 'only the two capacity changes were written')
+})
+
+t.test('backend mailHosts: the names lookups accept, no others (an account placed on another would fail temporarily for good)', async (t) => {
+  const before = await auditCount()
+  for (const bad of ['<img src=x>', 'a\r\nb', 'a\nb', 'mx 5.example.org', ' mx5.example.org', '-mx5', '.mx5', 'mx5/x', 'mx5;x', 'ü.example.org', 'x'.repeat(256), '']) {
+    isProblem(t, await api.post('/v1/backends', { id: 'mx5', address: '10.0.0.15', mailHosts: [bad] }), 400, 'MH_HTTP_VALIDATION', `create with ${JSON.stringify(bad).slice(0, 30)}`)
+    isProblem(t, await api.patch('/v1/backends/mx1', { mailHosts: ['mx1.example.org', bad] }), 400, 'MH_HTTP_VALIDATION', `update with ${JSON.stringify(bad).slice(0, 30)}`)
+  }
+  isProblem(t, await api.get('/v1/backends/mx5'), 404, 'MH_NOT_FOUND', 'nothing was created')
+  t.same((await api.get('/v1/backends/mx1')).body.mailHosts, ['mx1.example.org'], 'nothing was changed')
+  t.equal(await auditCount(), before, 'nothing was audited')
+
+  const created = await api.post('/v1/backends', { id: 'mx5', address: '10.0.0.15', mailHosts: ['MX5_a.Example.org', '2001:db8::15'] })
+  t.equal(created.status, 201)
+  t.same(created.body.mailHosts, ['mx5_a.example.org', '2001:db8::15'])
+  t.match((await api.post('/v1/accounts', { address: 'mallory5@example.org', backend: 'mx5' })).body, { backend: 'mx5', mailHost: 'mx5_a.example.org' })
+  t.match(await lookup(api, 'transport', 'mallory5@example.org'), { outcome: 'found', value: 'lmtp:inet:[10.0.0.15]:24' }, 'an account placed there is routed')
+  await api.del('/v1/accounts/mallory5@example.org')
+  t.equal((await api.del('/v1/backends/mx5')).status, 204)
+})
+
+t.test('keys that URL parsing would cut or decode are misses, never the address they start with', async (t) => {
+  for (const key of ['alice@example.org/evil', 'alice@example.org\\x', 'alice@example.org?x', 'alice@example.org#x', 'alice@exa%6Dple.org']) {
+    for (const map of ['transport', 'recipient']) t.match(await lookup(api, map, key), { outcome: 'notfound' }, `${map} ${key}`)
+    isProblem(t, await api.get(`/v1/accounts/${encodeURIComponent(key)}`), 400, 'MH_HTTP_VALIDATION', `account ${key}`)
+  }
+  isProblem(t, await api.post('/v1/accounts', { address: 'mallory@example.org/evil' }), 400, 'MH_HTTP_VALIDATION', 'create')
+  isProblem(t, await api.post('/v1/domains', { name: 'example.edu/evil' }), 400, 'MH_HTTP_VALIDATION', 'a domain')
+  isProblem(t, await api.patch('/v1/accounts/alice@example.org', { sendAs: ['@example.com/evil'] }), 400, 'MH_HTTP_VALIDATION', 'sendAs')
+  t.equal((await api.get('/v1/domains/example.edu')).status, 404)
+})
+
 t.test('accounts: create, read, list, update, delete; every change visible to lookups at once', async (t) => {
   t.match(await lookup(api, 'transport', 'dave@example.org'), { outcome: 'notfound' }, 'a miss, now cached')
   const created = await api.post('/v1/accounts', { address: 'Dave@Example.ORG', password: PASSWORD, backend: 'mx2', aliases: ['d.ave@example.org'], sendAs: ['@example.com'] })
@@ -151,6 +206,32 @@ t.test('accounts: create, read, list, update, delete; every change visible to lo
   t.match(await lookup(api, 'transport', 'dave@example.org'), { outcome: 'notfound' }, 'deleted: a miss at once')
   t.match(await lookup(api, 'transport', 'dave.2@example.org'), { outcome: 'notfound' })
   isProblem(t, await api.del('/v1/accounts/dave@example.org'), 404, 'MH_NOT_FOUND', 'deleting twice')
+})
+
+t.test('local parts: the API accepts exactly what docs/admin.md tells hook authors to expect, shell metacharacters included', async (t) => {
+  const doc = readFileSync(`${ROOT}/docs/admin.md`, 'utf8')
+  const listed = /a local part may hold letters, digits, dots \(not\s+first, last or two in a row\) and these characters: ``(.+?)``/s.exec(doc)?.[1]
+  t.ok(listed, 'docs/admin.md lists the characters')
+  const allowed = new Set(listed?.split(' '))
+  const provisioned = async (address: string, why: string) => {
+    const r = await api.post('/v1/accounts', { address, backend: 'mx1' })
+    t.match(r, { status: 201, body: { address } }, `created: ${why}`)
+    t.match(await lookup(api, 'transport', address), { outcome: 'found', value: 'lmtp:inet:[10.0.0.11]:24' }, `routed: ${why}`)
+    t.equal((await api.get(`/v1/accounts/${encodeURIComponent(address)}`)).body.address, address, `read back: ${why}`)
+    t.equal((await api.del(`/v1/accounts/${encodeURIComponent(address)}`)).status, 204, `deleted: ${why}`)
+  }
+  for (let code = 0x21; code < 0x7f; code++) {
+    const c = String.fromCharCode(code)
+    if (/[A-Za-z0-9.@]/.test(c)) continue
+    // The extension delimiter (addresses.extensionDelimiters, + here) is excepted, as documented.
+    if (allowed.has(c) && c !== '+') await provisioned(`x${c}y@example.org`, JSON.stringify(c))
+    else isProblem(t, await api.post('/v1/accounts', { address: `x${c}y@example.org`, backend: 'mx1' }), 400, 'MH_HTTP_VALIDATION', `refused: ${JSON.stringify(c)}`)
+  }
+  await provisioned("-o'k$x|y&z{w}`id`@example.org", 'shell metacharacters and a leading -')
+  await provisioned('#!%^~*/=?_x@example.org', 'a leading #, a slash, ? and =')
+  for (const address of ['.x@example.org', 'x.@example.org', 'x..y@example.org', '"x y"@example.org', 'x\\y@example.org']) {
+    isProblem(t, await api.post('/v1/accounts', { address }), 400, 'MH_HTTP_VALIDATION', `not a dot-atom: ${address}`)
+  }
 })
 
 t.test('addresses are free in the whole directory, or the create is refused', async (t) => {

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { AdminApi } from '../harness/admin-api.js'
+import { hookEnvironment } from '../../src/admin/move-hook.js'
 import { lookup, startAdminDaemon } from './daemon.js'
 
 // The hook: records its environment, reports that it started, then waits until the test
@@ -49,6 +50,14 @@ const alive = (pid: number) => {
     return false
   }
 }
+
+t.test("hookEnvironment: the base variables and the named ones when set, then the move's; nothing else", async (t) => {
+  const daemon = { PATH: '/usr/bin:/bin', HOME: '/var/lib/mailhostd', TZ: 'UTC', MH_LDAP_PW: 'secret', SSH_AUTH_SOCK: '/run/ssh', MAILHOSTD_ACCOUNT: 'stale' }
+  const move = { MAILHOSTD_MOVE_ID: '7', MAILHOSTD_ACCOUNT: 'bob@example.org' }
+  t.same(hookEnvironment(daemon, [], move), { PATH: '/usr/bin:/bin', HOME: '/var/lib/mailhostd', TZ: 'UTC', MAILHOSTD_MOVE_ID: '7', MAILHOSTD_ACCOUNT: 'bob@example.org' })
+  t.same(hookEnvironment(daemon, ['SSH_AUTH_SOCK', 'UNSET_ONE'], move), { PATH: '/usr/bin:/bin', HOME: '/var/lib/mailhostd', TZ: 'UTC', SSH_AUTH_SOCK: '/run/ssh', MAILHOSTD_MOVE_ID: '7', MAILHOSTD_ACCOUNT: 'bob@example.org' })
+  t.same(hookEnvironment({}, [], move), move, 'an empty environment: only the move')
+})
 
 t.test('a hook that succeeds: copying, then copied; the environment names the account and both backends', async (t) => {
   const h = await hooked(t)

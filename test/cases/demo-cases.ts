@@ -43,4 +43,10 @@ export const DEMO_MISSES: readonly DemoCase[] = [
   { key: 'al*@example.org', why: 'LDAP substring' },
   { key: "' or '1'='1@example.org", why: 'SQL injection' },
   { key: `${'a'.repeat(250)}@example.org`, why: 'longer than 254 octets' },
+  // URL parsing of a host cuts at / \ ? # and percent-decodes: none of these is alice.
+  { key: 'alice@example.org/evil', why: 'a path after the domain' },
+  { key: 'alice@example.org\\evil', why: 'a backslash after the domain' },
+  { key: 'alice@example.org?x', why: 'a query after the domain' },
+  { key: 'alice@example.org#x', why: 'a fragment after the domain' },
+  { key: 'alice@exa%6Dple.org', why: 'a percent-encoded domain' },
 ]

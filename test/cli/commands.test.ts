@@ -84,6 +84,19 @@ t.test('mailhostctl commands', async (t) => {
     d.take()
   })
 
+  t.test('an address with shell metacharacters, or starting with -, after --: sent as it is', async (t) => {
+    const address = "-o'k$x|y&z{w}`id`@example.org"
+    t.equal((await ctl(['account', 'create', address])).code, 64, 'without --: an unknown option')
+    t.equal(d.take().length, 0)
+    const r = await ctl(['account', 'create', '--', address])
+    t.equal(r.code, 0, r.stderr)
+    t.same(one(t).json, { address })
+    t.equal((await ctl(['account', 'show', '--', address])).code, 0)
+    t.same([one(t).path], [`/v1/accounts/${encodeURIComponent(address)}`])
+    t.equal((await ctl(['account', 'delete', '--', address])).code, 0)
+    t.same([one(t).method], ['DELETE'])
+  })
+
   t.test('account create: Idempotency-Key given, replayed, reused', async (t) => {
     const first = await ctl(['account', 'create', 'erin@example.org', '--idempotency-key', 'k-erin'])
     t.equal(first.code, 0)

@@ -85,6 +85,30 @@ t.test('secrets from files and the environment, never both', async (t) => {
   t.notMatch(err.message, /s3cret/)
 })
 
+t.test("the move hook's environment: named variables only, never one a secret was read from", async (t) => {
+  const env = { MH_TEST_PW: 'p', MH_TEST_SECRET: 'login-secret', MH_EXTRA: 'x' }
+  const base = `${ldap}    bindPasswordEnv: MH_TEST_PW\nlogin:\n  secretEnv: MH_TEST_SECRET\n`
+  const moves = (names: string[]) => `admin:\n  moves:\n    hook: [/bin/true]\n    hookEnvironment: [${names.join(', ')}]\n`
+  t.same(parseConfig(base, 'x', env).admin.moves.hookEnvironment, [], 'none by default')
+  t.same(parseConfig(`${base}${moves(['MH_EXTRA', 'TMPDIR'])}`, 'x', env).admin.moves.hookEnvironment, ['MH_EXTRA', 'TMPDIR'])
+  const refused = (text: string, e: NodeJS.ProcessEnv = env) => {
+    try {
+      parseConfig(text, 'x', e)
+    } catch (err) {
+      return { key: (err as ConfigError).key, message: (err as Error).message }
+    }
+    return { key: 'no error', message: '' }
+  }
+  t.match(refused(`${base}${moves(['MH_EXTRA', 'MH_TEST_SECRET'])}`), { key: 'admin.moves.hookEnvironment[1]', message: /MH_TEST_SECRET holds a secret \(login\.secretEnv\)/ })
+  t.match(refused(`${base}${moves(['MH_TEST_PW'])}`), { key: 'admin.moves.hookEnvironment[0]', message: /directory\.ldap\.bindPasswordEnv/ })
+  t.match(refused(`${base}${moves(['MAILHOSTD_ACCOUNT'])}`), { key: 'admin.moves.hookEnvironment[0]', message: /MAILHOSTD_ variables/ })
+  t.match(refused(`${base}${moves(['"A=B"'])}`), { key: 'admin.moves.hookEnvironment[0]' }, 'not a variable name')
+  t.match(refused(`${base}${moves(['MH_EXTRA', 'MH_EXTRA'])}`), { key: 'admin.moves.hookEnvironment' }, 'twice')
+  for (const name of ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ']) {
+    t.match(refused(`${ldap}    bindPasswordEnv: ${name}\n`, { [name]: 'p' }), { key: 'directory.ldap.bindPasswordEnv', message: new RegExp(`${name} is passed to every move hook`) }, `a secret in ${name}`)
+  }
+})
+
 t.test('keyOf', async (t) => {
   t.equal(keyOf('/backends/1/ports/lmtp'), 'backends[1].ports.lmtp')
   t.equal(keyOf(''), '')

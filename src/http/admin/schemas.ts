@@ -5,6 +5,7 @@
 import { Type } from 'typebox'
 import { HEALTH_SERVICES, PLACEMENT_POLICIES } from '../../config/schema.js'
 import { MOVE_STATES } from '../../admin/moves.js'
+import { MAIL_HOST_PATTERN, MAIL_HOST_RULE } from '../../resolve/mail-host.js'
 
 // Null first: fastify coerces types, and null would otherwise be coerced into the other branch (0, '').
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([Type.Null(), t])
@@ -21,6 +22,14 @@ const Password = Type.String({ minLength: 1, maxLength: 4096, description: 'Plai
 const AddressList = Type.Array(AddressText, { maxItems: 1000, uniqueItems: true })
 const SendAsList = Type.Array(Type.String({ minLength: 2, maxLength: 320, description: 'user@domain or @domain' }), { maxItems: 1000, uniqueItems: true })
 const Limit = Type.Integer({ minimum: 1, maximum: 1000, default: 100 })
+// Row ids (moves, audit entries) are bigints in the store: a number past 2^53 has lost its digits
+// by the time it is parsed, and one past 2^63 makes PostgreSQL refuse the query (a 500). Such an
+// id cannot exist, so it is a malformed request.
+const RowId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })
+/** The largest value of an `integer` column (capacity, weight). */
+const INT4_MAX = 2_147_483_647
+// The resolver's own rule (resolve/mail-host.ts): a backend must not be named by what lookups refuse.
+const MailHost = Type.String({ pattern: MAIL_HOST_PATTERN, description: `A mailHost: ${MAIL_HOST_RULE}.` })
 
 export const Problem = Type.Object(
   {
@@ -141,11 +150,11 @@ export const Backend = Type.Object({
 
 const BackendFields = {
   address: Type.String({ minLength: 2, maxLength: 45, description: 'IP address (proxies need IP literals).' }),
-  mailHosts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 32, uniqueItems: true })),
+  mailHosts: Type.Optional(Type.Array(MailHost, { maxItems: 32, uniqueItems: true })),
   route: Type.Optional(Route),
   ports: Type.Optional(PortsPatch),
   weight: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
-  capacity: Type.Optional(Nullable(Type.Integer({ minimum: 0 }))),
+  capacity: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: INT4_MAX }))),
   adminState: Type.Optional(AdminState),
 }
 
@@ -199,12 +208,12 @@ export const MoveListQuery = Type.Object(
     state: Type.Optional(Literals(MOVE_STATES)),
     account: Type.Optional(AddressText),
     active: Type.Optional(Type.Boolean()),
-    after: Type.Optional(Type.Integer({ minimum: 0 })),
+    after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
     limit: Limit,
   },
   { additionalProperties: false },
 )
-export const MoveParams = Type.Object({ id: Type.Integer({ minimum: 1 }) })
+export const MoveParams = Type.Object({ id: RowId })
 export const CompleteQuery = Type.Object({ force: Type.Optional(Type.Boolean()) }, { additionalProperties: false })
 
 export const AuditQuery = Type.Object(
@@ -215,7 +224,7 @@ export const AuditQuery = Type.Object(
     action: Type.Optional(Type.String({ maxLength: 32 })),
     since: Type.Optional(Type.String({ format: 'date-time' })),
     until: Type.Optional(Type.String({ format: 'date-time' })),
-    before: Type.Optional(Type.Integer({ minimum: 1 })),
+    before: Type.Optional(RowId),
     limit: Limit,
   },
   { additionalProperties: false },
