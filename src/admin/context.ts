@@ -3,6 +3,7 @@
 // that tells every instance what changed.
 
 import type { Change, ChangeBus } from '../cluster/changes.js'
+import type { Instance } from '../cluster/presence.js'
 import type { Config } from '../config/schema.js'
 import type { AccountWriter } from '../directory/accounts.js'
 import type { Directory } from '../directory/directory.js'
@@ -22,6 +23,8 @@ export interface AdminDeps {
   readonly counts: AccountCounts | undefined
   readonly config: Config
   readonly logger: Logger
+  /** This process in the store: the owner of the keys, intents and hooks it claims. */
+  readonly instance: Instance
   /**
    * Applies a change to this instance at once (cache eviction, registry or moves reload), so a
    * client reads its own write here without waiting for the notification to come back.
