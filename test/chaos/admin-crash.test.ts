@@ -61,6 +61,12 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms
   }
 }
 
+interface Move {
+  id: number
+  account: string
+  state: string
+}
+
 interface Sent {
   readonly key: string
   readonly body: { address: string; password: string }
@@ -109,9 +115,9 @@ function stopOrphanHooks(dir: string, except: number): void {
 }
 
 async function moveState(api: AdminApi, id: number): Promise<string> {
-  const r = await api.get(`/v1/moves/${id}`)
+  const r = await api.get<Move>(`/v1/moves/${id}`)
   if (r.status !== 200) throw new Error(`GET /v1/moves/${id}: ${r.status} ${JSON.stringify(r.body)}`)
-  return r.body.state as string
+  return r.body.state
 }
 
 /** Sessions of the daemon waiting for a lock (the audit_log lock of round 0). */
@@ -131,13 +137,13 @@ async function round(t: Test, f: Fixture, r: number, mode: 'lock' | 'random', ra
     const res = await api.post('/v1/accounts', { address, backend: 'mx1' })
     t.equal(res.status, 201, `setup: ${address} created`)
   }
-  const started = await api.post('/v1/moves', { target: 'mx2', accounts: movers })
+  const started = await api.post<{ moves: Move[] }>('/v1/moves', { target: 'mx2', accounts: movers })
   t.equal(started.status, 201, 'setup: moves started')
-  const moveIds: number[] = started.body.moves.map((m: { id: number }) => m.id)
+  const moveIds = started.body.moves.map((m) => m.id)
   await waitFor('the quick hooks to copy', async () => (await Promise.all(moveIds.map((id) => moveState(api, id)))).every((s) => s === 'copied'))
-  const held = await api.post('/v1/moves', { target: 'mx2', accounts: holders })
+  const held = await api.post<{ moves: Move[] }>('/v1/moves', { target: 'mx2', accounts: holders })
   t.equal(held.status, 201, 'setup: held moves started')
-  const holdIds: number[] = held.body.moves.map((m: { id: number }) => m.id)
+  const holdIds = held.body.moves.map((m) => m.id)
   await waitFor('the held hooks to run', async () => (await Promise.all(holdIds.map((id) => moveState(api, id)))).every((s) => s === 'copying'))
 
   let locker: pg.Client | undefined
@@ -225,8 +231,8 @@ async function round(t: Test, f: Fixture, r: number, mode: 'lock' | 'random', ra
 
     // No move's account names the target unless the move is completed, and the reverse.
     for (const id of ours) {
-      const move = (await f.api.get(`/v1/moves/${id}`)).body
-      const account = (await f.api.get(`/v1/accounts/${encodeURIComponent(move.account)}`)).body
+      const move = (await f.api.get<Move>(`/v1/moves/${id}`)).body
+      const account = (await f.api.get<{ backend: string | null }>(`/v1/accounts/${encodeURIComponent(move.account)}`)).body
       const flipped = account.backend === 'mx2'
       t.equal(flipped, move.state === 'completed', `move ${id} (${move.state}): the directory names ${account.backend}`)
       const completes = await store.query<{ n: number }>(
