@@ -14,9 +14,9 @@ import { canonicalAddress } from '../resolve/address.js'
 import type { BackendInfo, Registry } from '../resolve/registry.js'
 import type { Queryable } from '../store/store.js'
 import { recordAudit } from './audit.js'
-import { applied, writable, type AdminDeps } from './context.js'
+import { applied, intentsOf, writable, type AdminDeps } from './context.js'
 import { freeClaim, type PendingAnswer } from './idempotency.js'
-import { Intents, type Intent } from './intents.js'
+import type { Intent, Intents } from './intents.js'
 import { exclusionOf, place, type Candidate } from './placement.js'
 
 export interface AccountView {
@@ -133,7 +133,7 @@ export class Accounts {
   readonly #busy = new Set<number>()
 
   constructor(private readonly d: AdminDeps) {
-    this.#intents = new Intents(d.store, d.instance)
+    this.#intents = intentsOf(d)
   }
 
   /**
@@ -287,10 +287,11 @@ export class Accounts {
       try {
         r = await w.write(undefined)
       } catch (e) {
-        // A refusal (AdminError) means the directory changed nothing; any other failure leaves
-        // the write's fate unknown (a timeout after the server applied it): read it back now.
+        // A refusal (AdminError) means the directory changed nothing. Any other failure leaves
+        // the write's fate unknown (a timeout after the server applied it): the intent stays
+        // open, and recovery reads the outcome back once the write can no longer land.
         if (e instanceof AdminError) await this.d.store.transaction((tx) => this.#intents.settle(tx, intent.id, 'undone'))
-        else await this.resolve(intent).catch((err: unknown) => this.#unresolved(intent, err))
+        else this.d.logger.warn({ intent: intent.id, account: w.subject, err: describeError(e) }, 'account write failed with its outcome unknown; it is read back from the directory in a few seconds')
         throw e
       }
       const done = await this.d.store.transaction(async (tx) => {
@@ -371,10 +372,6 @@ export class Accounts {
       this.d.counts?.reset()
       await applied(this.d, changeOf(outcome))
     }
-  }
-
-  #unresolved(intent: Intent, err: unknown): void {
-    this.d.logger.error({ intent: intent.id, account: intent.subject, err: describeError(err) }, 'account write failed and its outcome cannot be read yet; it is resolved in the background')
   }
 
   /** Whether the stored password is the one with this digest (null: no password). */

@@ -23,6 +23,8 @@ export interface Intent<P = unknown> {
   /** What recovery needs to tell whether the write landed, and to audit it. Never a secret. */
   readonly payload: P
   readonly claim: KeyClaim | undefined
+  /** Milliseconds since it was opened, by the store's clock. */
+  readonly ageMs: number
 }
 
 interface Row {
@@ -35,9 +37,11 @@ interface Row {
   idem_actor: string | null
   idem_key: string | null
   idem_token: string | null
+  age_ms: number
 }
 
-const COLUMNS = 'id::text as id, kind, subject, actor, owner, payload, idem_actor, idem_key, idem_token'
+const COLUMNS = `id::text as id, kind, subject, actor, owner, payload, idem_actor, idem_key, idem_token,
+  (extract(epoch from now() - created_at) * 1000)::float8 as age_ms`
 /** Resolved intents are kept this long for an operator to read, then deleted. */
 const KEEP_RESOLVED = '7 days'
 
@@ -49,12 +53,20 @@ const toIntent = (r: Row): Intent => ({
   owner: r.owner,
   payload: r.payload,
   claim: r.idem_actor !== null && r.idem_key !== null && r.idem_token !== null ? { actor: r.idem_actor, key: r.idem_key, token: r.idem_token } : undefined,
+  ageMs: r.age_ms,
 })
 
 export class Intents {
   constructor(
     private readonly store: Store,
     private readonly instance: Instance,
+    /**
+     * How long after it was opened an intent may be judged: a write sent by a process that died
+     * just after sending it can still be applied by the directory server (it sits in the
+     * server's socket buffer), so its outcome is read only once the directory's operation
+     * timeout has passed.
+     */
+    readonly graceMs = 0,
   ) {}
 
   /** Announces a write (committed before it returns, so it survives the crash it guards against). */
@@ -92,7 +104,7 @@ export class Intents {
   /**
    * Open intents nobody is working on: their owner is dead, or they are this instance's own and
    * not in `busy` (a write whose outcome could not be recorded, for instance the store failing
-   * right after LDAP answered).
+   * right after LDAP answered). Those younger than graceMs may still change: see ageMs.
    */
   async orphans(busy: ReadonlySet<number>): Promise<Intent[]> {
     const { rows } = await this.store.query<Row>(

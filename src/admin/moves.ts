@@ -4,6 +4,7 @@
 // where it was. The moving state lives in the store (moves rows in an unfinished state), so
 // every instance sees it; the database's unique index allows one unfinished move per account.
 
+import { setTimeout as sleep } from 'node:timers/promises'
 import { toMs } from '../config/duration.js'
 import { aliveSql } from '../cluster/presence.js'
 import { AdminError, ErrorCodes, describeError } from '../errors.js'
@@ -11,9 +12,9 @@ import type { AccountRecord } from '../directory/accounts.js'
 import type { Queryable } from '../store/store.js'
 import { mailHostOf } from './accounts.js'
 import { recordAudit, type AuditAction } from './audit.js'
-import { applied, sqlState, writable, type AdminDeps } from './context.js'
+import { applied, intentsOf, sqlState, writable, type AdminDeps } from './context.js'
 import type { PendingAnswer } from './idempotency.js'
-import { Intents, type Intent } from './intents.js'
+import type { Intent, Intents } from './intents.js'
 import { HookRunner } from './move-hook.js'
 import { canonicalAddress } from '../resolve/address.js'
 
@@ -125,7 +126,7 @@ export class Moves {
   #closed = false
 
   constructor(private readonly d: AdminDeps) {
-    this.#intents = new Intents(d.store, d.instance)
+    this.#intents = intentsOf(d)
     const m = d.config.admin.moves
     this.#settleMs = toMs(m.settle)
     this.#hooks =
@@ -263,8 +264,10 @@ export class Moves {
         try {
           await writer.update(move.account, { mailHost })
         } catch (e) {
+          // As for account writes: a refusal changed nothing; an unknown outcome is read back by
+          // recovery once the write can no longer land, and until then abort refuses the move.
           if (e instanceof AdminError) await this.d.store.transaction((tx) => this.#intents.settle(tx, intent.id, 'undone'))
-          else await this.resolve(intent).catch((err: unknown) => this.d.logger.error({ move: id, err: describeError(err) }, 'move completion failed and its outcome cannot be read yet; it is resolved in the background'))
+          else this.d.logger.warn({ move: id, err: describeError(e) }, 'move completion failed with its outcome unknown; it is read back from the directory in a few seconds')
           throw e
         }
         row = await this.d.store.transaction(async (tx) => {
@@ -366,7 +369,11 @@ export class Moves {
   /** A completion intent whose owner is gone is settled before anyone acts on its move. */
   async #settleOrphanedCompletion(id: number): Promise<void> {
     const open = await this.#intents.openFor('move-complete', String(id))
-    if (open && (!open.alive || (open.owner === this.d.instance.id && !this.#busy.has(open.id)))) await this.resolve(open)
+    if (!open || (open.alive && (open.owner !== this.d.instance.id || this.#busy.has(open.id)))) return
+    // Its flip may still be on its way to the directory: wait out the grace (bounded by the write timeout).
+    const wait = this.#intents.graceMs - open.ageMs
+    if (wait > 0) await sleep(wait)
+    await this.resolve(open)
   }
 
   /** After a move finished (completed or aborted): this instance forgets it at once. */

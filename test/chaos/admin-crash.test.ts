@@ -75,6 +75,7 @@ interface Sent {
 }
 
 interface Fixture {
+  directory: 'sql' | 'ldap'
   pg: Pg
   hookDir: string
   config: Record<string, unknown>
@@ -202,6 +203,19 @@ async function round(t: Test, f: Fixture, r: number, mode: 'lock' | 'random', ra
     left = await orphanedCopy()
   }
   t.same(left, [], `no move copying without a running hook ${RECOVERY_BOUND_MS / 1000} s after the restart`)
+  const logged = (msg: string, field?: string, value?: string) =>
+    f.daemon.logs().some((l) => String(l.msg).startsWith(msg) && (field === undefined || l[field] === value))
+  t.ok(logged('moves: copy hooks of a stopped instance recorded as failed'), 'the recovery found the hooks the kill orphaned')
+  if (mode === 'lock') {
+    // The kill landed in the windows: after the LDAP write, before its record; or inside the
+    // one SQL transaction, which took the key's claim with it.
+    if (f.directory === 'ldap') {
+      t.ok(logged('account write of a stopped request resolved', 'outcome', 'written'), 'an LDAP create that landed was recorded by the recovery')
+      t.ok(logged('move completion of a stopped request resolved', 'outcome', 'completed'), 'an LDAP flip that landed completed its move in the recovery')
+    } else {
+      t.ok(logged('Idempotency-Keys of stopped requests freed'), 'keys of creates the kill rolled back were freed')
+    }
+  }
   stopOrphanHooks(f.hookDir, restarted)
   t.not(killed, restarted)
 
@@ -275,6 +289,7 @@ async function crashRounds(t: Test, set: PeerSet, directory: 'sql' | 'ldap'): Pr
   const script = join(hookDir, 'hook.sh')
   writeFileSync(script, HOOK, { mode: 0o755 })
   const f: Omit<Fixture, 'daemon' | 'api'> & Partial<Fixture> = {
+    directory,
     pg: pgServer,
     hookDir,
     config: {
