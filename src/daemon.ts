@@ -41,6 +41,7 @@ import {
 } from './server/index.js'
 import { AccountCounts } from './admin/account-counts.js'
 import { createAdmin, type Admin } from './admin/index.js'
+import { Presence } from './cluster/presence.js'
 import { movingAccounts } from './admin/moves.js'
 import { TokenAuth } from './admin/tokens.js'
 import { HealthChecker } from './health/checker.js'
@@ -94,6 +95,7 @@ export class Daemon {
   #writer: AccountWriter | undefined
   #watcher: LdapWatcher | undefined
   #admin: Admin | undefined
+  #presence: Presence | undefined
   #health: HealthChecker | undefined
   #warmup: { readonly done: Promise<unknown>; readonly stop: AbortController } | undefined
   /** The cache's resolver, for the warm-up's bulk mode. */
@@ -451,7 +453,7 @@ export class Daemon {
 
   async #openHttp(host: string, port: number, address: string): Promise<RunningListener> {
     if (!this.#admin) {
-      this.#admin = this.#startAdmin()
+      this.#admin = await this.#startAdmin()
       await this.#admin.start()
     }
     const services = () => this.#services!
@@ -468,8 +470,12 @@ export class Daemon {
     return { address, bound: { name: 'http', ...http.address }, close: () => http.close() }
   }
 
-  #startAdmin(): Admin {
+  async #startAdmin(): Promise<Admin> {
     const c = this.config
+    // Registered before the admin starts: its recovery tells the dead from the living by it.
+    const presence = new Presence({ store: this.store, url: c.store.url, connectTimeoutMs: toMs(c.store.connectTimeout), logger: this.logger })
+    await presence.start()
+    this.#presence = presence
     const ldap = c.directory.type === 'ldap' ? c.directory.ldap! : undefined
     this.#writer = ldap === undefined ? new SqlAccountWriter(this.store) : ldap.admin ? new LdapAccountWriter(ldap, this.logger) : undefined
     this.#admin = createAdmin({
@@ -481,6 +487,7 @@ export class Daemon {
       counts: this.#writer && new AccountCounts(this.#writer),
       config: c,
       logger: this.logger,
+      instance: presence,
       apply: (change) => this.applyChange(change),
     })
     return this.#admin
@@ -527,6 +534,8 @@ export class Daemon {
     await this.#warmup?.done
     // Hooks first (their moves are recorded as failed in the store), then what feeds the cache.
     await this.#admin?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'admin close failed'))
+    // After the hooks were recorded: a clean stop leaves nothing that others would take over.
+    await this.#presence?.close()
     // Probes record and announce changes: stopped before the bus and the store close.
     await this.#health?.stop()
     this.#watcher?.stop()

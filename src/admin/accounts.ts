@@ -6,13 +6,17 @@
 
 import { randomInt } from 'node:crypto'
 import { hashPassword, type Scheme } from '../auth/passwords.js'
-import type { AccountChanges, AccountRecord, AccountQuery } from '../directory/accounts.js'
+import { createHash } from 'node:crypto'
+import type { AccountChanges, AccountRecord, AccountQuery, NewAccount } from '../directory/accounts.js'
 import type { AccountStatus } from '../directory/directory.js'
 import { AdminError, ErrorCodes, describeError } from '../errors.js'
 import { canonicalAddress } from '../resolve/address.js'
 import type { BackendInfo, Registry } from '../resolve/registry.js'
+import type { Queryable } from '../store/store.js'
 import { recordAudit } from './audit.js'
-import { applied, writable, type AdminDeps } from './context.js'
+import { applied, intentsOf, writable, type AdminDeps } from './context.js'
+import { freeClaim, type PendingAnswer } from './idempotency.js'
+import type { Intent, Intents } from './intents.js'
 import { exclusionOf, place, type Candidate } from './placement.js'
 
 export interface AccountView {
@@ -63,11 +67,74 @@ const recorded = (r: AccountRecord) => ({
   hasPassword: r.hasPassword,
 })
 
+/** What an intent records to tell, after a crash, whether the write landed (never a secret). */
+interface CreateIntent {
+  address: string
+  mailHost: string
+  /** SHA-256 of the password hash written, or null for none. */
+  password: string | null
+}
+interface UpdateIntent {
+  before: ReturnType<typeof recorded> & { id: string }
+  changes: Omit<AccountChanges, 'passwordHash'>
+  /** Present when the password changes: SHA-256 of the new hash, or null when it is removed. */
+  password?: string | null
+}
+interface DeleteIntent {
+  before: ReturnType<typeof recorded> & { id: string }
+}
+
+interface AccountWrite {
+  readonly actor: string
+  readonly action: 'create' | 'update' | 'delete'
+  /** The primary address. */
+  readonly subject: string
+  readonly answer?: PendingAnswer | undefined
+  readonly intent: CreateIntent | UpdateIntent | DeleteIntent
+  readonly passwordChanged: boolean
+  /** The directory write; `tx` is the store transaction when the directory is the store. */
+  readonly write: (tx: Queryable | undefined) => Promise<{ before?: AccountRecord; after?: AccountRecord }>
+}
+
+interface Written {
+  readonly before?: AccountRecord | undefined
+  readonly after?: AccountRecord | undefined
+  readonly view: AccountView | undefined
+}
+
+const KIND = { create: 'account-create', update: 'account-update', delete: 'account-delete' } as const
+const ACTION = { 'account-create': 'create', 'account-update': 'update', 'account-delete': 'delete' } as const
+
+/** The addresses and entry whose cached answers a write makes wrong. */
+function changeOf(r: { before?: AccountRecord | undefined; after?: AccountRecord | undefined }) {
+  const addresses = [...new Set([r.before?.address, r.after?.address, ...(r.before?.aliases ?? []), ...(r.after?.aliases ?? [])].filter((a) => a !== undefined))]
+  const ids = [...new Set([r.before?.id, r.after?.id].filter((i) => i !== undefined))]
+  return { kind: 'entries' as const, addresses, ids }
+}
+
+const digestOf = (hash: string | undefined): string | null => (hash === undefined || hash === '' ? null : createHash('sha256').update(hash).digest('hex'))
+const sameHost = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((v, i) => v === b[i])
+
+/** Whether an account shows every visible change of an update. */
+function matches(r: AccountRecord, c: Omit<AccountChanges, 'passwordHash'>): boolean {
+  return (
+    (c.mailHost === undefined || sameHost(r.mailHost, c.mailHost)) &&
+    (c.status === undefined || r.status === c.status) &&
+    (c.aliases === undefined || sameList(r.aliases, c.aliases)) &&
+    (c.sendAs === undefined || sameList(r.sendAs, c.sendAs))
+  )
+}
+
 export class Accounts {
   /** The tail of the queue #oneAtATime keeps; never rejects. */
   #placing: Promise<unknown> = Promise.resolve()
+  readonly #intents: Intents
+  readonly #busy = new Set<number>()
 
-  constructor(private readonly d: AdminDeps) {}
+  constructor(private readonly d: AdminDeps) {
+    this.#intents = intentsOf(d)
+  }
 
   /**
    * Runs creates' placement-and-write sections one at a time on this instance. Placement reads
@@ -116,29 +183,37 @@ export class Accounts {
     return { accounts: page.accounts.map((a) => this.view(a, registry)), ...(page.next === undefined ? {} : { next: page.next }) }
   }
 
-  async create(actor: string, req: NewAccountRequest): Promise<AccountView> {
+  async create(actor: string, req: NewAccountRequest, answer?: PendingAnswer): Promise<AccountView> {
     const { writer, counts } = writable(this.d)
     const address = this.#address(req.address, 'address')
     const aliases = this.#aliases(req.aliases ?? [], address)
     const sendAs = this.#sendAs(req.sendAs ?? [])
     await this.#checkFree([address, ...aliases], undefined)
+    // Hashed before any transaction opens: a slow hash must never hold a store session.
     const passwordHash = req.password === undefined ? undefined : await this.#hash(req.password)
-    const record = await this.#oneAtATime(async () => {
+    return this.#oneAtATime(async () => {
       const registry = this.d.registry()
       const backend = req.backend === undefined ? await this.#place(address) : await this.#given(req.backend, registry)
-      const written = await writer.create({
+      const account: NewAccount = {
         address,
         mailHost: mailHostOf(backend),
         status: req.status ?? 'active',
         ...(passwordHash === undefined ? {} : { passwordHash }),
         aliases,
         sendAs,
+      }
+      const { after, view } = await this.#write({
+        actor,
+        action: 'create',
+        subject: address,
+        answer,
+        intent: { address, mailHost: account.mailHost, password: digestOf(passwordHash) } satisfies CreateIntent,
+        passwordChanged: req.password !== undefined,
+        write: async (tx) => ({ after: await writer.create(account, tx) }),
       })
-      counts.adjust(written.mailHost, +1)
-      return written
+      counts.adjust(after!.mailHost, +1)
+      return view!
     })
-    await this.#recordAndPublish(actor, 'create', record.address, undefined, record, [address, ...aliases], [record.id], req.password !== undefined)
-    return this.view(record)
   }
 
   async update(actor: string, rawAddress: string, req: AccountUpdateRequest): Promise<AccountView> {
@@ -155,10 +230,20 @@ export class Accounts {
       await this.#checkFree(added, current.id)
     }
     if (req.password !== undefined) changes.passwordHash = req.password === null ? null : await this.#hash(req.password)
-    const { before, after } = await writer.update(address, changes)
-    const addresses = [...new Set([before.address, ...before.aliases, ...after.aliases])]
-    await this.#recordAndPublish(actor, 'update', address, before, after, addresses, [after.id], req.password !== undefined)
-    return this.view(after)
+    const { passwordHash, ...visible } = changes
+    const { view } = await this.#write({
+      actor,
+      action: 'update',
+      subject: address,
+      intent: {
+        before: { id: current.id, ...recorded(current) },
+        changes: visible,
+        ...(passwordHash === undefined ? {} : { password: digestOf(passwordHash ?? undefined) }),
+      } satisfies UpdateIntent,
+      passwordChanged: req.password !== undefined,
+      write: (tx) => writer.update(address, changes, tx),
+    })
+    return view!
   }
 
   async remove(actor: string, rawAddress: string): Promise<void> {
@@ -166,44 +251,133 @@ export class Accounts {
     const address = this.#address(rawAddress, 'address')
     const current = await this.#existing(writer.get.bind(writer), address)
     this.#notMoving(current)
-    const before = await writer.delete(address)
-    counts.adjust(before.mailHost, -1)
-    await this.#recordAndPublish(actor, 'delete', address, before, undefined, [before.address, ...before.aliases], [before.id], false)
+    const { before } = await this.#write({
+      actor,
+      action: 'delete',
+      subject: address,
+      intent: { before: { id: current.id, ...recorded(current) } } satisfies DeleteIntent,
+      passwordChanged: false,
+      write: async (tx) => ({ before: await writer.delete(address, tx) }),
+    })
+    counts.adjust(before!.mailHost, -1)
   }
 
   /**
-   * Audit and notification after a directory write. The write itself cannot share a store
-   * transaction (LDAP has none), so a failure here is logged loudly: the change stands, and the
-   * caches still drop it at their TTL.
+   * One account write, applied whole: the directory, its audit entry, the change notification
+   * (caches everywhere drop the addresses at the commit) and, for a create with an
+   * Idempotency-Key, the key's answer. Where the directory is the store (SQL) that is one
+   * transaction. Where it is not (LDAP), an intent is committed first, then the directory is
+   * written, then the rest commits with the intent marked done; a crash in between leaves an
+   * open intent that resolve() settles from what the directory says.
    */
-  async #recordAndPublish(
-    actor: string,
-    action: 'create' | 'update' | 'delete',
-    subject: string,
-    before: AccountRecord | undefined,
-    after: AccountRecord | undefined,
-    addresses: readonly string[],
-    ids: readonly string[],
-    passwordChanged: boolean,
-  ): Promise<void> {
-    const change = { kind: 'entries' as const, addresses, ids }
-    try {
-      await this.d.store.transaction(async (tx) => {
-        await recordAudit(tx, {
-          actor,
-          action,
-          subjectType: 'account',
-          subject,
-          before: before && recorded(before),
-          after: after && { ...recorded(after), ...(passwordChanged ? { password: '(changed)' } : {}) },
-        })
-        await this.d.bus.publish(change, tx)
+  async #write(w: AccountWrite): Promise<Written> {
+    const { writer } = writable(this.d)
+    if (writer.inStore) {
+      const done = await this.d.store.transaction(async (tx) => {
+        const r = await w.write(tx)
+        return { ...r, view: await this.#record(tx, w, r, w.answer) }
       })
-    } catch (e) {
-      this.d.logger.error({ actor, action, account: subject, err: describeError(e) }, 'account written, but its audit entry or change notification failed')
-      await this.d.bus.publish(change).catch(() => undefined)
+      await applied(this.d, changeOf(done))
+      return done
     }
-    await applied(this.d, change)
+    const intent = await this.#intents.open(KIND[w.action], w.subject, w.actor, w.intent, w.answer?.claim)
+    this.#busy.add(intent.id)
+    try {
+      let r: { before?: AccountRecord; after?: AccountRecord }
+      try {
+        r = await w.write(undefined)
+      } catch (e) {
+        // A refusal (AdminError) means the directory changed nothing. Any other failure leaves
+        // the write's fate unknown (a timeout after the server applied it): the intent stays
+        // open, and recovery reads the outcome back once the write can no longer land.
+        if (e instanceof AdminError) await this.d.store.transaction((tx) => this.#intents.settle(tx, intent.id, 'undone'))
+        else this.d.logger.warn({ intent: intent.id, account: w.subject, err: describeError(e) }, 'account write failed with its outcome unknown; it is read back from the directory in a few seconds')
+        throw e
+      }
+      const done = await this.d.store.transaction(async (tx) => {
+        // Resolved meanwhile as orphaned (this instance looked dead to another): 'done' was
+        // audited there; 'undone' was read before this write landed, so it is audited here,
+        // without the key's answer, which the resolution freed for a retry.
+        if (await this.#intents.settle(tx, intent.id, 'done')) return { ...r, view: await this.#record(tx, w, r, w.answer) }
+        if (await this.#intents.settle(tx, intent.id, 'done', 'undone')) return { ...r, view: await this.#record(tx, w, r, undefined) }
+        return { ...r, view: r.after && this.view(r.after) }
+      })
+      await applied(this.d, changeOf(done))
+      return done
+    } finally {
+      this.#busy.delete(intent.id)
+    }
+  }
+
+  /** Audit entry, change notification and the key's answer of a write, in its transaction. */
+  async #record(tx: Queryable, w: Pick<AccountWrite, 'actor' | 'action' | 'subject' | 'passwordChanged'>, r: Omit<Written, 'view'>, answer: PendingAnswer | undefined): Promise<AccountView | undefined> {
+    await recordAudit(tx, {
+      actor: w.actor,
+      action: w.action,
+      subjectType: 'account',
+      subject: w.subject,
+      before: r.before && recorded(r.before),
+      after: r.after && { ...recorded(r.after), ...(w.passwordChanged ? { password: '(changed)' } : {}) },
+    })
+    await this.d.bus.publish(changeOf(r), tx)
+    const view = r.after && this.view(r.after)
+    if (answer) await answer.seal(tx, view)
+    return view
+  }
+
+  /** Open intents this instance is working on right now: recovery leaves them alone. */
+  get busy(): ReadonlySet<number> {
+    return this.#busy
+  }
+
+  /**
+   * Settles an account intent nobody is finishing (its request died, or recording its outcome
+   * failed): reads the account back to learn whether the write landed, then records it with its
+   * audit entry and the key's answer, or marks it undone and frees the key. Exactly once: the
+   * intent row is locked and must still be open.
+   */
+  async resolve(intent: Intent): Promise<void> {
+    const { writer } = writable(this.d)
+    const action = ACTION[intent.kind as keyof typeof ACTION]
+    const current = await writer.get(intent.subject)
+    let outcome: Omit<Written, 'view'> | undefined
+    if (action === 'create') {
+      const p = intent.payload as CreateIntent
+      const landed = current !== undefined && sameHost(current.mailHost, p.mailHost) && (await this.#passwordIs(intent.subject, p.password))
+      outcome = landed ? { after: current } : undefined
+    } else if (action === 'update') {
+      const p = intent.payload as UpdateIntent
+      const landed = current !== undefined && matches(current, p.changes) && (p.password === undefined || (await this.#passwordIs(intent.subject, p.password)))
+      outcome = landed ? { before: p.before, after: current } : undefined
+    } else {
+      const p = intent.payload as DeleteIntent
+      outcome = current === undefined ? { before: p.before } : undefined
+    }
+    const passwordChanged = action === 'create' ? (intent.payload as CreateIntent).password !== null : action === 'update' && (intent.payload as UpdateIntent).password !== undefined
+    const settled = await this.d.store.transaction(async (tx) => {
+      if (!(await this.#intents.lock(tx, intent.id))) return false
+      if (outcome === undefined) {
+        await this.#intents.settle(tx, intent.id, 'undone')
+        if (intent.claim) await freeClaim(tx, intent.claim)
+        return false
+      }
+      await this.#intents.settle(tx, intent.id, 'done')
+      const view = await this.#record(tx, { actor: intent.actor, action, subject: intent.subject, passwordChanged }, outcome, undefined)
+      // The key's answer, if its claim is still the one the dead request held.
+      if (intent.claim) await tx.query('update idempotency_keys set status = 201, body = $4::jsonb where actor = $1 and key = $2 and token = $3 and status is null', [intent.claim.actor, intent.claim.key, intent.claim.token, JSON.stringify(view ?? null)])
+      return true
+    })
+    this.d.logger.warn({ intent: intent.id, account: intent.subject, action, outcome: outcome === undefined ? 'not written' : 'written' }, 'account write of a stopped request resolved')
+    if (settled && outcome !== undefined) {
+      this.d.counts?.reset()
+      await applied(this.d, changeOf(outcome))
+    }
+  }
+
+  /** Whether the stored password is the one with this digest (null: no password). */
+  async #passwordIs(address: string, digest: string | null): Promise<boolean> {
+    const { writer } = writable(this.d)
+    return digestOf(await writer.passwordHash(address)) === digest
   }
 
   #address(raw: string, field: string): string {

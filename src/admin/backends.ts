@@ -12,6 +12,7 @@ import { BACKEND_COLUMNS, type BackendRow } from '../store/registry-repo.js'
 import type { Queryable } from '../store/store.js'
 import { recordAudit } from './audit.js'
 import { applied, sqlState, type AdminDeps } from './context.js'
+import type { PendingAnswer } from './idempotency.js'
 
 export interface Ports {
   lmtp: number
@@ -100,7 +101,7 @@ export class Backends {
     return view(row, counts?.get(id) ?? (counts ? 0 : null), (await healthByBackend(this.d.store)).get(id))
   }
 
-  async create(actor: string, b: NewBackend): Promise<BackendView> {
+  async create(actor: string, b: NewBackend, answer?: PendingAnswer): Promise<BackendView> {
     checkAddress(b.address)
     const mailHosts = normaliseHosts(b.mailHosts ?? [])
     const row = await this.d.store.transaction(async (tx) => {
@@ -121,10 +122,12 @@ export class Backends {
       }
       await recordAudit(tx, { actor, action: 'create', subjectType: 'backend', subject: b.id, after: recorded(inserted) })
       await this.d.bus.publish({ kind: 'registry' }, tx)
-      return inserted
+      const created = view(inserted, 0, (await healthByBackend(tx)).get(inserted.id))
+      if (answer) await answer.seal(tx, created)
+      return created
     })
     await applied(this.d, { kind: 'registry' })
-    return view(row, 0, (await healthByBackend(this.d.store)).get(row.id))
+    return row
   }
 
   async update(actor: string, id: string, c: BackendChanges): Promise<BackendView> {

@@ -3,6 +3,8 @@
 // that tells every instance what changed.
 
 import type { Change, ChangeBus } from '../cluster/changes.js'
+import type { Instance } from '../cluster/presence.js'
+import { toMs } from '../config/duration.js'
 import type { Config } from '../config/schema.js'
 import type { AccountWriter } from '../directory/accounts.js'
 import type { Directory } from '../directory/directory.js'
@@ -11,6 +13,7 @@ import type { Logger } from '../log.js'
 import type { Registry } from '../resolve/registry.js'
 import type { Store } from '../store/store.js'
 import type { AccountCounts } from './account-counts.js'
+import { Intents } from './intents.js'
 
 export interface AdminDeps {
   readonly store: Store
@@ -22,6 +25,8 @@ export interface AdminDeps {
   readonly counts: AccountCounts | undefined
   readonly config: Config
   readonly logger: Logger
+  /** This process in the store: the owner of the keys, intents and hooks it claims. */
+  readonly instance: Instance
   /**
    * Applies a change to this instance at once (cache eviction, registry or moves reload), so a
    * client reads its own write here without waiting for the notification to come back.
@@ -29,6 +34,12 @@ export interface AdminDeps {
   readonly apply: (change: Change) => Promise<void>
   /** Injectable for placement tests. */
   readonly random?: () => number
+}
+
+/** The intents of this instance's admin writes (see intents.ts), judged after the directory's write timeout. */
+export function intentsOf(d: AdminDeps): Intents {
+  const ldap = d.config.directory.type === 'ldap' ? d.config.directory.ldap : undefined
+  return new Intents(d.store, d.instance, ldap === undefined ? 0 : toMs(ldap.timeout))
 }
 
 export function writable(d: AdminDeps): { writer: AccountWriter; counts: AccountCounts } {

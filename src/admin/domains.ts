@@ -7,6 +7,7 @@ import { canonicalAddress, canonicalDomain } from '../resolve/address.js'
 import type { Queryable } from '../store/store.js'
 import { recordAudit } from './audit.js'
 import { applied, sqlState, type AdminDeps } from './context.js'
+import type { PendingAnswer } from './idempotency.js'
 
 export interface DomainView {
   name: string
@@ -57,7 +58,7 @@ export class Domains {
     return view(await this.#row(this.d.store, domainName(name)))
   }
 
-  async create(actor: string, n: NewDomain): Promise<DomainView> {
+  async create(actor: string, n: NewDomain, answer?: PendingAnswer): Promise<DomainView> {
     const name = domainName(n.name)
     const row = await this.d.store.transaction(async (tx) => {
       const values = await this.#checked(tx, name, { aliasFor: n.aliasFor ?? null, catchAll: n.catchAll ?? null, affinity: n.affinity ?? null })
@@ -77,6 +78,7 @@ export class Domains {
       }
       await recordAudit(tx, { actor, action: 'create', subjectType: 'domain', subject: name, after: view(inserted) })
       await this.d.bus.publish({ kind: 'registry' }, tx)
+      if (answer) await answer.seal(tx, view(inserted))
       return inserted
     })
     await applied(this.d, { kind: 'registry' })

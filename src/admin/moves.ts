@@ -4,14 +4,17 @@
 // where it was. The moving state lives in the store (moves rows in an unfinished state), so
 // every instance sees it; the database's unique index allows one unfinished move per account.
 
+import { setTimeout as sleep } from 'node:timers/promises'
 import { toMs } from '../config/duration.js'
-import { AdminError, ErrorCodes } from '../errors.js'
-import type { Change } from '../cluster/changes.js'
+import { aliveSql } from '../cluster/presence.js'
+import { AdminError, ErrorCodes, describeError } from '../errors.js'
 import type { AccountRecord } from '../directory/accounts.js'
 import type { Queryable } from '../store/store.js'
 import { mailHostOf } from './accounts.js'
 import { recordAudit, type AuditAction } from './audit.js'
-import { applied, sqlState, writable, type AdminDeps } from './context.js'
+import { applied, intentsOf, sqlState, writable, type AdminDeps } from './context.js'
+import type { PendingAnswer } from './idempotency.js'
+import type { Intent, Intents } from './intents.js'
 import { HookRunner } from './move-hook.js'
 import { canonicalAddress } from '../resolve/address.js'
 
@@ -66,10 +69,31 @@ interface Row {
   created_at: Date | string
   updated_at: Date | string
   finished_at: Date | string | null
+  runner: string | null
+}
+
+/** What a completion intent records: the account and the mailHost the flip writes. */
+interface CompletionIntent {
+  account: string
+  mailHost: string
+  from: MoveState
+}
+
+/** The cached answers a completed move makes wrong: its account's. */
+const entriesOf = (r: Row) => ({ kind: 'entries' as const, addresses: [r.account], ids: [r.account_id] })
+
+function refuseUnless(move: Row, allowed: readonly MoveState[], force: boolean): void {
+  if (allowed.includes(move.state)) return
+  throw new AdminError(
+    ErrorCodes.MOVE_STATE,
+    move.state === 'copying'
+      ? `move ${move.id} is copying: wait for the hook, or abort`
+      : `move ${move.id} is ${move.state}${force || UNFINISHED.indexOf(move.state) < 0 ? '' : '; complete with force=true if the mailbox was copied by other means'}`,
+  )
 }
 
 // `id` is the text alias in results: queries order by `moves.id`, the bigint (as text, 10 sorts before 9).
-const COLUMNS = 'id::text as id, account, account_id, source_mailhost, source_backend, target_backend, state, detail, actor, created_at, updated_at, finished_at'
+const COLUMNS = 'id::text as id, account, account_id, source_mailhost, source_backend, target_backend, state, detail, actor, created_at, updated_at, finished_at, runner'
 const iso = (v: Date | string) => new Date(v).toISOString()
 
 const view = (r: Row): MoveView => ({
@@ -96,9 +120,13 @@ export class Moves {
   readonly #settleMs: number
   /** Hooks waiting out the settle time, by move id. */
   readonly #settling = new Map<number, NodeJS.Timeout>()
+  readonly #intents: Intents
+  /** Completion intents this instance is carrying out now. */
+  readonly #busy = new Set<number>()
   #closed = false
 
   constructor(private readonly d: AdminDeps) {
+    this.#intents = intentsOf(d)
     const m = d.config.admin.moves
     this.#settleMs = toMs(m.settle)
     this.#hooks =
@@ -138,7 +166,7 @@ export class Moves {
     return view(await this.#row(this.d.store, id))
   }
 
-  async start(actor: string, req: StartRequest): Promise<MoveView[]> {
+  async start(actor: string, req: StartRequest, answer?: PendingAnswer): Promise<MoveView[]> {
     const { counts } = writable(this.d)
     const registry = this.d.registry()
     const target = registry.backend(req.target)
@@ -182,6 +210,7 @@ export class Moves {
         out.push(row)
       }
       await this.d.bus.publish({ kind: 'moves' }, tx)
+      if (answer) await answer.seal(tx, { moves: out.map(view) })
       return out
     })
     await applied(this.d, { kind: 'moves' })
@@ -192,16 +221,10 @@ export class Moves {
 
   async complete(actor: string, id: number, force = false): Promise<MoveView> {
     const { writer, counts } = writable(this.d)
-    const move = await this.#row(this.d.store, id)
     const allowed: MoveState[] = force ? ['copied', 'failed', 'pending'] : ['copied']
-    if (!allowed.includes(move.state)) {
-      throw new AdminError(
-        ErrorCodes.MOVE_STATE,
-        move.state === 'copying'
-          ? `move ${id} is copying: wait for the hook, or abort`
-          : `move ${id} is ${move.state}${force || UNFINISHED.indexOf(move.state) < 0 ? '' : '; complete with force=true if the mailbox was copied by other means'}`,
-      )
-    }
+    await this.#settleOrphanedCompletion(id)
+    const move = await this.#row(this.d.store, id)
+    refuseUnless(move, allowed, force)
     if (!force) {
       const left = await this.#settlesIn(id)
       if (left > 0) {
@@ -214,23 +237,149 @@ export class Moves {
     const target = this.d.registry().backend(move.target_backend)
     if (!target) throw new AdminError(ErrorCodes.MOVE_STATE, `target backend ${move.target_backend} is gone; abort the move`)
     const mailHost = mailHostOf(target)
-    // The directory first: until the move row is finished the account stays moving, so no
-    // answer routes by a half-done flip.
-    await writer.update(move.account, { mailHost })
+    const completion = (tx: Queryable, current: Row) =>
+      this.#transitionIn(tx, actor, current, 'completed', 'complete', null, { mailHost: current.source_mailhost }, { mailHost })
+    let row: Row
+    if (writer.inStore) {
+      // The directory is the store: the flip, the move's end, its audit entry and the cache
+      // evictions are one transaction, so no crash can leave one without the others.
+      row = await this.d.store.transaction(async (tx) => {
+        const current = await this.#row(tx, id, true)
+        refuseUnless(current, allowed, force)
+        await writer.update(current.account, { mailHost }, tx)
+        return completion(tx, current)
+      })
+    } else {
+      // LDAP: announce the flip (under the move's row lock, so an abort cannot slip in), flip,
+      // then end the move with the intent. Until the intent is settled the move stays
+      // unfinished (mail waits), and abort refuses it.
+      const intent = await this.d.store.transaction(async (tx) => {
+        const current = await this.#row(tx, id, true)
+        refuseUnless(current, allowed, force)
+        if (await this.#intents.openFor('move-complete', String(id), tx)) throw new AdminError(ErrorCodes.MOVE_STATE, `move ${id} is being completed`)
+        return this.#intents.open('move-complete', String(id), actor, { account: current.account, mailHost, from: current.state } satisfies CompletionIntent, undefined, tx)
+      })
+      this.#busy.add(intent.id)
+      try {
+        try {
+          await writer.update(move.account, { mailHost })
+        } catch (e) {
+          // As for account writes: a refusal changed nothing; an unknown outcome is read back by
+          // recovery once the write can no longer land, and until then abort refuses the move.
+          if (e instanceof AdminError) await this.d.store.transaction((tx) => this.#intents.settle(tx, intent.id, 'undone'))
+          else this.d.logger.warn({ move: id, err: describeError(e) }, 'move completion failed with its outcome unknown; it is read back from the directory in a few seconds')
+          throw e
+        }
+        row = await this.d.store.transaction(async (tx) => {
+          const current = await this.#row(tx, id, true)
+          // Resolved meanwhile as orphaned: 'done' completed the move there; 'undone' read the
+          // directory before this flip landed, and the move is completed here after all.
+          if (!(await this.#intents.settle(tx, intent.id, 'done')) && !(await this.#intents.settle(tx, intent.id, 'done', 'undone'))) return current
+          if (!UNFINISHED.includes(current.state)) {
+            // Taken for dead, found unflipped, and aborted meanwhile: the flip landed anyway.
+            this.d.logger.error({ move: id, account: current.account, mailHost }, 'move was aborted while its completion ran; the account now names the target: move it back or complete by hand')
+            return current
+          }
+          return completion(tx, current)
+        })
+      } finally {
+        this.#busy.delete(intent.id)
+      }
+    }
     counts.adjust(move.source_mailhost, -1)
     counts.adjust(mailHost, +1)
-    // The cached answers naming the source go with the commit, before the moving state does.
-    const entries = { kind: 'entries' as const, addresses: [move.account], ids: [move.account_id] }
-    const row = await this.#transition(actor, id, allowed, 'completed', 'complete', null, { mailHost: move.source_mailhost }, { mailHost }, entries)
+    await this.#finished(move)
     return view(row)
   }
 
   async abort(actor: string, id: number): Promise<MoveView> {
-    const row = await this.#transition(actor, id, UNFINISHED, 'aborted', 'abort', null)
+    await this.#settleOrphanedCompletion(id)
+    const row = await this.d.store.transaction(async (tx) => {
+      const current = await this.#row(tx, id, true)
+      if (!UNFINISHED.includes(current.state)) throw new AdminError(ErrorCodes.MOVE_STATE, `move ${id} is ${current.state}`)
+      // The directory may already name the target: aborting now would leave it there, unaudited.
+      if (await this.#intents.openFor('move-complete', String(id), tx)) throw new AdminError(ErrorCodes.MOVE_STATE, `move ${id} is being completed`)
+      return this.#transitionIn(tx, actor, current, 'aborted', 'abort', null)
+    })
+    await this.#finished(row)
     clearTimeout(this.#settling.get(id))
     this.#settling.delete(id)
     this.#hooks?.cancel(id)
     return view(row)
+  }
+
+  /** Open completion intents this instance is working on right now: recovery leaves them alone. */
+  get busy(): ReadonlySet<number> {
+    return this.#busy
+  }
+
+  /**
+   * Settles a completion nobody is finishing (its request died between announcing the flip and
+   * recording it): reads the account's mailHost; if the flip landed the move is completed, with
+   * its audit entry and the evictions, otherwise the intent is undone and the move stays as it
+   * was (complete or abort it again).
+   */
+  async resolve(intent: Intent): Promise<void> {
+    const { writer } = writable(this.d)
+    const p = intent.payload as CompletionIntent
+    const account = await writer.get(p.account)
+    const landed = account !== undefined && account.mailHost.toLowerCase() === p.mailHost.toLowerCase()
+    const id = Number(intent.subject)
+    const row = await this.d.store.transaction(async (tx) => {
+      if (!(await this.#intents.lock(tx, intent.id))) return undefined
+      await this.#intents.settle(tx, intent.id, landed ? 'done' : 'undone')
+      if (!landed) return undefined
+      const current = await this.#row(tx, id, true)
+      if (!UNFINISHED.includes(current.state)) return undefined
+      return this.#transitionIn(tx, intent.actor, current, 'completed', 'complete', null, { mailHost: current.source_mailhost }, { mailHost: p.mailHost })
+    })
+    this.d.logger.warn({ intent: intent.id, move: id, outcome: landed ? 'completed' : 'not flipped' }, 'move completion of a stopped request resolved')
+    if (row) {
+      this.d.counts?.reset()
+      await this.#finished(row)
+    }
+  }
+
+  /**
+   * Copy hooks whose instance is gone: their moves are marked failed, as a clean stop marks
+   * them, so complete (force) and abort work at once. They are not re-run: the killed hook may
+   * still be running on its own, and a second copy beside it could corrupt the mailbox.
+   */
+  async recoverHooks(): Promise<number> {
+    const { rows } = await this.d.store.query<Row>(
+      `select ${COLUMNS} from moves where state = 'copying' and (runner is null or not ${aliveSql('runner', '$1')}) order by moves.id`,
+      [this.d.instance.leaseMs],
+    )
+    let n = 0
+    for (const r of rows) {
+      const detail = `mailhostd stopped while the hook ran (instance ${r.runner ?? 'unknown'}); complete with force=true if the copy finished, or abort`
+      const done = await this.d.store
+        .transaction(async (tx) => {
+          const current = await this.#row(tx, Number(r.id), true)
+          if (current.state !== 'copying' || current.runner !== r.runner) return false
+          await this.#transitionIn(tx, SYSTEM_ACTOR, current, 'failed', 'failed', detail)
+          return true
+        })
+      if (done) n++
+    }
+    if (n > 0) this.d.logger.warn({ moves: n }, 'moves: copy hooks of a stopped instance recorded as failed')
+    return n
+  }
+
+  /** A completion intent whose owner is gone is settled before anyone acts on its move. */
+  async #settleOrphanedCompletion(id: number): Promise<void> {
+    const open = await this.#intents.openFor('move-complete', String(id))
+    if (!open || (open.alive && (open.owner !== this.d.instance.id || this.#busy.has(open.id)))) return
+    // Its flip may still be on its way to the directory: wait out the grace (bounded by the write timeout).
+    const wait = this.#intents.graceMs - open.ageMs
+    if (wait > 0) await sleep(wait)
+    await this.resolve(open)
+  }
+
+  /** After a move finished (completed or aborted): this instance forgets it at once. */
+  async #finished(r: Row): Promise<void> {
+    if (r.state === 'completed') await applied(this.d, entriesOf(r))
+    if (r.state === 'completed' || r.state === 'aborted') await applied(this.d, { kind: 'moves' })
   }
 
   /**
@@ -309,46 +458,40 @@ export class Moves {
     return out
   }
 
-  async #transition(
-    actor: string,
-    id: number,
-    from: readonly MoveState[],
-    to: MoveState,
-    action: AuditAction,
-    detail: string | null,
-    before?: object,
-    after?: object,
-    evict?: Change,
-  ): Promise<Row> {
-    const finishing = to === 'completed' || to === 'aborted'
+  async #transition(actor: string, id: number, from: readonly MoveState[], to: MoveState, action: AuditAction, detail: string | null): Promise<Row> {
     const row = await this.d.store.transaction(async (tx) => {
       const current = await this.#row(tx, id, true)
       if (!from.includes(current.state)) throw new AdminError(ErrorCodes.MOVE_STATE, `move ${id} is ${current.state}`)
-      const [updated] = (
-        await tx.query<Row>(
-          `update moves set state = $2, detail = $3, updated_at = now(), finished_at = case when $4 then now() else finished_at end
-            where id = $1 returning ${COLUMNS}`,
-          [id, to, detail, finishing],
-        )
-      ).rows as [Row]
-      await recordAudit(tx, {
-        actor,
-        action,
-        subjectType: 'move',
-        subject: String(id),
-        before: { state: current.state, ...before },
-        after: { state: to, ...(detail === null ? {} : { detail }), ...after },
-      })
-      // `evict` first, here and below: once the moving state is cleared, a cached answer
-      // naming the source backend would route the mail that waited out the move back to it.
-      // Notifications of one transaction arrive in the order they were sent.
-      if (finishing && evict) await this.d.bus.publish(evict, tx)
-      if (finishing) await this.d.bus.publish({ kind: 'moves' }, tx)
-      return updated
+      return this.#transitionIn(tx, actor, current, to, action, detail)
     })
-    if (finishing && evict) await applied(this.d, evict)
-    if (finishing) await applied(this.d, { kind: 'moves' })
+    await this.#finished(row)
     return row
+  }
+
+  /** Moves a locked move row to `to` with its audit entry and notifications, inside `tx`. */
+  async #transitionIn(tx: Queryable, actor: string, current: Row, to: MoveState, action: AuditAction, detail: string | null, before?: object, after?: object): Promise<Row> {
+    const finishing = to === 'completed' || to === 'aborted'
+    const [updated] = (
+      await tx.query<Row>(
+        `update moves set state = $2, detail = $3, updated_at = now(), runner = null, finished_at = case when $4 then now() else finished_at end
+          where id = $1 returning ${COLUMNS}`,
+        [current.id, to, detail, finishing],
+      )
+    ).rows as [Row]
+    await recordAudit(tx, {
+      actor,
+      action,
+      subjectType: 'move',
+      subject: String(current.id),
+      before: { state: current.state, ...before },
+      after: { state: to, ...(detail === null ? {} : { detail }), ...after },
+    })
+    // Evictions first: once the moving state is cleared, a cached answer naming the source
+    // backend would route the mail that waited out the move back to it. Notifications of one
+    // transaction arrive in the order they were sent.
+    if (to === 'completed') await this.d.bus.publish(entriesOf(current), tx)
+    if (finishing) await this.d.bus.publish({ kind: 'moves' }, tx)
+    return updated
   }
 
   async #row(db: Queryable, id: number, lock = false): Promise<Row> {
@@ -374,7 +517,10 @@ export class Moves {
   /** The hook runner claims a move (pending -> copying) before it spawns anything; not audited, the outcome is. */
   async #claim(id: number): Promise<boolean> {
     if (this.#closed) return false
-    const { rows } = await this.d.store.query(`update moves set state = 'copying', updated_at = now() where id = $1 and state = 'pending' returning id`, [id])
+    const { rows } = await this.d.store.query(`update moves set state = 'copying', runner = $2, updated_at = now() where id = $1 and state = 'pending' returning id`, [
+      id,
+      this.d.instance.id,
+    ])
     return rows.length === 1
   }
 

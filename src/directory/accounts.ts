@@ -2,6 +2,7 @@
 // tables). Lookups never use this interface; they go through Directory.findByAddress, so a
 // broken admin path can never change what Postfix is told about existing mail.
 
+import type { Queryable } from '../store/store.js'
 import type { AccountStatus } from './directory.js'
 
 /** One account as the admin API shows it. Addresses are canonical (lowercase ASCII). */
@@ -59,6 +60,13 @@ export interface AccountPage {
 }
 
 export interface AccountWriter {
+  /**
+   * True when the directory is the store's own database (the SQL directory): writes then take
+   * the caller's transaction (`tx`), so the account, its audit entry and the answer of its
+   * Idempotency-Key commit together. False for a directory elsewhere (LDAP), whose writes the
+   * admin announces as intents first (src/admin/intents.ts) and which ignores `tx`.
+   */
+  readonly inStore: boolean
   /** The account whose *primary* address this is, or undefined. */
   get(address: string): Promise<AccountRecord | undefined>
   /** Accounts in primary-address order (byte order of the canonical address). */
@@ -68,11 +76,17 @@ export interface AccountWriter {
    * already the primary address or alias of an account (callers check aliases and other entry
    * kinds through the Directory first; this is the last line against races).
    */
-  create(account: NewAccount): Promise<AccountRecord>
+  create(account: NewAccount, tx?: Queryable): Promise<AccountRecord>
   /** Throws AdminError NOT_FOUND when no account has this primary address; ADDRESS_TAKEN as create. */
-  update(address: string, changes: AccountChanges): Promise<{ before: AccountRecord; after: AccountRecord }>
+  update(address: string, changes: AccountChanges, tx?: Queryable): Promise<{ before: AccountRecord; after: AccountRecord }>
   /** Returns what was deleted; AdminError NOT_FOUND when nothing was. */
-  delete(address: string): Promise<AccountRecord>
+  delete(address: string, tx?: Queryable): Promise<AccountRecord>
+  /**
+   * The stored password hash of the account with this primary address (undefined: none, or no
+   * such account). Only crash recovery asks, to tell whether a password change landed; the hash
+   * never leaves the admin service.
+   */
+  passwordHash(address: string): Promise<string | undefined>
   /** Accounts per mailHost value, keys lowercased. Used for least-used placement and backend counts. */
   countByMailHost(): Promise<Map<string, number>>
   close(): Promise<void>

@@ -56,6 +56,8 @@ const ALREADY_EXISTS = 68
 type WriteOperation = 'add' | 'modify' | 'delete'
 
 export class LdapAccountWriter implements AccountWriter {
+  /** LDAP is not the store: the admin announces each write as an intent first (src/admin/intents.ts). */
+  readonly inStore = false
   readonly #pool: LdapPool
   readonly #bindPassword: string
   readonly #baseDN: string
@@ -235,6 +237,16 @@ export class LdapAccountWriter implements AccountWriter {
     if (before === undefined) throw notFound(address)
     await this.#write('delete', before.id, (client) => client.del(before.id))
     return before
+  }
+
+  async passwordHash(address: string): Promise<string | undefined> {
+    const record = await this.get(address)
+    if (record === undefined) return undefined
+    const { searchEntries } = await this.#pool.run('password read', (client) =>
+      client.search(record.id, { scope: 'base', filter: new PresenceFilter({ attribute: 'objectClass' }), attributes: [this.#password], sizeLimit: 1, timeLimit: this.#timeLimit }),
+    )
+    const entry = searchEntries[0]
+    return entry === undefined ? undefined : attributeValues(entry, this.#password)[0]
   }
 
   async countByMailHost(): Promise<Map<string, number>> {

@@ -54,6 +54,7 @@ export async function lockAddresses(tx: Queryable, addresses: Iterable<string>):
 }
 
 export class SqlAccountWriter implements AccountWriter {
+  readonly inStore = true
   readonly #store: Store
 
   constructor(store: Store) {
@@ -93,10 +94,10 @@ export class SqlAccountWriter implements AccountWriter {
     })
   }
 
-  create(account: NewAccount): Promise<AccountRecord> {
+  create(account: NewAccount, outer?: Queryable): Promise<AccountRecord> {
     const aliases = otherAddresses(account.aliases, account.address)
     return this.#ask(() =>
-      this.#store.transaction(async (tx) => {
+      this.#within(outer, async (tx) => {
         const claimed = [account.address, ...aliases]
         await lockAddresses(tx, claimed)
         await assertUnclaimed(tx, claimed, null)
@@ -112,9 +113,9 @@ export class SqlAccountWriter implements AccountWriter {
     )
   }
 
-  update(address: string, changes: AccountChanges): Promise<{ before: AccountRecord; after: AccountRecord }> {
+  update(address: string, changes: AccountChanges, outer?: Queryable): Promise<{ before: AccountRecord; after: AccountRecord }> {
     return this.#ask(() =>
-      this.#store.transaction(async (tx) => {
+      this.#within(outer, async (tx) => {
         // The row lock makes concurrent updates of one account queue up, so each one's
         // `before` is what the previous one left (the audit log depends on it).
         const { rows } = await tx.query<AccountRow>(`${SELECT_ACCOUNT} where a.address = $1 for update of a`, [address])
@@ -151,9 +152,9 @@ export class SqlAccountWriter implements AccountWriter {
     )
   }
 
-  delete(address: string): Promise<AccountRecord> {
+  delete(address: string, outer?: Queryable): Promise<AccountRecord> {
     return this.#ask(() =>
-      this.#store.transaction(async (tx) => {
+      this.#within(outer, async (tx) => {
         const { rows } = await tx.query<AccountRow>(`${SELECT_ACCOUNT} where a.address = $1 for update of a`, [address])
         if (rows[0] === undefined) throw notFound(address)
         // account_addresses rows go with it (on delete cascade).
@@ -161,6 +162,13 @@ export class SqlAccountWriter implements AccountWriter {
         return toRecord(rows[0])
       }),
     )
+  }
+
+  passwordHash(address: string): Promise<string | undefined> {
+    return this.#ask(async () => {
+      const { rows } = await this.#store.query<{ password_hash: string | null }>('select password_hash from accounts where address = $1', [address])
+      return rows[0]?.password_hash ?? undefined
+    })
   }
 
   countByMailHost(): Promise<Map<string, number>> {
@@ -174,6 +182,11 @@ export class SqlAccountWriter implements AccountWriter {
 
   /** The store is shared with the directory, the registry and the admin API; the daemon closes it. */
   async close(): Promise<void> {}
+
+  /** The caller's transaction (the write is part of a larger one), or one of its own. */
+  #within<T>(outer: Queryable | undefined, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return outer === undefined ? this.#store.transaction(fn) : fn(outer)
+  }
 
   /**
    * Refusals (AdminError) pass through; a unique violation is a claim that raced past the

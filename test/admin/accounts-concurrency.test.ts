@@ -19,6 +19,8 @@ import type { Queryable, Store } from '../../src/store/store.js'
 
 /** An in-memory directory whose creates take `writeMs`, concurrently, like a real one. */
 class SlowWriter implements AccountWriter {
+  /** Writes "in the store": each create runs in the (no-op) store transaction, as the SQL directory's do. */
+  readonly inStore = true
   readonly byAddress = new Map<string, AccountRecord>()
   constructor(private readonly writeMs: number) {}
   get = async (address: string) => this.byAddress.get(address)
@@ -31,6 +33,7 @@ class SlowWriter implements AccountWriter {
   }
   update = () => Promise.reject(new Error('not used'))
   delete = () => Promise.reject(new Error('not used'))
+  passwordHash = async () => undefined
   async countByMailHost() {
     const m = new Map<string, number>()
     for (const r of this.byAddress.values()) m.set(r.mailHost, (m.get(r.mailHost) ?? 0) + 1)
@@ -63,6 +66,7 @@ function accounts(policy: PlacementPolicy, backends: BackendInfo[]) {
     counts: new AccountCounts(writer),
     config: validateConfig({ admin: { placement: { policy } } }),
     logger: createLogger('silent'),
+    instance: { id: 'test', leaseMs: 30_000 },
     apply: async () => undefined,
     // A fixed sequence: the outcome must not depend on the luck of a draw.
     random: () => (seed = (seed * 48271) % 2147483647) / 2147483647,

@@ -28,6 +28,12 @@ export interface ChaosSize {
   /** Login users per backend, and concurrent IMAP clients. */
   readonly loginUsersPerBackend: number
   readonly imapClients: number
+  /**
+   * Kill-and-restart rounds of admin-crash.test.ts per directory and peer set: the first two
+   * hit their windows deterministically (a held audit lock, blocking copy hooks), the rest kill
+   * at a random point of the load. ADMIN_CRASH_ROUNDS overrides it.
+   */
+  readonly adminCrashRounds: number
 }
 
 const SMALL: ChaosSize = {
@@ -42,6 +48,7 @@ const SMALL: ChaosSize = {
   drainMs: 60_000,
   loginUsersPerBackend: 6,
   imapClients: 2,
+  adminCrashRounds: 3,
 }
 
 const FULL: ChaosSize = {
@@ -56,6 +63,7 @@ const FULL: ChaosSize = {
   drainMs: 600_000,
   loginUsersPerBackend: 40,
   imapClients: 4,
+  adminCrashRounds: 30,
 }
 
 function pick(): ChaosSize {

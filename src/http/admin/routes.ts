@@ -11,7 +11,7 @@ import { queryAudit } from '../../admin/audit.js'
 import type { Backends } from '../../admin/backends.js'
 import type { AdminDeps } from '../../admin/context.js'
 import type { Domains } from '../../admin/domains.js'
-import { IDEMPOTENCY_KEY, IdempotencyKeys } from '../../admin/idempotency.js'
+import { IDEMPOTENCY_KEY, IdempotencyKeys, PendingAnswer } from '../../admin/idempotency.js'
 import type { Moves } from '../../admin/moves.js'
 import { redact } from '../../admin/audit.js'
 import { allows, type Principal, type TokenAuth } from '../../admin/tokens.js'
@@ -70,14 +70,23 @@ export function adminRoutes(o: AdminRoutesOptions): FastifyPluginCallback {
       done()
     })
 
-    /** Runs a create once per Idempotency-Key and answers retries with the first answer. */
-    const created = async (req: FastifyRequest, reply: FastifyReply, run: () => Promise<unknown>, location?: (body: unknown) => string) => {
+    /**
+     * Runs a create once per Idempotency-Key and answers retries with the first answer. The
+     * service records the answer inside the transaction that makes the write (PendingAnswer), so
+     * a crash never leaves a write whose key has no answer; refusals are recorded here.
+     */
+    const created = async (
+      req: FastifyRequest,
+      reply: FastifyReply,
+      run: (answer: PendingAnswer | undefined) => Promise<unknown>,
+      location?: (body: unknown) => string,
+    ) => {
       const send = (status: number, body: unknown) => {
         if (status === 201 && location) void reply.header('Location', location(body))
         return reply.code(status).type(status >= 400 ? 'application/problem+json' : 'application/json').send(body)
       }
       const key = req.headers['idempotency-key']
-      if (key === undefined) return send(201, await run())
+      if (key === undefined) return send(201, await run(undefined))
       if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) throw new AdminError(ErrorCodes.VALIDATION, 'Idempotency-Key: 1-255 printable ASCII characters')
       // The body's secrets (a new account's password) never go into the stored hash.
       const hash = IdempotencyKeys.requestHash(req.method, req.url, redact(req.body))
@@ -86,23 +95,24 @@ export function adminRoutes(o: AdminRoutesOptions): FastifyPluginCallback {
         void reply.header('Idempotent-Replayed', 'true')
         return send(claim.answer.status, claim.answer.body)
       }
+      const answer = new PendingAnswer(claim.claim)
       let body: unknown
       try {
-        body = await run()
+        body = await run(answer)
       } catch (e) {
         const p = problemOf(e)
-        if (p.status < 500) await o.idempotency.finish(actor(req), key, { status: p.status, body: p })
-        else await o.idempotency.release(actor(req), key)
+        if (p.status < 500) await o.idempotency.finish(claim.claim, { status: p.status, body: p })
+        else await o.idempotency.release(claim.claim)
         throw e
       }
       // What a retry replays must be what the first client got: the serialised answer.
-      await o.idempotency.finish(actor(req), key, { status: 201, body })
+      if (!answer.sealed) await o.idempotency.finish(claim.claim, { status: 201, body })
       return send(201, body)
     }
 
     // Accounts
     scope.post('/v1/accounts', { ...schema({ body: S.AccountCreate }, { 201: S.Account }, ['accounts']), bodyLimit: BODY_LIMIT }, (req: Req<undefined, undefined, typeof S.AccountCreate>, reply) =>
-      created(req, reply, () => o.accounts.create(actor(req), req.body), (b) => `/v1/accounts/${encodeURIComponent((b as { address: string }).address)}`),
+      created(req, reply, (answer) => o.accounts.create(actor(req), req.body, answer), (b) => `/v1/accounts/${encodeURIComponent((b as { address: string }).address)}`),
     )
     scope.get('/v1/accounts', schema({ querystring: S.AccountListQuery }, { 200: S.AccountPage }, ['accounts']), (req: Req<undefined, typeof S.AccountListQuery>) =>
       o.accounts.list(req.query),
@@ -123,7 +133,7 @@ export function adminRoutes(o: AdminRoutesOptions): FastifyPluginCallback {
     // Domains
     scope.get('/v1/domains', schema({}, { 200: S.DomainList }, ['domains']), async () => ({ domains: await o.domains.list() }))
     scope.post('/v1/domains', schema({ body: S.DomainCreate }, { 201: S.Domain }, ['domains']), (req: Req<undefined, undefined, typeof S.DomainCreate>, reply) =>
-      created(req, reply, () => o.domains.create(actor(req), req.body), (b) => `/v1/domains/${(b as { name: string }).name}`),
+      created(req, reply, (answer) => o.domains.create(actor(req), req.body, answer), (b) => `/v1/domains/${(b as { name: string }).name}`),
     )
     scope.get('/v1/domains/:name', schema({ params: S.DomainParams }, { 200: S.Domain }, ['domains']), (req: Req<typeof S.DomainParams>) => o.domains.get(req.params.name))
     scope.patch('/v1/domains/:name', schema({ params: S.DomainParams, body: S.DomainUpdate }, { 200: S.Domain }, ['domains']), (req: Req<typeof S.DomainParams, undefined, typeof S.DomainUpdate>) =>
@@ -137,7 +147,7 @@ export function adminRoutes(o: AdminRoutesOptions): FastifyPluginCallback {
     // Backends
     scope.get('/v1/backends', schema({}, { 200: S.BackendList }, ['backends']), async () => ({ backends: await o.backends.list() }))
     scope.post('/v1/backends', schema({ body: S.BackendCreate }, { 201: S.Backend }, ['backends']), (req: Req<undefined, undefined, typeof S.BackendCreate>, reply) =>
-      created(req, reply, () => o.backends.create(actor(req), req.body), (b) => `/v1/backends/${(b as { id: string }).id}`),
+      created(req, reply, (answer) => o.backends.create(actor(req), req.body, answer), (b) => `/v1/backends/${(b as { id: string }).id}`),
     )
     scope.get('/v1/backends/:id', schema({ params: S.BackendParams }, { 200: S.Backend }, ['backends']), (req: Req<typeof S.BackendParams>) => o.backends.get(req.params.id))
     scope.patch('/v1/backends/:id', schema({ params: S.BackendParams, body: S.BackendUpdate }, { 200: S.Backend }, ['backends']), (req: Req<typeof S.BackendParams, undefined, typeof S.BackendUpdate>) =>
@@ -158,7 +168,7 @@ export function adminRoutes(o: AdminRoutesOptions): FastifyPluginCallback {
 
     // Moves
     scope.post('/v1/moves', schema({ body: S.MoveStart }, { 201: S.MoveBatch }, ['moves']), (req: Req<undefined, undefined, typeof S.MoveStart>, reply) =>
-      created(req, reply, async () => ({ moves: await o.moves.start(actor(req), req.body) })),
+      created(req, reply, async (answer) => ({ moves: await o.moves.start(actor(req), req.body, answer) })),
     )
     scope.get('/v1/moves', schema({ querystring: S.MoveListQuery }, { 200: S.MoveList }, ['moves']), (req: Req<undefined, typeof S.MoveListQuery>) => o.moves.list(req.query))
     scope.get('/v1/moves/:id', schema({ params: S.MoveParams }, { 200: S.Move }, ['moves']), (req: Req<typeof S.MoveParams>) => o.moves.get(req.params.id))

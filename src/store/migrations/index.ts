@@ -6,5 +6,6 @@ import type { Migration } from '../migrate.js'
 import { initial } from './0001-initial.js'
 import { admin } from './0002-admin.js'
 import { health } from './0003-health.js'
+import { crashRecovery } from './0004-crash-recovery.js'
 
-export const MIGRATIONS: readonly Migration[] = [initial, admin, health]
+export const MIGRATIONS: readonly Migration[] = [initial, admin, health, crashRecovery]
