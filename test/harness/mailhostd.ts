@@ -82,7 +82,9 @@ export async function startMailhostd(
     env: { ...process.env, ...opts.env },
     cwd: dir,
   })
-  const ready = await waitForReady(proc, opts.timeoutMs ?? 30_000)
+  // A bound, not an expectation: it starts in about a second, but on a loaded 2-core machine
+  // (two test files, each with its peers) 30 s was seen to pass with mailhostd still starting.
+  const ready = await waitForReady(proc, opts.timeoutMs ?? 90_000)
   const byName: Record<string, number> = {}
   for (const l of ready) byName[l.name] = l.port
   return {
