@@ -180,6 +180,7 @@ export class Daemon {
     this.#cache = new LookupCache(
       {
         maxEntries: c.cache.maxEntries,
+        maxMisses: c.cache.maxMisses,
         ttlMs: toMs(c.cache.ttl),
         negativeTtlMs: toMs(c.cache.negativeTtl),
         maxStaleMs: toMs(c.cache.maxStale),

@@ -340,7 +340,12 @@ export const ConfigSchema = Type.Object(
     ),
     cache: Type.Object(
       {
-        maxEntries: Type.Integer({ minimum: 1, default: 100000 }),
+        maxEntries: Type.Integer({ minimum: 1, default: 100000, description: 'Found answers kept (the stale reserve).' }),
+        maxMisses: Type.Integer({
+          minimum: 1,
+          default: 10000,
+          description: 'Answers without a mailbox kept (misses, held data errors), apart from the found answers, which they never push out.',
+        }),
         ttl: Duration('2m', 'Freshness of found answers.'),
         negativeTtl: Duration('30s', 'Freshness of authoritative misses.'),
         maxStale: Duration('1h', 'Oldest answer served while the directory fails.'),
