@@ -30,6 +30,9 @@ export interface PolicyEngineOptions {
   readonly limiter?: RateLimiter
 }
 
+/** How a value that was not valid UTF-8 shows in replies (and counts, for a login). */
+const NOT_UTF8 = '(not UTF-8)'
+
 /** Protocol states that concern one message (rate limits and sender checks apply). */
 const MESSAGE_STATES = new Set(['MAIL', 'RCPT', 'DATA', 'END-OF-MESSAGE'])
 
@@ -56,14 +59,15 @@ export class PolicyEngine implements PolicyService {
     // The login is resolved once, for the sender check and the rate limits by sasl_username.
     const login = req.get('sasl_username')
     const usesLogin = rules.senderLogin.check || rules.rateLimits.some((l) => l.by === 'sasl_username')
-    const account = login && usesLogin && MESSAGE_STATES.has(state) ? this.#account(login) : undefined
+    // A login that is not valid UTF-8 (null) is a login too: it owns no sender and has a limit.
+    const account = login !== undefined && login !== '' && usesLogin && MESSAGE_STATES.has(state) ? this.#account(login) : undefined
     const [sender, recipient] = await Promise.all([this.#senderLogin(rules, state, req, account), this.#recipient(rules, state, req)])
     const verdict = sender ?? recipient ?? (await this.#rateLimit(context, rules, state, req, account)) ?? R.DUNNO
     return this.#done(context, verdict, req)
   }
 
-  async #account(login: string): Promise<LoginAccount> {
-    return loginAccount(await this.#o.resolver.resolve(login, 'policy login'), login)
+  async #account(login: string | null): Promise<LoginAccount> {
+    return loginAccount(await this.#o.resolver.resolve(login, 'policy login'), login ?? NOT_UTF8)
   }
 
   async #senderLogin(rules: RuleSetConfig, state: string, req: PolicyRequest, account: Promise<LoginAccount> | undefined): Promise<string | undefined> {
@@ -78,7 +82,7 @@ export class PolicyEngine implements PolicyService {
     if (l.kind === 'account' && senderAddr?.ok && ownsSender(l.mailbox, senderAddr, s.kind === 'resolved' ? s.resolution : undefined, this.#o.addresses)) {
       return undefined
     }
-    return R.senderNotOwned(sender ?? '(not UTF-8)', login ?? '(not UTF-8)')
+    return R.senderNotOwned(sender ?? NOT_UTF8, login ?? NOT_UTF8)
   }
 
   async #recipient(rules: RuleSetConfig, state: string, req: PolicyRequest): Promise<string | undefined> {
