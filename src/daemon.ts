@@ -182,6 +182,7 @@ export class Daemon {
     this.#cache = new LookupCache(
       {
         maxEntries: c.cache.maxEntries,
+        maxMisses: c.cache.maxMisses,
         ttlMs: toMs(c.cache.ttl),
         negativeTtlMs: toMs(c.cache.negativeTtl),
         maxStaleMs: toMs(c.cache.maxStale),
@@ -547,7 +548,7 @@ export class Daemon {
   }
 }
 
-function brakesOptions(c: Config): Pick<BrakesOptions, 'windowMs' | 'ip' | 'account' | 'tarpitMs' | 'maxTarpitMs'> {
+function brakesOptions(c: Config): Pick<BrakesOptions, 'windowMs' | 'ip' | 'account' | 'tarpitMs' | 'maxTarpitMs' | 'ipv6Prefix'> {
   const b = c.login.brakes
-  return { windowMs: toMs(b.window), ip: b.ip, account: b.account, tarpitMs: toMs(b.tarpit), maxTarpitMs: toMs(b.maxTarpit) }
+  return { windowMs: toMs(b.window), ip: b.ip, account: b.account, tarpitMs: toMs(b.tarpit), maxTarpitMs: toMs(b.maxTarpit), ipv6Prefix: b.ipv6Prefix }
 }

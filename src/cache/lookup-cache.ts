@@ -1,32 +1,37 @@
 // The resolution cache and the failure model's time rules (architecture.md §1-§2):
 // - bounded entry count, TTL for found answers, a shorter TTL for authoritative misses;
-// - one directory query per key at a time (lru-cache's fetchMethod is single-flight);
+// - found answers and answers without a mailbox (misses, held data errors) live in separate
+//   bounded rooms: a flood of distinct unknown addresses, which costs a sender nothing, churns
+//   the misses' room only and never pushes out a found answer with its stale reserve;
+// - one directory query per key at a time (single flight);
 // - every caller gets an answer within its deadline; a slow query keeps running in the
 //   background and fills the cache when it lands;
 // - when the directory fails or is late, an expired *found* answer is served if it was
 //   confirmed by the directory no longer than maxStale ago. Misses are never served stale
 //   (a stale "no such user" during an outage could bounce mail for a new account), and a cold
 //   miss while the directory is down is a failure, never a miss;
+// - data the directory answered with but that must not be guessed about (duplicate owners, an
+//   alias loop: DirectoryDataError) is held like a miss, for the negative TTL: a temporary
+//   failure, without a directory query per lookup, until it expires or a change touches it;
 // - change notifications evict by dependency: every answer remembers the addresses it asked
 //   the directory about and the entries it got back, so a change to one account evicts its
 //   own key, its `user+ext@` keys, the aliases and catch-alls that reached it and the cached
 //   misses for an address that now exists, and nothing else.
 //
 // Freshness is decided here, from when the directory confirmed an answer and the TTLs in force
-// now, not from the TTL lru-cache stored with the entry: a reload that changes cache.ttl,
-// negativeTtl or maxStale (setTimes) applies to every cached answer at once, by its age, and
-// drops none of them. Answers younger than a shortened TTL stay fresh, older ones become the
-// stale reserve; a lengthened TTL makes recent answers fresh again.
+// now: a reload that changes cache.ttl, negativeTtl or maxStale (setTimes) applies to every
+// cached answer at once, by its age, and drops none of them. Answers younger than a shortened
+// TTL stay fresh, older ones become the stale reserve; a lengthened TTL makes recent answers
+// fresh again. Expired answers stay until evicted: they are the stale-on-error reserve.
 //
-// Invalidation never deletes a key whose refresh is in flight (lru-cache would abort it and fail
-// its callers); the old answer is marked revoked instead, and is never served again, fresh or
-// stale. A fetch that overlapped an invalidation of something it read is revoked as well: its
-// answer goes to the callers that were already waiting, later callers ask the directory again.
+// Fetches run outside the rooms (an in-flight fetch holds no slot, so it cannot push out an
+// answer either). An invalidation that touches what a fetch in flight read revokes its result:
+// it goes to the callers that were already waiting, later callers ask the directory again.
 
 import { LRUCache } from 'lru-cache'
-import { DeadlineError, MailhostdError } from '../errors.js'
+import { DeadlineError, DirectoryDataError, MailhostdError } from '../errors.js'
 import type { Resolution } from '../resolve/resolver.js'
-import { heldMailboxIds, hold, isFound, isMiss, resolutionOf, type HeldAnswer } from './held-answer.js'
+import { HeldFailure, heldMailboxIds, hold, isFound, isHeldFailure, resolutionOf, type HeldAnswer } from './held-answer.js'
 
 /** The cache's time rules; setTimes() changes them while it runs. */
 export interface CacheTimes {
@@ -36,7 +41,10 @@ export interface CacheTimes {
 }
 
 export interface CacheOptions extends CacheTimes {
+  /** Room for found answers (the stale reserve). Fetches in flight are bounded by it too. */
   readonly maxEntries: number
+  /** Room for answers without a mailbox: authoritative misses and held data errors. */
+  readonly maxMisses: number
   /** Monotonic clock in ms; injectable so tests can move time. */
   readonly now?: () => number
   /**
@@ -73,10 +81,20 @@ export interface Loaded {
 }
 
 /**
- * Resolves one canonical key. A loader that tracks nothing may return the bare Resolution: the
- * answer then depends on its key and on the mailboxes it found only.
+ * The directory answered, with data that must not be guessed about: held like a miss, as a
+ * temporary failure, with what the resolution read up to it (a fix to either owner evicts it).
  */
-export type Loader = (key: string, signal: AbortSignal) => Promise<Loaded | Resolution>
+export interface Unusable {
+  readonly failure: DirectoryDataError
+  readonly deps: Dependencies
+}
+
+/**
+ * Resolves one canonical key. A loader that tracks nothing may return the bare Resolution: the
+ * answer then depends on its key and on the mailboxes it found only. A loader that throws is a
+ * failure not held (the next lookup asks again).
+ */
+export type Loader = (key: string, signal: AbortSignal) => Promise<Loaded | Unusable | Resolution>
 
 interface Entry {
   /** The answer, held compactly (held-answer.ts). */
@@ -99,6 +117,7 @@ export interface CacheStats {
   hits: number
   misses: number
   staleServed: number
+  /** Found answers evicted to stay within maxEntries (the misses' room churns uncounted). */
   evictions: number
   /** Keys evicted by change notifications. */
   invalidated: number
@@ -154,10 +173,20 @@ function addDependentsTo(out: Set<string>, index: Dependents, dep: string): void
  */
 const INVALIDATION_MEMORY = 4096
 
+/** One fetch in flight: what its callers wait for, and how to give up on it. */
+interface Flight {
+  readonly done: Promise<Entry | undefined>
+  readonly abort: AbortController
+}
+
 export class LookupCache {
-  readonly #lru: LRUCache<string, Entry>
+  /** Found answers: what lookups mostly hit, and the stale reserve. */
+  readonly #found: LRUCache<string, Entry>
+  /** Misses and held data errors: never served stale, so losing one costs one directory query. */
+  readonly #misses: LRUCache<string, Entry>
   readonly #now: () => number
   readonly #opts: CacheOptions
+  readonly #load: Loader
   #times: CacheTimes
   readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, evictions: 0, invalidated: 0 }
 
@@ -175,53 +204,33 @@ export class LookupCache {
   readonly #invalidatedAt = new Map<string, number>()
   /** Fetches that started before this sequence number are revoked (clear(), memory overflow). */
   #floor = 0
-  /** Keys whose fetch is in flight, by the promise lru-cache handed out for it. */
-  readonly #pending = new Map<string, Promise<Entry | undefined>>()
+  /** Keys whose fetch is in flight, oldest first. */
+  readonly #pending = new Map<string, Flight>()
 
   constructor(opts: CacheOptions, load: Loader) {
     this.#opts = opts
+    this.#load = load
     this.#times = { ttlMs: opts.ttlMs, negativeTtlMs: opts.negativeTtlMs, maxStaleMs: opts.maxStaleMs }
     this.#now = opts.now ?? (() => performance.now())
-    this.#lru = new LRUCache<string, Entry>({
-      max: opts.maxEntries,
-      ttl: opts.ttlMs,
-      perf: { now: this.#now },
-      // Read the clock on every check: the default memoises it, which blurs TTL edges.
-      ttlResolution: 0,
-      allowStale: false,
-      // Expired entries stay until evicted: they are the stale-on-error reserve.
-      noDeleteOnStaleGet: true,
-      noDeleteOnFetchRejection: true,
-      allowStaleOnFetchRejection: false,
-      // Called with the value actually stored, after the replaced one was disposed of: the one
-      // place that sees what the cache really holds (a fetch result may be discarded).
-      onInsert: (entry, key) => {
-        // An invalidation may have run between the end of the fetch and this insert.
-        entry.revokedAt ??= this.#overlap(key, entry)
-        if (entry.revokedAt === undefined) this.#index(key, entry)
-      },
-      dispose: (entry, key, reason) => {
-        if (reason === 'evict') this.stats.evictions++
-        this.#unindex(key, entry)
-      },
-      fetchMethod: async (key, _stale, { signal, options }) => {
-        const startSeq = this.#seq
-        const loaded = await load(key, signal)
-        const { resolution, deps } = 'deps' in loaded ? loaded : { resolution: loaded, deps: implicitDeps(loaded) }
-        const entry: Entry = { held: hold(resolution), fetchedAt: this.#now(), extra: extraDependencies(key, resolution, deps), startSeq, revokedAt: undefined }
-        entry.revokedAt = this.#overlap(key, entry)
-        if (resolution.kind === 'none') options.ttl = this.#times.negativeTtlMs
-        // Kept only so its waiting callers get it; expired at once, and never served anyway.
-        if (entry.revokedAt !== undefined) options.ttl = 1
-        return entry
-      },
-    })
+    // Whatever leaves a room (evicted, replaced, deleted) leaves the dependency index with it.
+    const room = (max: number, counted: boolean) =>
+      new LRUCache<string, Entry>({
+        max,
+        dispose: (entry, key, reason) => {
+          if (counted && reason === 'evict') this.stats.evictions++
+          this.#unindex(key, entry)
+        },
+      })
+    this.#found = room(opts.maxEntries, true)
+    this.#misses = room(opts.maxMisses, false)
   }
 
   async get(key: string, deadlineMs: number): Promise<CacheOutcome> {
     const arrived = this.#seq
     const hit = this.getFresh(key)
     if (hit !== undefined) return hit
+    const held = this.#heldFailure(key)
+    if (held !== undefined) return { ok: false, error: held }
     this.stats.misses++
     const dir = this.#opts.directory
     if (dir && !dir.accepting) return this.#staleOr(key, dir.refusal)
@@ -232,11 +241,12 @@ export class LookupCache {
     try {
       for (;;) {
         const entry = await Promise.race([this.#fetch(key), deadline])
-        // lru-cache resolves undefined only when the fetch was aborted; treat it as a failure.
+        // Undefined when the fetch was given up (too many in flight): a failure like a timeout.
         if (!entry) return this.#staleOr(key, new DeadlineError(deadlineMs))
         // A fetch revoked by an invalidation that came before this caller did cannot answer it:
         // ask again (the new fetch starts after that invalidation, so this repeats at most once).
         if (entry.revokedAt !== undefined && entry.revokedAt <= arrived) continue
+        if (isHeldFailure(entry.held)) return { ok: false, error: entry.held.error }
         return { ok: true, resolution: resolutionOf(entry.held), layer: 'directory', ageMs: 0 }
       }
     } catch (error) {
@@ -252,34 +262,65 @@ export class LookupCache {
    */
   getFresh(key: string): Extract<CacheOutcome, { ok: true }> | undefined {
     // Expired entries too: whether one is fresh is decided by the TTLs in force now.
-    const fresh = this.#lru.get(key, { allowStale: true })
-    if (fresh && fresh.revokedAt === undefined && this.#isFresh(fresh)) {
+    const fresh = this.#found.get(key) ?? this.#misses.get(key)
+    if (fresh && fresh.revokedAt === undefined && !isHeldFailure(fresh.held) && this.#isFresh(fresh)) {
       this.stats.hits++
       return { ok: true, resolution: resolutionOf(fresh.held), layer: 'cache', ageMs: this.#now() - fresh.fetchedAt }
     }
     return undefined
   }
 
+  /** The data error held for `key` while it is fresh (counted as a hit: the directory is not asked). */
+  #heldFailure(key: string): DirectoryDataError | undefined {
+    const entry = this.#misses.get(key)
+    if (!entry || entry.revokedAt !== undefined || !isHeldFailure(entry.held) || !this.#isFresh(entry)) return undefined
+    this.stats.hits++
+    return entry.held.error
+  }
+
   /** Joins the fetch in flight for `key` or starts one; never returns the cached value itself. */
   #fetch(key: string): Promise<Entry | undefined> {
-    // get() comes here only without a usable fresh entry: forcing skips a revoked one.
-    const fetching = this.#lru.fetch(key, { forceRefresh: true })
-    if (this.#pending.get(key) !== fetching) {
-      this.#pending.set(key, fetching)
-      // Settles after lru-cache stored or dropped the result, so #pending never misses a fetch.
-      const done = () => {
-        if (this.#pending.get(key) === fetching) this.#pending.delete(key)
-      }
-      fetching.then(done, done)
+    const flying = this.#pending.get(key)
+    if (flying) return flying.done
+    // Bounded like the rooms: past it, the oldest fetch is given up (its callers fall back to
+    // the stale reserve or a temporary failure, as at their deadline).
+    if (this.#pending.size >= this.#opts.maxEntries) {
+      const [oldest, flight] = this.#pending.entries().next().value!
+      this.#pending.delete(oldest)
+      flight.abort.abort()
     }
-    return fetching
+    const abort = new AbortController()
+    const startSeq = this.#seq
+    const given = new Promise<undefined>((resolve) => abort.signal.addEventListener('abort', () => resolve(undefined), { once: true }))
+    const loading = this.#load(key, abort.signal).then((loaded) => (abort.signal.aborted ? undefined : this.#landed(key, loaded, startSeq)))
+    const done = Promise.race([loading, given])
+    const flight = { done, abort }
+    this.#pending.set(key, flight)
+    const settle = () => {
+      if (this.#pending.get(key) === flight) this.#pending.delete(key)
+    }
+    done.then(settle, settle)
+    // A fetch given up may still fail later, with nobody waiting.
+    loading.catch(() => undefined)
+    return done
+  }
+
+  /** A fetch's result: stored in its room unless an invalidation since it started touched what it read. */
+  #landed(key: string, loaded: Loaded | Unusable | Resolution, startSeq: number): Entry {
+    const { held, deps } = heldOf(loaded)
+    const entry: Entry = { held, fetchedAt: this.#now(), extra: extraDependencies(key, heldMailboxIds(held), deps), startSeq, revokedAt: undefined }
+    entry.revokedAt = this.#overlap(key, entry)
+    // Kept only for its waiting callers: the key keeps no answer, as the invalidation left it.
+    if (entry.revokedAt !== undefined) this.#drop(key)
+    else this.#store(key, entry)
+    return entry
   }
 
   #staleOr(key: string, error: unknown): CacheOutcome {
     // Data errors (duplicate owners, alias loops) need a human; an older answer is not safer.
     if (error instanceof MailhostdError && !error.transient) return { ok: false, error }
-    const old = this.#lru.peek(key, { allowStale: true })
-    if (old && isFound(old.held) && old.revokedAt === undefined) {
+    const old = this.#found.peek(key)
+    if (old && isFound(old.held) && !isHeldFailure(old.held) && old.revokedAt === undefined) {
       const age = this.#now() - old.fetchedAt
       if (age <= this.#times.maxStaleMs) {
         // Another caller may have refreshed the entry meanwhile: then it is simply fresh.
@@ -304,11 +345,12 @@ export class LookupCache {
    * answer depends on.
    */
   prime(key: string, loaded: Loaded, ticket: PrimeTicket): boolean {
-    if (this.#pending.has(key) || this.#lru.peek(key, { allowStale: true }) !== undefined) return false
+    if (this.#pending.has(key) || this.#found.has(key) || this.#misses.has(key)) return false
     const { resolution, deps } = loaded
-    const entry: Entry = { held: hold(resolution), fetchedAt: ticket.at, extra: extraDependencies(key, resolution, deps), startSeq: ticket.seq, revokedAt: undefined }
+    const held = hold(resolution)
+    const entry: Entry = { held, fetchedAt: ticket.at, extra: extraDependencies(key, heldMailboxIds(held), deps), startSeq: ticket.seq, revokedAt: undefined }
     if (this.#overlap(key, entry) !== undefined) return false
-    this.#lru.set(key, entry, { ttl: resolution.kind === 'none' ? this.#times.negativeTtlMs : this.#times.ttlMs, start: ticket.at })
+    this.#store(key, entry)
     return true
   }
 
@@ -318,8 +360,21 @@ export class LookupCache {
   }
 
   #isFresh(entry: Entry): boolean {
-    const ttl = isMiss(entry.held) ? this.#times.negativeTtlMs : this.#times.ttlMs
+    const ttl = isFound(entry.held) ? this.#times.ttlMs : this.#times.negativeTtlMs
     return this.#now() - entry.fetchedAt <= ttl
+  }
+
+  /** Puts a usable entry in its room (the key leaves the other one) and indexes it. */
+  #store(key: string, entry: Entry): void {
+    const found = isFound(entry.held)
+    ;(found ? this.#misses : this.#found).delete(key)
+    ;(found ? this.#found : this.#misses).set(key, entry)
+    this.#index(key, entry)
+  }
+
+  #drop(key: string): void {
+    this.#found.delete(key)
+    this.#misses.delete(key)
   }
 
   /**
@@ -357,13 +412,14 @@ export class LookupCache {
     const seq = ++this.#seq
     this.#floor = seq
     this.#invalidatedAt.clear()
-    for (const key of [...this.#indexed.keys()]) this.#revoke(key, seq)
-    // Revoked leftovers of refreshes in flight go too once nothing is in flight.
-    if (this.#pending.size === 0) this.#lru.clear()
+    // Callers already holding one of these answers from a fetch see it revoked too.
+    for (const entry of this.#indexed.values()) entry.revokedAt = seq
+    this.#found.clear()
+    this.#misses.clear()
   }
 
   get size(): number {
-    return this.#lru.size
+    return this.#found.size + this.#misses.size
   }
 
   /** Sizes of the dependency bookkeeping, for tests and metrics: it only tracks cached keys. */
@@ -371,13 +427,13 @@ export class LookupCache {
     return { keys: this.#indexed.size, dependencies: this.#indexed.size + this.#byAddress.size + this.#byId.size, recentInvalidations: this.#invalidatedAt.size }
   }
 
-  /** Marks the key's usable entry revoked and removes it when that aborts no fetch. */
+  /** Marks the key's usable entry revoked (callers holding it see that) and removes it. */
   #revoke(key: string, seq: number): boolean {
     const entry = this.#indexed.get(key)
     if (!entry) return false
     entry.revokedAt = seq
     this.#unindex(key, entry)
-    if (!this.#pending.has(key)) this.#lru.delete(key)
+    this.#drop(key)
     return true
   }
 
@@ -417,7 +473,12 @@ export class LookupCache {
   }
 }
 
-const mailboxIds = (r: Resolution): readonly string[] => (r.kind === 'found' ? r.mailboxes.map((m) => m.id) : [])
+/** A loader's result as the cache holds it, with what it depends on. */
+function heldOf(loaded: Loaded | Unusable | Resolution): { held: HeldAnswer; deps: Dependencies } {
+  if ('failure' in loaded) return { held: new HeldFailure(loaded.failure), deps: loaded.deps }
+  if ('deps' in loaded) return { held: hold(loaded.resolution), deps: loaded.deps }
+  return { held: hold(loaded), deps: implicitDeps(loaded) }
+}
 
 /** The directory entry ids an answer depends on: its mailboxes' and any others returned. */
 function dependencyIds(entry: Entry): Iterable<string> {
@@ -430,13 +491,13 @@ function dependencyTokens(key: string, entry: Entry): string[] {
   return [addressDep(key), ...(entry.extra?.addresses ?? []).map(addressDep), ...[...dependencyIds(entry)].map(idDep)]
 }
 
-/** What `deps` adds to the implicit dependencies (the key, the mailboxes' ids); undefined when nothing. */
-function extraDependencies(key: string, resolution: Resolution, deps: Dependencies): ExtraDependencies | undefined {
+/** What `deps` adds to the implicit dependencies (the key, the answer's mailboxes' ids); undefined when nothing. */
+function extraDependencies(key: string, mailboxIds: readonly string[], deps: Dependencies): ExtraDependencies | undefined {
   // The common case (asked the key, got its one mailbox) without building sets: a warm-up
   // stores a million of these in a row, and its garbage is what the GC pays for.
-  const one = resolution.kind === 'found' && resolution.mailboxes.length === 1 ? resolution.mailboxes[0]!.id : undefined
+  const one = mailboxIds.length === 1 ? mailboxIds[0]! : undefined
   if (onlyValue(deps.addresses, key) && (one === undefined ? isEmpty(deps.ids) : onlyValue(deps.ids, one))) return undefined
-  const implicitIds = new Set(mailboxIds(resolution))
+  const implicitIds = new Set(mailboxIds)
   const addresses = [...new Set(deps.addresses)].filter((a) => a !== key)
   const ids = [...new Set(deps.ids)].filter((id) => !implicitIds.has(id))
   return addresses.length === 0 && ids.length === 0 ? undefined : { addresses, ids }

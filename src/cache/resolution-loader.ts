@@ -3,10 +3,11 @@
 // answers it may have made wrong.
 
 import type { AccountEntry } from '../directory/directory.js'
+import { DirectoryDataError } from '../errors.js'
 import { canonicalAddress, type AddressOptions, type CanonicalAddress } from '../resolve/address.js'
 import type { Registry } from '../resolve/registry.js'
 import type { Resolver } from '../resolve/resolver.js'
-import type { Loaded, Loader, LookupCache } from './lookup-cache.js'
+import type { Loaded, Loader, LookupCache, Unusable } from './lookup-cache.js'
 import type { WarmupPrimer } from './warmup.js'
 
 /**
@@ -20,17 +21,25 @@ function keyAddress(key: string, addresses: AddressOptions): CanonicalAddress | 
 }
 
 export function resolutionLoader(resolver: Resolver, addresses: AddressOptions): Loader {
-  return async (key, signal): Promise<Loaded> => {
+  return async (key, signal): Promise<Loaded | Unusable> => {
     // Keys are stored canonical, so this never fails; it recovers the extension split.
     const addr = keyAddress(key, addresses) ?? canonicalAddress(key, addresses)
     if (!addr.ok) return { resolution: { kind: 'none' }, deps: { addresses: [], ids: [] } }
     const asked = new Set<string>()
     const returned = new Set<string>()
-    const resolution = await resolver.resolve(addr, signal, {
-      asked: (address) => asked.add(address),
-      returned: (id) => returned.add(id),
-    })
-    return { resolution, deps: { addresses: asked, ids: returned } }
+    const deps = { addresses: asked, ids: returned }
+    try {
+      const resolution = await resolver.resolve(addr, signal, {
+        asked: (address) => asked.add(address),
+        returned: (id) => returned.add(id),
+      })
+      return { resolution, deps }
+    } catch (e) {
+      // Data the directory answered with but that must not be guessed about: the cache holds
+      // the failure briefly, evicted by a change to any entry it read (either duplicate owner).
+      if (e instanceof DirectoryDataError) return { failure: e, deps }
+      throw e
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 
 import { Type, type Static } from 'typebox'
 import { TOKEN_NAME_PATTERN } from '../admin/tokens.js'
+import { DEFAULT_IPV6_PREFIX, MAX_IPV6_PREFIX, MIN_IPV6_PREFIX } from '../auth/ip-key.js'
 import { MAIL_HOST_PATTERN, MAIL_HOST_RULE } from '../resolve/mail-host.js'
 
 const Duration = (def: string, description: string) =>
@@ -208,6 +209,12 @@ const Login = Type.Object(
         account: Brake(5, 10),
         tarpit: Duration('2s', 'First tarpit delay; doubles with each further failure.'),
         maxTarpit: Duration('15s', 'Longest tarpit delay.'),
+        ipv6Prefix: Type.Integer({
+          minimum: MIN_IPV6_PREFIX,
+          maximum: MAX_IPV6_PREFIX,
+          default: DEFAULT_IPV6_PREFIX,
+          description: 'IPv6 clients are counted per prefix of this length (one /64 is one host or LAN); IPv4-mapped IPv6 counts as IPv4.',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -333,7 +340,12 @@ export const ConfigSchema = Type.Object(
     ),
     cache: Type.Object(
       {
-        maxEntries: Type.Integer({ minimum: 1, default: 100000 }),
+        maxEntries: Type.Integer({ minimum: 1, default: 100000, description: 'Found answers kept (the stale reserve).' }),
+        maxMisses: Type.Integer({
+          minimum: 1,
+          default: 10000,
+          description: 'Answers without a mailbox kept (misses, held data errors), apart from the found answers, which they never push out.',
+        }),
         ttl: Duration('2m', 'Freshness of found answers.'),
         negativeTtl: Duration('30s', 'Freshness of authoritative misses.'),
         maxStale: Duration('1h', 'Oldest answer served while the directory fails.'),

@@ -16,6 +16,7 @@ import { nginxAuth } from './nginx-auth.js'
 import type { NginxHeaderProblem } from './nginx-headers.js'
 import { LogThrottle } from '../log.js'
 import type { KeyResolver } from '../policy/engine.js'
+import { accountKey, loginAccount } from '../resolve/login-account.js'
 import type { Registry } from '../resolve/registry.js'
 
 export interface LoginRoutesOptions {
@@ -119,17 +120,20 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
       return answer(await o.router.lookup(b, 'dovecot'))
     })
 
-    scope.post('/v1/dovecot/policy', { schema: { body: PolicyBody, querystring: PolicyQuery }, bodyLimit: 65536 }, (req) => {
+    scope.post('/v1/dovecot/policy', { schema: { body: PolicyBody, querystring: PolicyQuery }, bodyLimit: 65536 }, async (req) => {
       const b = req.body as Static<typeof PolicyBody>
       const { command } = req.query as Static<typeof PolicyQuery>
-      const account = (b.login ?? '').trim().toLowerCase()
+      // Counted per account, as the login router counts: bob+x@ and bob@<alias domain> are bob.
+      // A name the directory cannot resolve now has no account key (Brakes says how it is judged).
+      const login = b.login ?? ''
+      const who = accountKey(loginAccount(await o.resolver.resolve(login, 'auth policy'), login))
       const ip = b.remote || undefined
       if (command === 'report') {
-        if (b.success === true) o.brakes.success(account, ip)
-        else if (b.success === false && !(b.session_id && counted.delete(b.session_id))) o.brakes.failure(account, ip)
+        if (b.success === true) o.brakes.success(who, ip)
+        else if (b.success === false && !(b.session_id && counted.delete(b.session_id))) o.brakes.failure(who, ip)
         return { status: 0, msg: '' }
       }
-      const v = o.brakes.check(account, ip)
+      const v = o.brakes.check(who, ip)
       if (v.action === 'pass') return { status: 0, msg: '' }
       o.metrics?.brakes.inc({ scope: v.scope, action: v.action })
       return v.action === 'refuse' ? { status: -1, msg: 'Too many failed logins, try again later' } : { status: v.seconds, msg: '' }

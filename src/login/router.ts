@@ -12,6 +12,7 @@ import { DeadlineError, describeError, isMailhostdError } from '../errors.js'
 import { LogThrottle } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { KeyResolver } from '../policy/engine.js'
+import { accountKey, loginAccount, type LoginAccount } from '../resolve/login-account.js'
 import type { BackendInfo, ProbedService, Registry } from '../resolve/registry.js'
 import type { Mailbox } from '../resolve/resolver.js'
 import type { LoginRequest, LoginResult } from './types.js'
@@ -42,19 +43,20 @@ export class LoginRouter {
 
   /** A login with a password (Dovecot verify, nginx). `protocol` labels metrics and logs. */
   async verify(req: LoginRequest & { password: string }, protocol: string): Promise<LoginResult> {
-    // Resolve first (usually a cache hit): the brakes count the mailbox, not the typed name, or
+    // Resolve first (usually a cache hit): the brakes count the account, not the typed name, or
     // alice+x@ and alice@<alias domain> would each get their own allowance of guesses.
-    const found = await this.#mailbox(req.user, 0)
+    const account = await this.#account(req.user)
+    const found = this.#mailboxOf(account, 0)
     if ('result' in found && found.result === 'tempfail') return this.#done(protocol, req, found)
-    const account = 'result' in found ? req.user.trim().toLowerCase() : found.mailbox.address
-    const verdict = this.#o.brakes.check(account, req.remoteIp)
+    const who = accountKey(account)
+    const verdict = this.#o.brakes.check(who, req.remoteIp)
     if (verdict.action !== 'pass') this.#o.metrics?.brakes.inc({ scope: verdict.scope, action: verdict.action })
     const tarpitSeconds = verdict.action === 'tarpit' ? verdict.seconds : 0
     if (verdict.action === 'refuse') {
       return this.#done(protocol, req, { result: 'mismatch', reason: 'too many failed logins', tarpitSeconds: 0, refused: true })
     }
     if ('result' in found) {
-      if (found.result === 'unknown') this.#o.brakes.failure(account, req.remoteIp)
+      if (found.result === 'unknown') this.#o.brakes.failure(who, req.remoteIp)
       return this.#done(protocol, req, { ...found, tarpitSeconds })
     }
     let check: 'ok' | 'mismatch'
@@ -64,10 +66,10 @@ export class LoginRouter {
       return this.#done(protocol, req, this.#tempfail(e, tarpitSeconds))
     }
     if (check === 'mismatch') {
-      this.#o.brakes.failure(account, req.remoteIp)
+      this.#o.brakes.failure(who, req.remoteIp)
       return this.#done(protocol, req, { result: 'mismatch', reason: 'wrong password', tarpitSeconds })
     }
-    this.#o.brakes.success(account, req.remoteIp)
+    this.#o.brakes.success(who, req.remoteIp)
     // No nopassword here: Dovecot's auth cache would remember "no password needed" for this
     // user and let any password in until the entry expires. The proxy forwards the typed one.
     return this.#done(protocol, req, this.#route(req, found.mailbox, tarpitSeconds, false))
@@ -106,23 +108,21 @@ export class LoginRouter {
    * through lookup() with login.lookupMode on.
    */
   async route(req: LoginRequest, protocol: string): Promise<LoginResult> {
-    const found = await this.#mailbox(req.user, 0)
+    const found = this.#mailboxOf(await this.#account(req.user), 0)
     if ('result' in found) return this.#done(protocol, req, found)
     return this.#done(protocol, req, this.#route(req, found.mailbox, 0, true))
   }
 
+  async #account(user: string): Promise<LoginAccount> {
+    return loginAccount(await this.#o.resolver.resolve(user, 'login'), user)
+  }
+
   /** The one mailbox a login name stands for, or why there is none. */
-  async #mailbox(user: string, tarpitSeconds: number): Promise<{ mailbox: Mailbox } | Failure> {
-    const r = await this.#o.resolver.resolve(user, 'login')
+  #mailboxOf(account: LoginAccount, tarpitSeconds: number): { mailbox: Mailbox } | Failure {
     // The detailed reason (server, bind DN) is in our log; proxies log only what we answer.
-    if (r.kind === 'failed') return { result: 'tempfail', reason: 'directory unavailable', tarpitSeconds }
-    if (r.kind === 'rules' || r.resolution.kind === 'none') return { result: 'unknown', reason: 'no such user', tarpitSeconds }
-    const { via, mailboxes } = r.resolution
-    // Aliases and catch-alls are not accounts to log in as, even when they reach one mailbox.
-    if ((via !== 'account' && via !== 'alias-domain') || mailboxes.length !== 1) {
-      return { result: 'unknown', reason: 'not a mailbox', tarpitSeconds }
-    }
-    return { mailbox: mailboxes[0]! }
+    if (account.kind === 'failed') return { result: 'tempfail', reason: 'directory unavailable', tarpitSeconds }
+    if (account.kind === 'none') return { result: 'unknown', reason: account.reason, tarpitSeconds }
+    return { mailbox: account.mailbox }
   }
 
   #route(req: LoginRequest, mailbox: Mailbox, tarpitSeconds: number, nopassword: boolean): LoginResult {

@@ -11,7 +11,8 @@ import { LogThrottle } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import { canonicalAddress, type AddressOptions } from '../resolve/address.js'
 import type { KeyResolution } from '../resolve/lookup-service.js'
-import { RateLimiter, type Limit } from './rate-limiter.js'
+import { accountKey, loginAccount, type LoginAccount } from '../resolve/login-account.js'
+import { RateLimiter, type Limit, type RateRoom } from './rate-limiter.js'
 import * as R from './replies.js'
 import { ownsSender } from './sender-owner.js'
 import type { PolicyRequest, PolicyService } from './types.js'
@@ -28,6 +29,9 @@ export interface PolicyEngineOptions {
   readonly metrics?: Metrics
   readonly limiter?: RateLimiter
 }
+
+/** How a value that was not valid UTF-8 shows in replies (and counts, for a login). */
+const NOT_UTF8 = '(not UTF-8)'
 
 /** Protocol states that concern one message (rate limits and sender checks apply). */
 const MESSAGE_STATES = new Set(['MAIL', 'RCPT', 'DATA', 'END-OF-MESSAGE'])
@@ -52,26 +56,33 @@ export class PolicyEngine implements PolicyService {
       return this.#done(context, R.unknownContext(context), req)
     }
     const state = req.get('protocol_state') ?? ''
-    const [sender, recipient] = await Promise.all([this.#senderLogin(rules, state, req), this.#recipient(rules, state, req)])
-    const verdict = sender ?? recipient ?? this.#rateLimit(context, rules, state, req) ?? R.DUNNO
+    // The login is resolved once, for the sender check and the rate limits by sasl_username.
+    const login = req.get('sasl_username')
+    const usesLogin = rules.senderLogin.check || rules.rateLimits.some((l) => l.by === 'sasl_username')
+    // A login that is not valid UTF-8 (null) is a login too: it owns no sender and has a limit.
+    const account = login !== undefined && login !== '' && usesLogin && MESSAGE_STATES.has(state) ? this.#account(login) : undefined
+    const [sender, recipient] = await Promise.all([this.#senderLogin(rules, state, req, account), this.#recipient(rules, state, req)])
+    const verdict = sender ?? recipient ?? (await this.#rateLimit(context, rules, state, req, account)) ?? R.DUNNO
     return this.#done(context, verdict, req)
   }
 
-  async #senderLogin(rules: RuleSetConfig, state: string, req: PolicyRequest): Promise<string | undefined> {
+  async #account(login: string | null): Promise<LoginAccount> {
+    return loginAccount(await this.#o.resolver.resolve(login, 'policy login'), login ?? NOT_UTF8)
+  }
+
+  async #senderLogin(rules: RuleSetConfig, state: string, req: PolicyRequest, account: Promise<LoginAccount> | undefined): Promise<string | undefined> {
     const login = req.get('sasl_username')
-    if (!rules.senderLogin.check || login === '' || login === undefined || !MESSAGE_STATES.has(state)) return undefined
+    if (!rules.senderLogin.check || account === undefined || !MESSAGE_STATES.has(state)) return undefined
     const sender = req.get('sender')
     // The null sender (bounces, DSNs) belongs to nobody; no sender attribute, nothing to check.
     if (sender === '' || sender === undefined) return undefined
-    const [l, s] = await Promise.all([this.#o.resolver.resolve(login, 'policy login'), this.#o.resolver.resolve(sender, 'policy sender')])
+    const [l, s] = await Promise.all([account, this.#o.resolver.resolve(sender, 'policy sender')])
     if (l.kind === 'failed' || s.kind === 'failed') return R.DIRECTORY_DEFER
-    // A login must be exactly one mailbox; an alias or catch-all is not an account to log in as.
-    const mailbox = l.kind === 'resolved' && l.resolution.kind === 'found' && l.resolution.via === 'account' ? l.resolution.mailboxes[0] : undefined
     const senderAddr = sender === null ? undefined : canonicalAddress(sender, this.#o.addresses)
-    if (mailbox && senderAddr?.ok && ownsSender(mailbox, senderAddr, s.kind === 'resolved' ? s.resolution : undefined, this.#o.addresses)) {
+    if (l.kind === 'account' && senderAddr?.ok && ownsSender(l.mailbox, senderAddr, s.kind === 'resolved' ? s.resolution : undefined, this.#o.addresses)) {
       return undefined
     }
-    return R.senderNotOwned(sender ?? '(not UTF-8)', login ?? '(not UTF-8)')
+    return R.senderNotOwned(sender ?? NOT_UTF8, login ?? NOT_UTF8)
   }
 
   async #recipient(rules: RuleSetConfig, state: string, req: PolicyRequest): Promise<string | undefined> {
@@ -87,15 +98,35 @@ export class PolicyEngine implements PolicyService {
     return allDisabled && rules.recipients.disabled === 'reject' ? R.DISABLED_RECIPIENT : undefined
   }
 
-  #rateLimit(context: string, rules: RuleSetConfig, state: string, req: PolicyRequest): string | undefined {
+  async #rateLimit(context: string, rules: RuleSetConfig, state: string, req: PolicyRequest, account: Promise<LoginAccount> | undefined): Promise<string | undefined> {
     const instance = req.get('instance')
     if (rules.rateLimits.length === 0 || !MESSAGE_STATES.has(state) || !instance) return undefined
     const limits: (Limit & { by: string; key: string; window: string })[] = []
     for (const l of rules.rateLimits) {
-      const key = req.get(l.by)
-      if (!key) continue // unauthenticated session: no sasl_username to count
+      let counted: { room: RateRoom; key: string; display: string } | undefined
+      if (l.by === 'sasl_username') {
+        if (account === undefined) continue // unauthenticated session: no sasl_username to count
+        // The account, not the name as typed: ALICE@, alice+1@ and alice@<alias domain> are one
+        // login. A name that is no account is counted as typed, in a room of its own. While the
+        // directory cannot tell which account it is, the message waits (an error is never "no
+        // such account", and counting it under the typed name would let variants through).
+        counted = accountKey(await account)
+        if (counted === undefined) return R.DIRECTORY_DEFER
+      } else {
+        const value = req.get(l.by)
+        if (!value) continue
+        counted = { room: 'client', key: value, display: value }
+      }
       const window = typeof l.window === 'number' ? `${l.window}s` : l.window.trim()
-      limits.push({ bucket: `${context}\0${l.by}\0${key}\0${l.messages}/${window}`, messages: l.messages, windowMs: toMs(l.window), by: l.by, key, window })
+      limits.push({
+        bucket: `${context}\0${l.by}\0${counted.key}\0${l.messages}/${window}`,
+        room: counted.room,
+        messages: l.messages,
+        windowMs: toMs(l.window),
+        by: l.by,
+        key: counted.display,
+        window,
+      })
     }
     const broken = this.#limiter.admit(`${context}\0${instance}`, limits)
     if (!broken) return undefined

@@ -34,6 +34,8 @@ export interface LookupServiceOptions {
 export class Lookups implements LookupService {
   readonly #o: LookupServiceOptions
   readonly #throttle = new LogThrottle(10_000)
+  /** Data errors stay until a human fixes them: once a minute per address is loud enough. */
+  readonly #dataErrors = new LogThrottle(60_000)
 
   constructor(options: LookupServiceOptions) {
     this.#o = options
@@ -117,7 +119,7 @@ export class Lookups implements LookupService {
     const reason = describeError(error)
     if (isMailhostdError(error) && !error.transient) {
       // Data errors were already logged loudly where found; say here what Postfix was told.
-      this.#throttle.run(`${code}:${address}`, (suppressed) =>
+      this.#dataErrors.run(`${code}:${address}`, (suppressed) =>
         this.#o.logger.error({ map, address, code, reason, suppressed }, 'answering temporary failure: directory data needs fixing'),
       )
     } else {

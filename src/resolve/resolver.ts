@@ -6,6 +6,7 @@
 import type { Logger } from 'pino'
 import type { AccountEntry, AccountStatus, Directory, DirectoryEntry } from '../directory/directory.js'
 import { DirectoryDataError, ErrorCodes } from '../errors.js'
+import { LogThrottle } from '../log.js'
 import { canonicalAddress, withExtension, type AddressOptions, type CanonicalAddress } from './address.js'
 import { isMailHost } from './mail-host.js'
 import type { Registry } from './registry.js'
@@ -77,6 +78,8 @@ function sharedMailHost(host: string): string {
 }
 
 export class Resolver {
+  readonly #duplicates = new LogThrottle(60_000)
+
   constructor(
     private readonly directory: Directory,
     private readonly registry: () => Registry,
@@ -141,7 +144,11 @@ export class Resolver {
     const unique = [...new Map(entries.map((e) => [e.id, e])).values()]
     if (unique.length > 1) {
       const ids = unique.map((e) => e.id).join(' | ')
-      this.logger.error({ address, owners: ids }, 'DUPLICATE OWNERS: one address owned by several directory entries; answering temporary failure until fixed')
+      // Loud, but once a minute per address (with how many were not logged): every lookup of it
+      // and of its user+ext@ and alias-domain forms finds the same duplicate.
+      this.#duplicates.run(address, (suppressed) =>
+        this.logger.error({ address, owners: ids, suppressed }, 'DUPLICATE OWNERS: one address owned by several directory entries; answering temporary failure until fixed'),
+      )
       throw new DirectoryDataError(ErrorCodes.DUPLICATE_OWNER, `${address} has ${unique.length} owners`)
     }
     return unique[0]

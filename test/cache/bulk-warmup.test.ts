@@ -43,7 +43,7 @@ function directoryOf(listing: ListedEntry[]): MemoryDirectory {
 
 function stack(dir: MemoryDirectory) {
   const resolver = new Resolver(dir, () => registry, ADDRESSES, silentLogger)
-  const cache = new LookupCache({ maxEntries: 1000, ttlMs: 60_000, negativeTtlMs: 10_000, maxStaleMs: 3_600_000 }, resolutionLoader(resolver, ADDRESSES))
+  const cache = new LookupCache({ maxEntries: 1000, maxMisses: 1000, ttlMs: 60_000, negativeTtlMs: 10_000, maxStaleMs: 3_600_000 }, resolutionLoader(resolver, ADDRESSES))
   const lookups = new Lookups({ registry: () => registry, cache, addresses: ADDRESSES, routes: { unknownMailHost: 'smtp:[{mailHost}]:25' }, deadlineMs: 1000, logger: silentLogger })
   const primer = listingPrimer({ resolver, cache, registry: () => registry, addresses: ADDRESSES })
   return { cache, lookups, primer }

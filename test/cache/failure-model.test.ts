@@ -138,7 +138,7 @@ t.test('while the circuit refuses, answers come from the stale reserve without a
   let loads = 0
   const refusal = new Error('circuit open')
   const gate = { accepting: true, refusal }
-  const cache = new LookupCache({ maxEntries: 10, ttlMs: 1000, negativeTtlMs: 100, maxStaleMs: 60_000, now: () => now, directory: gate }, async () => {
+  const cache = new LookupCache({ maxEntries: 10, maxMisses: 10, ttlMs: 1000, negativeTtlMs: 100, maxStaleMs: 60_000, now: () => now, directory: gate }, async () => {
     loads++
     return { kind: 'found', via: 'account', mailboxes: [], external: ['x@elsewhere.test'], rewrite: [] }
   })

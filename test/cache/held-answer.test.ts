@@ -2,7 +2,8 @@
 // on each read: what is read back must equal what was stored, for every shape.
 
 import t from 'tap'
-import { heldMailboxIds, hold, isFound, isMiss, resolutionOf } from '../../src/cache/held-answer.js'
+import { HeldFailure, heldMailboxIds, hold, isFound, isHeldFailure, isMiss, resolutionOf } from '../../src/cache/held-answer.js'
+import { DirectoryDataError, ErrorCodes } from '../../src/errors.js'
 import type { Mailbox, Resolution } from '../../src/resolve/resolver.js'
 
 const alice: Mailbox = { id: 'uid=alice', address: 'alice@example.org', mailHost: 'mx1.example.org', status: 'active', sendAs: [] }
@@ -31,4 +32,13 @@ t.test('an account answer is rebuilt fresh on each read: a reader cannot change 
   const held = hold(SHAPES[1]![1])
   t.not(resolutionOf(held), resolutionOf(held))
   t.equal(hold({ kind: 'none' }), hold({ kind: 'none' }), 'misses share one frozen answer')
+})
+
+t.test('a held data error is neither found nor a miss, and reaches no mailbox', async (t) => {
+  const held = new HeldFailure(new DirectoryDataError(ErrorCodes.DUPLICATE_OWNER, 'bob@example.org has 2 owners'))
+  t.ok(isHeldFailure(held))
+  t.notOk(isFound(held), 'never served from the stale reserve')
+  t.notOk(isMiss(held), 'never answered as "no such address"')
+  t.same(heldMailboxIds(held), [])
+  t.notOk(isHeldFailure(hold({ kind: 'none' })))
 })

@@ -142,7 +142,7 @@ async function demoTable(t: Test, store: Store) {
   const registry = new Registry(domains, backends)
   const addresses = demoConfig.addresses
   const resolver = new Resolver(new SqlDirectory(store), () => registry, addresses, silentLogger)
-  const cache = new LookupCache({ maxEntries: 100, ttlMs: 60_000, negativeTtlMs: 10_000, maxStaleMs: 3_600_000 }, (key) => {
+  const cache = new LookupCache({ maxEntries: 100, maxMisses: 100, ttlMs: 60_000, negativeTtlMs: 10_000, maxStaleMs: 3_600_000 }, (key) => {
     const a = canonicalAddress(key, addresses)
     return a.ok ? resolver.resolve(a) : Promise.resolve({ kind: 'none' })
   })

@@ -5,7 +5,8 @@
 // Logins and client addresses come from XCLIENT (LOGIN=, ADDR=) on the nginx-proxy service.
 // - messages 1..3 are accepted, the 4th inside the window gets 450 4.7.1 with our text, and one
 //   sent after the window passes; a message with several recipients counts once;
-// - the limit is per key: another client address, or another login, is not held back.
+// - the limit is per key: another client address, or another login, is not held back; the
+//   login's key is its account, so ALICE@ and alice+1@ are held back with alice.
 // The waits are "at least the window", never an upper bound on how fast anything runs; the
 // window is long enough that four quick messages always fall inside it.
 
@@ -110,6 +111,14 @@ eachPeerSet(t, async (t, set) => {
       t.equal(over.rcptReplies[0]?.enhanced, '4.7.1')
       t.equal(over.rcptReplies[0]?.text, rejected('bob@example.org', rateLimited('login', login, LIMIT, WINDOW)))
       t.not(over.dataReply.code, 250)
+
+      // The limit is alice's account, whichever of her names the client logged in with.
+      for (const [variant, addr] of [['ALICE@example.org', '192.0.2.27'], ['alice+1@example.org', '192.0.2.28']] as const) {
+        const as = await submit(variant, addr)
+        t.equal(as.rcptReplies[0]?.code, 450, `${variant} inside the window: deferred`)
+        t.equal(as.rcptReplies[0]?.text, rejected('bob@example.org', rateLimited('login', login, LIMIT, WINDOW)), `${variant}: alice's limit`)
+        t.not(as.dataReply.code, 250)
+      }
 
       accepted(t, await submit('bob@example.org', '192.0.2.25'), 'another login at the same time')
 

@@ -16,7 +16,7 @@ export function lookupStack(dir: Directory, opts: { registry?: Registry; deadlin
   const registry = opts.registry ?? demoRegistry()
   const resolver = new Resolver(dir, () => registry, ADDRESSES, silentLogger)
   const cache = new LookupCache(
-    { maxEntries: 1000, ttlMs: 60_000, negativeTtlMs: 10_000, maxStaleMs: 3_600_000, ...opts.cache },
+    { maxEntries: 1000, maxMisses: 1000, ttlMs: 60_000, negativeTtlMs: 10_000, maxStaleMs: 3_600_000, ...opts.cache },
     resolutionLoader(resolver, ADDRESSES),
   )
   const lookups = new Lookups({

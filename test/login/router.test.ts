@@ -101,7 +101,7 @@ t.test('lookups with login.lookupMode: every service, nopassword, no password ch
   // The brakes never count lookups: no password was tried here (the backends' auth policy
   // reports the failures). Three misses from one IP would tarpit a verify (tarpitAfter 2).
   for (let i = 0; i < 3; i++) await router.lookup({ user: 'nobody@example.org', service: 'imap', remoteIp: '192.0.2.8' }, 'test')
-  t.equal(brakes.check('nobody@example.org', '192.0.2.8').action, 'pass', 'unknown-user lookups are not counted')
+  t.equal(brakes.check({ room: 'unknown', key: 'nobody@example.org', display: 'nobody@example.org' }, '192.0.2.8').action, 'pass', 'unknown-user lookups are not counted')
 })
 
 t.test('brakes: tarpit after N account failures from one IP, refuse later without checking', async (t) => {

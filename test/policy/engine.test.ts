@@ -74,12 +74,14 @@ t.test('sender-login check', async (t) => {
     t.equal(await as('alice@example.org', s), R.DUNNO, `alice may send as <${s}>`)
   }
   t.equal(await as('ALICE@EXAMPLE.ORG', 'alice@example.org'), R.DUNNO, 'login compared canonically')
+  t.equal(await as('alice@example.net', 'alice@example.org'), R.DUNNO, 'a login in an alias domain is the account (as for the login router)')
   t.equal(await as('alice@example.org', 'bob@example.org'), R.senderNotOwned('bob@example.org', 'alice@example.org'))
   t.equal(await as('alice@example.org', 'alice@elsewhere.test'), R.senderNotOwned('alice@elsewhere.test', 'alice@example.org'))
   t.equal(await as('bob@example.org', 'x@example.com'), R.senderNotOwned('x@example.com', 'bob@example.org'), 'a catch-all grants no sending rights')
   t.equal(await as('alice', 'alice@example.org'), R.senderNotOwned('alice@example.org', 'alice'), 'login must be an address')
   t.equal(await as('postmaster@example.org', 'postmaster@example.org'), R.senderNotOwned('postmaster@example.org', 'postmaster@example.org'), 'an alias is not a login')
   t.equal(await as('alice@example.org', null), R.senderNotOwned('(not UTF-8)', 'alice@example.org'))
+  t.equal(await ask({ sasl_username: null, sender: 'alice@example.org', recipient: 'bob@example.org' }), R.senderNotOwned('alice@example.org', '(not UTF-8)'), 'a login that is not UTF-8 owns nothing')
   for (const s of ['boss@example.org', 'ceo@example.org', 'CEO+x@example.org', 'anyone@example.info']) t.equal(await as('boss@example.org', s), R.DUNNO, `send-as <${s}>`)
   t.equal(await as('boss@example.org', 'cfo@example.org'), R.senderNotOwned('cfo@example.org', 'boss@example.org'))
   t.equal(await ask({ sasl_username: '', sender: 'bob@example.org', recipient: 'bob@example.org' }), R.DUNNO, 'no login, no check')
@@ -116,10 +118,57 @@ t.test('rate limits: per message, sliding window, per login and per client', asy
   t.equal(await engine.decide(new Map([['protocol_state', 'RCPT'], ['recipient', 'bob@example.org']])), R.DUNNO, 'no instance, nothing to count')
 })
 
+t.test('rate limits by sasl_username count the account, not the name as typed', async (t) => {
+  const { engine } = setup(demoDirectory(), { ruleSets: { default: { rateLimits: [{ by: 'sasl_username', messages: 2, window: '1h' }] } } })
+  let seq = 0
+  const msg = (login: string, sender = login) =>
+    engine.decide(new Map(Object.entries({ protocol_state: 'RCPT', instance: `k${++seq}`, sasl_username: login, sender, recipient: 'bob@example.org', client_address: `192.0.2.${seq}` })))
+  t.equal(await msg('alice@example.org'), R.DUNNO)
+  t.equal(await msg('alice@example.org'), R.DUNNO)
+  for (const name of ['alice@example.org', 'ALICE@example.org', 'alice+1@example.org', 'Alice+news@Example.ORG.', 'alice@example.net', 'alice.liddell@example.org']) {
+    t.equal(await msg(name, 'alice@example.org'), R.rateLimited('login', 'alice@example.org', 2, '1h'), `${name} is alice's login`)
+  }
+  t.equal(await msg('bob@example.org'), R.DUNNO, 'another account has its own count')
+})
+
+t.test('a login that is no account is counted as typed, in a room that cannot flush accounts', async (t) => {
+  const dir = demoDirectory()
+  const limiter = new RateLimiter({ maxKeys: 10 })
+  const config = validateConfig({ policy: { ruleSets: { default: { senderLogin: { check: false }, rateLimits: [{ by: 'sasl_username', messages: 2, window: '1h' }] } } } })
+  const { lookups } = lookupStack(dir, { cache: { negativeTtlMs: 1, maxStaleMs: 0 } })
+  const engine = new PolicyEngine({ policy: config.policy, resolver: lookups, addresses: ADDRESSES, logger: silentLogger, limiter })
+  let seq = 0
+  const msg = (login: string) => engine.decide(new Map(Object.entries({ protocol_state: 'RCPT', instance: `u${++seq}`, sasl_username: login, sender: '', recipient: 'bob@example.org' })))
+  t.equal(await msg('alice@example.org'), R.DUNNO)
+  t.equal(await msg('alice@example.org'), R.DUNNO)
+  t.equal(await msg('ghost@example.org'), R.DUNNO)
+  t.equal(await msg('GHOST@example.org'), R.DUNNO)
+  t.equal(await msg('ghost@example.org'), R.rateLimited('login', 'ghost@example.org', 2, '1h'), 'an unknown name has a limit too')
+  const notUtf8 = () => engine.decide(new Map<string, string | null>(Object.entries({ protocol_state: 'RCPT', instance: `u${++seq}`, sasl_username: null, sender: '', recipient: 'bob@example.org' })))
+  t.equal(await notUtf8(), R.DUNNO)
+  t.equal(await notUtf8(), R.DUNNO)
+  t.equal(await notUtf8(), R.rateLimited('login', '(not utf-8)', 2, '1h'), 'so has a login that is not UTF-8')
+  for (let i = 0; i < 100; i++) await msg(`nobody${i}@example.org`)
+  t.equal(await msg('alice@example.org'), R.rateLimited('login', 'alice@example.org', 2, '1h'), "100 made-up names later, alice's count is still there")
+})
+
+t.test('a login the directory cannot resolve defers the message: never counted as an unknown name, never let through', async (t) => {
+  const dir = demoDirectory()
+  const rules = { senderLogin: { check: false }, recipients: { check: false }, rateLimits: [{ by: 'sasl_username', messages: 1, window: '1h' }] }
+  const { engine } = setup(dir, { ruleSets: { default: rules } })
+  const msg = (instance: string, login: string) => engine.decide(new Map(Object.entries({ protocol_state: 'RCPT', instance, sasl_username: login, sender: '', recipient: 'alice@example.org' })))
+  t.equal(await msg('d1', 'bob@example.org'), R.DUNNO, 'bob is cached now')
+  dir.down()
+  t.equal(await msg('d2', 'bob@example.org'), R.rateLimited('login', 'bob@example.org', 1, '1h'), 'a cached account is still limited')
+  t.equal(await msg('d3', 'bob+x@example.org'), R.DIRECTORY_DEFER, 'a name not cached: deferred while the directory is down')
+  dir.up()
+  t.equal(await msg('d4', 'bob+x@example.org'), R.rateLimited('login', 'bob@example.org', 1, '1h'), 'and limited as bob once it answers')
+})
+
 t.test('rate limiter memory stays bounded', async (t) => {
   const limiter = new RateLimiter({ maxKeys: 10, now: () => 1 })
-  const refused = Array.from({ length: 1000 }, (_, i) => limiter.admit(`m${i}`, [{ bucket: `k${i}`, messages: 1, windowMs: 1000 }])).filter(Boolean)
+  const refused = Array.from({ length: 1000 }, (_, i) => limiter.admit(`m${i}`, [{ bucket: `k${i}`, room: 'account', messages: 1, windowMs: 1000 }])).filter(Boolean)
   t.same(refused, [], '1000 distinct keys each admitted once')
-  t.equal(limiter.admit('again', [{ bucket: 'k999', messages: 1, windowMs: 1000 }])?.bucket, 'k999', 'recent counters kept')
-  t.equal(limiter.admit('again2', [{ bucket: 'k0', messages: 1, windowMs: 1000 }]), undefined, 'oldest counters evicted')
+  t.equal(limiter.admit('again', [{ bucket: 'k999', room: 'account', messages: 1, windowMs: 1000 }])?.bucket, 'k999', 'recent counters kept')
+  t.equal(limiter.admit('again2', [{ bucket: 'k0', room: 'account', messages: 1, windowMs: 1000 }]), undefined, 'oldest counters evicted')
 })
