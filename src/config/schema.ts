@@ -147,6 +147,12 @@ const RateLimit = Type.Object(
     by: Type.Union([Type.Literal('sasl_username'), Type.Literal('client_address')]),
     messages: Type.Integer({ minimum: 1 }),
     window: Duration('1h', 'Sliding window the message count applies to.'),
+    ipv6Prefix: Type.Integer({
+      minimum: MIN_IPV6_PREFIX,
+      maximum: MAX_IPV6_PREFIX,
+      default: DEFAULT_IPV6_PREFIX,
+      description: 'For by: client_address, IPv6 clients are counted per prefix of this length; IPv4-mapped IPv6 counts as IPv4.',
+    }),
   },
   { additionalProperties: false },
 )

@@ -5,6 +5,7 @@
 // deadline, so the answer comes within the deadline too.
 
 import type { Logger } from 'pino'
+import { ipKey } from '../auth/ip-key.js'
 import { toMs } from '../config/duration.js'
 import type { Config, RuleSetConfig } from '../config/schema.js'
 import { LogThrottle } from '../log.js'
@@ -115,7 +116,12 @@ export class PolicyEngine implements PolicyService {
       } else {
         const value = req.get(l.by)
         if (!value) continue
-        counted = { room: 'client', key: value, display: value }
+        // One client however its address is written, as for the login brakes: ::ffff:a.b.c.d is
+        // a.b.c.d and IPv6 counts per prefix, or one host would get a fresh counter for every
+        // address of its /64. A value that is no IP address (XCLIENT can send anything) is
+        // counted as written: still one counter per value, never let through uncounted.
+        const key = ipKey(value, l.ipv6Prefix) ?? value
+        counted = { room: 'client', key, display: key }
       }
       const window = typeof l.window === 'number' ? `${l.window}s` : l.window.trim()
       limits.push({

@@ -172,3 +172,22 @@ t.test('rate limiter memory stays bounded', async (t) => {
   t.equal(limiter.admit('again', [{ bucket: 'k999', room: 'account', messages: 1, windowMs: 1000 }])?.bucket, 'k999', 'recent counters kept')
   t.equal(limiter.admit('again2', [{ bucket: 'k0', room: 'account', messages: 1, windowMs: 1000 }]), undefined, 'oldest counters evicted')
 })
+
+t.test('rate limits by client_address count one client however its address is written', async (t) => {
+  const { engine } = setup(demoDirectory(), {
+    ruleSets: { default: { rateLimits: [{ by: 'client_address', messages: 2, window: '1h' }, { by: 'client_address', messages: 2, window: '2h', ipv6Prefix: 128 }] } },
+  })
+  let seq = 0
+  const msg = (client: string) =>
+    engine.decide(new Map(Object.entries({ protocol_state: 'RCPT', instance: `c${++seq}`, sender: 'someone@remote.test', recipient: 'bob@example.org', client_address: client })))
+  t.equal(await msg('198.51.100.7'), R.DUNNO)
+  t.equal(await msg('::ffff:198.51.100.7'), R.DUNNO, 'IPv4-mapped is the same client')
+  t.equal(await msg('::ffff:c633:6407'), R.rateLimited('client', '198.51.100.7', 2, '1h'), 'in hex too')
+  t.equal(await msg('2001:db8:1:2::1'), R.DUNNO)
+  t.equal(await msg('2001:db8:1:2:ffff::9'), R.DUNNO, 'another address of the /64: counted together by the 1h limit, apart by the /128 one')
+  t.equal(await msg('2001:db8:1:2::abcd'), R.rateLimited('client', '2001:db8:1:2::/64', 2, '1h'), 'a third address of the /64')
+  t.equal(await msg('2001:db8:1:3::1'), R.DUNNO, 'the next /64 has its own count')
+  t.equal(await msg('unknown'), R.DUNNO, 'no IP address: counted as written')
+  t.equal(await msg('unknown'), R.DUNNO)
+  t.equal(await msg('unknown'), R.rateLimited('client', 'unknown', 2, '1h'))
+})
