@@ -398,11 +398,23 @@ export const ConfigSchema = Type.Object(
     ),
     limits: Type.Object(
       {
-        maxConnections: Type.Integer({ minimum: 1, default: 1024, description: 'Per listener.' }),
+        maxConnections: Type.Integer({
+          minimum: 1,
+          default: 1024,
+          description: 'Per listener (HTTP included). When full, the oldest connection that has not completed a request makes room; with none, new connections are closed.',
+        }),
         idleTimeout: Duration('30m', 'Close a connection idle this long between requests.'),
         requestTimeout: Duration('10s', 'A started request must be complete within this time.'),
         maxRequestBytes: Type.Integer({ minimum: 512, maximum: 1048576, default: 16384 }),
         shutdownGrace: Duration('10s', 'On SIGTERM, time for in-flight requests to finish.'),
+        // Issue 13: connections that hold slots without asking anything.
+        maxConnectionsPerClient: Type.Integer({
+          minimum: 1,
+          default: 512,
+          description: 'Per listener and client address; keep it above the Postfix processes of one host that use the maps.',
+        }),
+        firstRequestTimeout: Duration('5s', 'A connection must complete its first request within this time of connecting (HTTP: its request headers). More than 0.'),
+        httpIdleTimeout: Duration('72s', 'HTTP: close a connection without traffic this long (keep-alive between requests, or a client not reading its answer). More than 0.'),
       },
       { additionalProperties: false, default: {} },
     ),
