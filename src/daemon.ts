@@ -476,6 +476,7 @@ export class Daemon {
       logger: this.logger,
       login,
       admin,
+      readEndpoints: () => this.#config.admin.readEndpoints,
     })
     return { address, bound: { name: 'http', ...http.address }, close: () => http.close(), connections: () => http.connections }
   }

@@ -222,6 +222,9 @@ const Login = Type.Object(
 export const HEALTH_SERVICES = ['delivery', 'imap', 'pop3'] as const
 
 export const PLACEMENT_POLICIES = ['random', 'weighted', 'least-used', 'domain'] as const
+/** admin.readEndpoints: when /v1/lookup, /metrics and /v1/openapi.json need a token (src/http/read-access.ts). */
+export const READ_ENDPOINTS = ['auto', 'token', 'open'] as const
+export type ReadEndpoints = (typeof READ_ENDPOINTS)[number]
 export const PASSWORD_SCHEMES = ['auto', 'ARGON2ID', 'SHA512-CRYPT', 'BLF-CRYPT', 'SSHA512'] as const
 
 const AdminToken = Type.Object(
@@ -236,6 +239,13 @@ const AdminToken = Type.Object(
 const Admin = Type.Object(
   {
     tokens: Type.Array(AdminToken, { default: [] }),
+    readEndpoints: Type.Union(
+      READ_ENDPOINTS.map((m) => Type.Literal(m)),
+      {
+        default: 'auto',
+        description: 'Whether /v1/lookup, /metrics and /v1/openapi.json need a read or admin token: auto (unless listen.http is on loopback), token (always), open (never).',
+      },
+    ),
     placement: Type.Object(
       {
         policy: Type.Union(

@@ -1,8 +1,9 @@
 // The HTTP listener (default 127.0.0.1:10090): liveness, readiness, Prometheus metrics, the
 // lookup endpoint behind `mailhostctl lookup`, the Dovecot/nginx login endpoints, the admin
 // REST API with its OpenAPI document, and the status page at `/`. It binds to loopback by
-// default; the lookup endpoint reveals no more than the socketmap port, the others need their
-// secret or token. Connections are limited like every listener's
+// default. The login endpoints need their secret, the admin API and the status page a token;
+// lookup, metrics and the OpenAPI document need a read token when the listener is reachable
+// from other hosts (read-access.ts). Connections are limited like every listener's
 // (limits.*): a cap with per-client room, and short timeouts for a request's headers and body.
 
 import type { Socket } from 'node:net'
@@ -24,6 +25,8 @@ import { problemOf, sendProblem } from './problem.js'
 import { VERSION } from '../version.js'
 import { Admission } from '../server/admission.js'
 import type { ListenerLimits } from '../server/options.js'
+import type { ReadEndpoints } from '../config/schema.js'
+import { readAccess } from './read-access.js'
 
 /**
  * limits.* as the HTTP listener applies them. `idleTimeoutMs` is limits.httpIdleTimeout here:
@@ -47,8 +50,10 @@ export interface HttpOptions {
   readonly logger: Logger
   /** Dovecot and nginx login endpoints (docs/login.md). */
   readonly login?: LoginRoutesOptions
-  /** The admin REST API (docs/admin.md). */
+  /** The admin REST API (docs/admin.md); its tokens also open the read endpoints when they need one. */
   readonly admin?: AdminRoutesOptions
+  /** admin.readEndpoints, read per request (a reload changes it). */
+  readonly readEndpoints: () => ReadEndpoints
 }
 
 const PROBE_TIMEOUT_MS = 2000
@@ -140,7 +145,10 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
   })
-  app.get('/v1/openapi.json', { schema: { hide: true } }, () => app.swagger())
+  // Lookups, metrics and the OpenAPI document: open on loopback, a read token elsewhere.
+  let boundHost = o.host
+  const reads = readAccess({ mode: o.readEndpoints, boundHost: () => boundHost, auth: () => o.admin?.auth })
+  app.get('/v1/openapi.json', { schema: { hide: true }, onRequest: reads }, () => app.swagger())
 
   if (o.login) await app.register(loginRoutes(o.login))
   if (o.admin) await app.register(adminRoutes(o.admin))
@@ -153,11 +161,11 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
     return reply.code(r.ready ? 200 : 503).send(r.body)
   })
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', { onRequest: reads }, async (_req, reply) => {
     return reply.type(o.daemon.metrics.registry.contentType).send(await o.daemon.metrics.registry.metrics())
   })
 
-  app.get('/v1/lookup', { schema: { querystring: LookupQuery, response: { 200: LookupReply } } }, async (req) => {
+  app.get('/v1/lookup', { schema: { querystring: LookupQuery, response: { 200: LookupReply } }, onRequest: reads }, async (req) => {
     const { map, key } = req.query
     const r = await o.lookups.lookup(map, key, 'http')
     const a = r.answer
@@ -174,6 +182,8 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
   await app.listen({ host: o.host, port: o.port })
   const addr = app.server.address()
   const port = addr && typeof addr === 'object' ? addr.port : o.port
+  // What the socket is bound to decides (a name such as localhost resolved to an address).
+  if (addr && typeof addr === 'object') boundHost = addr.address
   return {
     address: { host: o.host, port },
     get connections() {

@@ -1,5 +1,6 @@
 // `mailhostctl lookup <map> <key>`: what Postfix would be told, and which layer answered, from
-// GET /v1/lookup (no token needed). Its exit codes follow the answer: 0 found, 1 not found, 2
+// GET /v1/lookup (a read token when the daemon's HTTP listener is not on loopback:
+// admin.readEndpoints). Its exit codes follow the answer: 0 found, 1 not found, 2
 // temporary or configuration failure, or any error answer from the daemon.
 
 import { parse } from '../args.js'
