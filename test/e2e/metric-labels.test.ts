@@ -71,6 +71,7 @@ t.test('unknown map names and policy contexts share one label value', async (t) 
   t.same(actions.filter((a) => !a.startsWith('DEFER_IF_PERMIT 4.3.5 ')), [], `${NAMES} policy answers: DEFER_IF_PERMIT 4.3.5`)
 
   const after = await series(http)
+  t.comment(`/metrics: ${before.lines.length} mailhostd_ series and ${before.text.length} bytes before, ${after.lines.length} and ${after.text.length} after`)
   t.same(after.lines.length, before.lines.length, `as many mailhostd_ series as before (${before.lines.length})`)
   const newSeries = after.lines.map((l) => l.replace(/ [^ ]+$/, '')).filter((s) => !before.lines.some((b) => b.startsWith(`${s} `)))
   t.same(newSeries, [], 'no new series')
