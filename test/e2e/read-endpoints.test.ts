@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import { parse, stringify } from 'yaml'
 import { ADMIN_TOKEN, DEMO_TOKENS, READ_TOKEN } from '../harness/admin-api.js'
-import { ROOT, startMailhostd } from '../harness/mailhostd.js'
+import { CTL, ROOT, startMailhostd } from '../harness/mailhostd.js'
+import { run } from '../harness/process.js'
 import { demoClusterConfig } from './demo-table.js'
 
 const READS = ['/v1/lookup?map=transport&key=alice@example.org', '/metrics', '/v1/openapi.json']
@@ -70,6 +71,13 @@ t.test('the read endpoints and their token', async (t) => {
   }
   t.match(JSON.parse((await get(READS[0]!, { token: READ_TOKEN })).body), { outcome: 'found', value: 'lmtp:inet:[10.0.0.11]:24' })
   for (const probe of ['/healthz', '/readyz']) t.equal((await get(probe)).status, 200, `token: ${probe} stays open for probes`)
+  // mailhostctl lookup sends the token it is given.
+  const ctl = (env: NodeJS.ProcessEnv) =>
+    run(process.execPath, [CTL, '--url', `http://127.0.0.1:${m.ports.http}`, 'lookup', 'transport', 'alice@example.org'], { env: { PATH: process.env.PATH, ...env }, timeoutMs: 30_000 })
+  const withToken = await ctl({ MAILHOSTD_TOKEN: READ_TOKEN })
+  t.same([withToken.code, /lmtp:inet:\[10\.0\.0\.11\]:24/.test(withToken.stdout)], [0, true], `token: mailhostctl lookup with $MAILHOSTD_TOKEN (${withToken.stderr.trim()})`)
+  const without = await ctl({})
+  t.same([without.code, /MH_UNAUTHORIZED/.test(without.stderr)], [2, true], 'token: mailhostctl lookup without one is refused')
 
   await reload('open')
   for (const path of READS) t.equal((await get(path)).status, 200, `open: ${path} without a token`)

@@ -49,7 +49,7 @@ async function run(ctx: Ctx, args: readonly string[]): Promise<number> {
   const [map, key] = positionals as [string, string]
   let body: LookupReply
   try {
-    ;({ body } = await (await ctx.api({ anonymous: true })).send<LookupReply>({ method: 'GET', path: apiPath('lookup'), query: { map, key } }))
+    ;({ body } = await (await ctx.api()).send<LookupReply>({ method: 'GET', path: apiPath('lookup'), query: { map, key } }))
   } catch (e) {
     // An error answer is a failure of the lookup (2), whatever its status: 1 means "no such
     // address", which a refused request does not say.
