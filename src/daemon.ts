@@ -21,7 +21,7 @@ import { InstrumentedDirectory } from './directory/instrumented.js'
 import { LdapDirectory } from './directory/ldap.js'
 import { LdapMailboxAddresses, SqlMailboxAddresses } from './directory/mailbox-addresses.js'
 import { SqlDirectory } from './directory/sql.js'
-import { startHttp } from './http/server.js'
+import { startHttp, type HttpLimits } from './http/server.js'
 import { live } from './live.js'
 import { Metrics } from './metrics.js'
 import { LoginRouter } from './login/router.js'
@@ -411,6 +411,8 @@ export class Daemon {
     const log = this.logger
     const limits: ListenerLimits = {
       maxConnections: c.limits.maxConnections,
+      maxConnectionsPerClient: c.limits.maxConnectionsPerClient,
+      firstRequestTimeoutMs: toMs(c.limits.firstRequestTimeout),
       idleTimeoutMs: toMs(c.limits.idleTimeout),
       requestTimeoutMs: toMs(c.limits.requestTimeout),
       maxRequestBytes: c.limits.maxRequestBytes,
@@ -442,7 +444,8 @@ export class Daemon {
     if (c.listen.http) {
       const { host, port } = c.listen.http
       const address = `${host}:${port}`
-      specs.push({ name: 'http', address, open: () => this.#openHttp(host, port, address) })
+      const httpLimits: HttpLimits = { ...limits, idleTimeoutMs: toMs(c.limits.httpIdleTimeout) }
+      specs.push({ name: 'http', address, open: () => this.#openHttp(host, port, address, httpLimits) })
     }
     return specs
   }
@@ -452,7 +455,7 @@ export class Daemon {
     return { address, bound: { name, ...bound }, close: (graceMs) => server.close(graceMs), connections: () => server.connections }
   }
 
-  async #openHttp(host: string, port: number, address: string): Promise<RunningListener> {
+  async #openHttp(host: string, port: number, address: string, limits: HttpLimits): Promise<RunningListener> {
     if (!this.#admin) {
       this.#admin = await this.#startAdmin()
       await this.#admin.start()
@@ -467,8 +470,18 @@ export class Daemon {
       metrics: this.metrics,
     }
     const admin = { ...this.#admin, auth: live(() => this.#tokens) }
-    const http = await startHttp({ host, port, daemon: this, lookups: live(() => services().lookups), logger: this.logger, login, admin })
-    return { address, bound: { name: 'http', ...http.address }, close: () => http.close() }
+    const http = await startHttp({
+      host,
+      port,
+      limits,
+      daemon: this,
+      lookups: live(() => services().lookups),
+      logger: this.logger,
+      login,
+      admin,
+      readEndpoints: () => this.#config.admin.readEndpoints,
+    })
+    return { address, bound: { name: 'http', ...http.address }, close: () => http.close(), connections: () => http.connections }
   }
 
   async #startAdmin(): Promise<Admin> {

@@ -12,6 +12,14 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 export type Labels = Record<string, string>
 
+/**
+ * The label value for a name a peer sent that names nothing configured (a socketmap map, a
+ * policy_context). Every label value must come from a closed set: one series per name a client
+ * makes up would grow /metrics, and the registry's memory, without bound. The parentheses keep it
+ * apart from every real name (map names and rule set names cannot contain them).
+ */
+export const UNKNOWN_LABEL = '(unknown)'
+
 type Observer = { observe(value: number): void }
 type Incrementer = { inc(value?: number): void }
 
@@ -19,7 +27,7 @@ export class Metrics {
   readonly registry = new Registry()
   readonly lookups = new Counter({
     name: 'mailhostd_lookups_total',
-    help: 'Lookups by protocol, map, outcome (found/notfound/temp/perm) and answering layer (cache/stale/directory/rules/none); stale answers are layer="stale".',
+    help: 'Lookups by protocol, map, outcome (found/notfound/temp/perm) and answering layer (cache/stale/directory/rules/none); stale answers are layer="stale", names that are no map map="(unknown)".',
     labelNames: ['protocol', 'map', 'outcome', 'layer'] as const,
     registers: [this.registry],
   })
@@ -45,7 +53,7 @@ export class Metrics {
   })
   readonly policyDecisions = new Counter({
     name: 'mailhostd_policy_decisions_total',
-    help: 'Policy delegation answers by rule set and result (dunno/reject/defer).',
+    help: 'Policy delegation answers by rule set and result (dunno/reject/defer); a policy_context naming no rule set is rule_set="(unknown)".',
     labelNames: ['rule_set', 'result'] as const,
     registers: [this.registry],
   })
@@ -142,6 +150,7 @@ export class Metrics {
    */
   readonly #lookupSeries = new Map<string, { readonly seconds: Observer; readonly counts: Map<string, Map<string, Incrementer>> }>()
 
+  /** `map` must be a valid map name or UNKNOWN_LABEL (see there); `protocol` one of ours. */
   recordLookup(protocol: string, map: string, outcome: string, layer: Layer, seconds: number): void {
     let p = this.#lookupSeries.get(protocol)
     if (p === undefined) this.#lookupSeries.set(protocol, (p = { seconds: this.lookupSeconds.labels({ protocol }), counts: new Map() }))

@@ -12,9 +12,10 @@ export interface Ctx {
   readonly io: Io
   /**
    * The daemon's API, set up on first use: `token new` and --help need neither a URL nor a
-   * token. `anonymous` sends no token (for the lookup endpoint, which needs none).
+   * token. The token, when one is given, goes with every request: even the lookup endpoint
+   * needs it when the daemon's HTTP listener is not on loopback (admin.readEndpoints).
    */
-  api(opts?: { anonymous?: boolean }): Promise<Api>
+  api(): Promise<Api>
 }
 
 export type Command = (ctx: Ctx, args: readonly string[]) => Promise<number>

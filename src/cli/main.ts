@@ -104,10 +104,10 @@ export async function main(argv: readonly string[], io: Io, connect: Connect = (
   const ctx: Ctx = {
     json: values.json ?? false,
     io,
-    api: async (opts) =>
+    api: async () =>
       connect({
         url: daemonUrl(values.url, io.env),
-        token: opts?.anonymous ? undefined : await readToken(values['token-file'], io.env),
+        token: await readToken(values['token-file'], io.env),
         onRetry: (why) => io.err(`mailhostctl: ${why}; trying once more\n`),
       }),
   }

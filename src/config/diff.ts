@@ -21,6 +21,7 @@ export const LIVE_KEYS = [
   'policy',
   'login',
   'admin.tokens',
+  'admin.readEndpoints',
   'health',
   'domains',
   'backends',

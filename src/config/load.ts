@@ -6,6 +6,7 @@ import { isIP } from 'node:net'
 import { Value } from 'typebox/value'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { ConfigError } from '../errors.js'
+import { toMs } from './duration.js'
 import { canonicalAddress, canonicalDomain } from '../resolve/address.js'
 import { ConfigSchema, HOOK_BASE_ENVIRONMENT, LOCAL_MAP_PREFIX, MAP_NAMES, SECRET_PATHS, type Config } from './schema.js'
 
@@ -184,6 +185,10 @@ function checkSemantics(c: Config): void {
   if (c.listen.policy) claim(c.listen.policy.host, c.listen.policy.port, 'listen.policy')
   if (c.listen.dict && c.listen.dict.path.includes(':')) {
     throw new ConfigError('listen.dict.path', "must not contain ':' (Dovecot's proxy: dict URI ends the path at the first ':')")
+  }
+  // 0 would close every new connection at once (and mean "no timeout" to Node's HTTP server).
+  for (const k of ['firstRequestTimeout', 'httpIdleTimeout'] as const) {
+    if (toMs(c.limits[k]) <= 0) throw new ConfigError(`limits.${k}`, 'must be more than 0')
   }
   const b = c.login.brakes
   for (const k of ['ip', 'account'] as const) {

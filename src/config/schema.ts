@@ -236,6 +236,9 @@ const Login = Type.Object(
 export const HEALTH_SERVICES = ['delivery', 'imap', 'pop3'] as const
 
 export const PLACEMENT_POLICIES = ['random', 'weighted', 'least-used', 'domain'] as const
+/** admin.readEndpoints: when /v1/lookup, /metrics and /v1/openapi.json need a token (src/http/read-access.ts). */
+export const READ_ENDPOINTS = ['auto', 'token', 'open'] as const
+export type ReadEndpoints = (typeof READ_ENDPOINTS)[number]
 export const PASSWORD_SCHEMES = ['auto', 'ARGON2ID', 'SHA512-CRYPT', 'BLF-CRYPT', 'SSHA512'] as const
 
 const AdminToken = Type.Object(
@@ -257,6 +260,13 @@ export const HOOK_BASE_ENVIRONMENT = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ'] as
 const Admin = Type.Object(
   {
     tokens: Type.Array(AdminToken, { default: [] }),
+    readEndpoints: Type.Union(
+      READ_ENDPOINTS.map((m) => Type.Literal(m)),
+      {
+        default: 'auto',
+        description: 'Whether /v1/lookup, /metrics and /v1/openapi.json need a read or admin token: auto (unless listen.http is on loopback), token (always), open (never).',
+      },
+    ),
     placement: Type.Object(
       {
         policy: Type.Union(
@@ -429,11 +439,23 @@ export const ConfigSchema = Type.Object(
     ),
     limits: Type.Object(
       {
-        maxConnections: Type.Integer({ minimum: 1, default: 1024, description: 'Per listener.' }),
+        maxConnections: Type.Integer({
+          minimum: 1,
+          default: 1024,
+          description: 'Per listener (HTTP included). When full, the oldest connection that has not completed a request makes room; with none, new connections are closed.',
+        }),
         idleTimeout: Duration('30m', 'Close a connection idle this long between requests.'),
         requestTimeout: Duration('10s', 'A started request must be complete within this time.'),
         maxRequestBytes: Type.Integer({ minimum: 512, maximum: 1048576, default: 16384 }),
         shutdownGrace: Duration('10s', 'On SIGTERM, time for in-flight requests to finish.'),
+        // Issue 13: connections that hold slots without asking anything.
+        maxConnectionsPerClient: Type.Integer({
+          minimum: 1,
+          default: 512,
+          description: 'Per listener and client address; keep it above the Postfix processes of one host that use the maps.',
+        }),
+        firstRequestTimeout: Duration('5s', 'A connection must complete its first request within this time of connecting (HTTP: its request headers). More than 0.'),
+        httpIdleTimeout: Duration('72s', 'HTTP: close a connection without traffic this long (keep-alive between requests, or a client not reading its answer). More than 0.'),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -9,7 +9,7 @@ import { ipKey } from '../auth/ip-key.js'
 import { toMs } from '../config/duration.js'
 import type { Config, RuleSetConfig } from '../config/schema.js'
 import { LogThrottle } from '../log.js'
-import type { Metrics } from '../metrics.js'
+import { UNKNOWN_LABEL, type Metrics } from '../metrics.js'
 import { canonicalAddress, type AddressOptions } from '../resolve/address.js'
 import type { KeyResolution } from '../resolve/lookup-service.js'
 import { accountKey, loginAccount, type LoginAccount } from '../resolve/login-account.js'
@@ -51,10 +51,12 @@ export class PolicyEngine implements PolicyService {
     const context = req.get('policy_context') || this.#o.policy.defaultRuleSet
     const rules = Object.hasOwn(this.#o.policy.ruleSets, context) ? this.#o.policy.ruleSets[context] : undefined
     if (!rules) {
-      this.#throttle.run(`context:${context}`, (suppressed) =>
+      // One topic for every unknown context: per-context topics would let a peer that invents
+      // names write one error line per name.
+      this.#throttle.run('unknown-context', (suppressed) =>
         this.#o.logger.error({ policy_context: context, suppressed }, 'policy_context names no rule set in policy.ruleSets; deferring'),
       )
-      return this.#done(context, R.unknownContext(context), req)
+      return this.#done(context, R.unknownContext(context), req, UNKNOWN_LABEL)
     }
     const state = req.get('protocol_state') ?? ''
     // The login is resolved once, for the sender check and the rate limits by sasl_username.
@@ -139,9 +141,10 @@ export class PolicyEngine implements PolicyService {
     return R.rateLimited(broken.by === 'sasl_username' ? 'login' : 'client', broken.key, broken.messages, broken.window)
   }
 
-  #done(ruleSet: string, action: string, req: PolicyRequest): string {
+  /** `label`: the rule set as a metric label, which a policy_context naming none must not be (UNKNOWN_LABEL). */
+  #done(ruleSet: string, action: string, req: PolicyRequest, label = ruleSet): string {
     const result = action === R.DUNNO ? 'dunno' : action.startsWith('DEFER') || action.startsWith('4') ? 'defer' : 'reject'
-    this.#o.metrics?.policyDecisions.inc({ rule_set: ruleSet, result })
+    this.#o.metrics?.policyDecisions.inc({ rule_set: label, result })
     const log = this.#o.logger
     const fields = {
       rule_set: ruleSet,

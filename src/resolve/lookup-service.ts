@@ -6,7 +6,7 @@ import type { Logger } from 'pino'
 import type { LookupCache } from '../cache/lookup-cache.js'
 import { describeError, isMailhostdError } from '../errors.js'
 import { LogThrottle } from '../log.js'
-import type { Metrics } from '../metrics.js'
+import { UNKNOWN_LABEL, type Metrics } from '../metrics.js'
 import { canonicalAddress, type AddressOptions, type CanonicalAddress } from './address.js'
 import { notFound, perm, temp, type Answer, type Layer, type LookupResult, type LookupService } from './answer.js'
 import { answerFor, parseMapName, type MapName, type RouteOptions } from './maps.js'
@@ -53,9 +53,10 @@ export class Lookups implements LookupService {
     return isPending(now) ? undefined : this.#record(protocol, map, key, now, started)
   }
 
-  #record(protocol: string, map: string, key: string | null, { answer, layer }: Decided, started: number): LookupResult {
+  #record(protocol: string, map: string, key: string | null, { answer, layer, mapName }: Decided, started: number): LookupResult {
     const elapsedMs = performance.now() - started
-    this.#o.metrics?.recordLookup(protocol, map, answer.outcome, layer, elapsedMs / 1000)
+    // The map as a label only when it is one: peers can send any number of made-up names.
+    this.#o.metrics?.recordLookup(protocol, mapName ?? UNKNOWN_LABEL, answer.outcome, layer, elapsedMs / 1000)
     if (this.#o.logger.isLevelEnabled('debug')) {
       const detail = answer.outcome === 'found' ? answer.value : answer.reason
       this.#o.logger.debug({ protocol, map, key, outcome: answer.outcome, detail, layer, ms: round(elapsedMs) }, 'lookup')
@@ -108,9 +109,9 @@ export class Lookups implements LookupService {
   }
 
   #answerOf(mapName: MapName, r: KeyResolution, registry: Registry): Decided {
-    if (r.kind === 'rules') return { answer: notFound(r.reason), layer: 'rules' }
-    if (r.kind === 'failed') return { answer: temp(r.reason), layer: 'none' }
-    return { answer: answerFor(mapName, r.resolution, registry, this.#o.routes), layer: r.layer }
+    if (r.kind === 'rules') return { answer: notFound(r.reason), layer: 'rules', mapName }
+    if (r.kind === 'failed') return { answer: temp(r.reason), layer: 'none', mapName }
+    return { answer: answerFor(mapName, r.resolution, registry, this.#o.routes), layer: r.layer, mapName }
   }
 
   /** Logs the failure (throttled) and returns the reason given to the peer. */
@@ -134,6 +135,8 @@ export class Lookups implements LookupService {
 interface Decided {
   readonly answer: Answer
   readonly layer: Layer
+  /** The map asked, when the name is a valid one (else it is no label value: see UNKNOWN_LABEL). */
+  readonly mapName?: MapName
 }
 
 /** A lookup that must wait for the cache's slow path. */

@@ -79,14 +79,19 @@ export class Connection<R> {
   #pausedFull = false
   #idleTimer: NodeJS.Timeout | undefined
   #requestTimer: NodeJS.Timeout | undefined
+  /** Runs until the first request is complete; then undefined for good. */
+  #firstRequestTimer: NodeJS.Timeout | undefined
+  readonly #onFirstRequest: (() => void) | undefined
   readonly #id = ++connectionCount
   /** Requests answered or being answered on this connection: the `req` id in logs. */
   #requests = 0
 
-  constructor(socket: Socket, wire: Wire<R>, ctx: ConnectionContext) {
+  /** `onFirstRequest` runs once, when the first complete request has arrived. */
+  constructor(socket: Socket, wire: Wire<R>, ctx: ConnectionContext, onFirstRequest?: () => void) {
     this.#socket = socket
     this.#wire = wire
     this.#ctx = ctx
+    this.#onFirstRequest = onFirstRequest
     // Unix-socket peers (the dict listener) have no address.
     this.#log = ctx.logger.child({ conn: this.#id, peer: socket.remoteAddress === undefined ? 'unix' : `${socket.remoteAddress}:${socket.remotePort}` })
     this.#decoder = wire.decoder(ctx.limits.maxRequestBytes)
@@ -101,6 +106,13 @@ export class Connection<R> {
       this.#clearTimers()
       closed()
     })
+    // Every peer we serve writes its request as soon as it has connected; a connection that has
+    // not completed one soon after holds a slot for nothing (the idle timeout is far longer: it
+    // is for clients that keep connections between lookups).
+    this.#firstRequestTimer = setTimeout(() => {
+      this.#log.debug({ ms: ctx.limits.firstRequestTimeoutMs }, 'no complete request in time after connecting; closing')
+      this.#finish()
+    }, ctx.limits.firstRequestTimeoutMs)
     this.#armTimers()
   }
 
@@ -135,6 +147,7 @@ export class Connection<R> {
       if (item === undefined) break
       this.#queue.push(item)
       got = true
+      if (item.type === 'request' && this.#firstRequestTimer !== undefined) this.#firstRequestDone()
     }
     // The request timeout runs per request: a completed one stops it, the next restarts it.
     if (got) this.#clearRequestTimer()
@@ -246,6 +259,12 @@ export class Connection<R> {
       }, this.#ctx.limits.idleTimeoutMs)
   }
 
+  #firstRequestDone(): void {
+    clearTimeout(this.#firstRequestTimer)
+    this.#firstRequestTimer = undefined
+    this.#onFirstRequest?.()
+  }
+
   #clearRequestTimer(): void {
     clearTimeout(this.#requestTimer)
     this.#requestTimer = undefined
@@ -256,8 +275,11 @@ export class Connection<R> {
     this.#idleTimer = undefined
   }
 
+  /** Only once the connection is ending: the first-request timer is never re-armed. */
   #clearTimers(): void {
     this.#clearRequestTimer()
     this.#clearIdleTimer()
+    clearTimeout(this.#firstRequestTimer)
+    this.#firstRequestTimer = undefined
   }
 }

@@ -7,11 +7,9 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { dirname } from 'node:path'
 import { describeError } from '../errors.js'
 import type { Logger } from '../log.js'
+import { Admission } from './admission.js'
 import { Connection, type ConnectionContext, type Wire } from './connection.js'
 import type { LineServer, ListenAddress, ListenerOptions, UnixListenerOptions } from './options.js'
-
-/** At most one "connection limit reached" warning per interval, carrying the count dropped. */
-const DROP_WARN_INTERVAL_MS = 60_000
 
 export class Listener<R> implements LineServer {
   readonly #server: Server
@@ -20,15 +18,15 @@ export class Listener<R> implements LineServer {
   readonly #ctx: ConnectionContext
   readonly #log: Logger
   readonly #conns = new Set<Connection<R>>()
+  readonly #admission: Admission<Socket>
   #closing: Promise<void> | undefined
-  #dropped = 0
-  #lastDropWarn = Number.NEGATIVE_INFINITY
 
   constructor(wire: Wire<R>, options: ListenerOptions | UnixListenerOptions, logger: Logger) {
     this.#wire = wire
     this.#options = options
     this.#log = logger
     this.#ctx = { logger, limits: options.limits }
+    this.#admission = new Admission<Socket>(options.limits, (socket) => socket.destroy(), logger)
     // Half-open: a client may send its last request and shut down its side; it still gets the reply.
     this.#server = createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket))
   }
@@ -94,27 +92,17 @@ export class Listener<R> implements LineServer {
   }
 
   #accept(socket: Socket): void {
-    if (this.#closing !== undefined || this.#conns.size >= this.#options.limits.maxConnections) {
+    if (this.#closing !== undefined || !this.#admission.admit(socket, socket.remoteAddress)) {
       socket.on('error', () => undefined)
       socket.destroy()
-      if (this.#closing === undefined) this.#warnDropped()
       return
     }
-    const conn = new Connection(socket, this.#wire, this.#ctx)
+    const conn = new Connection(socket, this.#wire, this.#ctx, () => this.#admission.started(socket))
     this.#conns.add(conn)
-    void conn.closed.then(() => this.#conns.delete(conn))
-  }
-
-  #warnDropped(): void {
-    this.#dropped++
-    const now = Date.now()
-    if (now - this.#lastDropWarn < DROP_WARN_INTERVAL_MS) return
-    this.#log.warn(
-      { dropped: this.#dropped, maxConnections: this.#options.limits.maxConnections },
-      'connection limit reached; closing new connections',
-    )
-    this.#dropped = 0
-    this.#lastDropWarn = now
+    void conn.closed.then(() => {
+      this.#conns.delete(conn)
+      this.#admission.release(socket)
+    })
   }
 }
 

@@ -5,8 +5,15 @@ import type { Logger } from '../log.js'
 import type { LookupService } from '../resolve/answer.js'
 
 export interface ListenerLimits {
-  /** Open connections per listener; connections beyond it are closed at once. */
+  /**
+   * Open connections per listener. At the limit, the oldest connection without a completed
+   * request is closed to make room; when there is none, the new connection is closed at once.
+   */
   readonly maxConnections: number
+  /** Open connections per listener from one client address (unix sockets have none). */
+  readonly maxConnectionsPerClient: number
+  /** A connection must complete its first request within this time of connecting, or it closes. */
+  readonly firstRequestTimeoutMs: number
   /** Close a connection that sends no byte for this long between requests. */
   readonly idleTimeoutMs: number
   /** A request whose first byte arrived must be complete within this time, or the connection closes. */

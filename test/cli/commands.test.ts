@@ -402,13 +402,16 @@ t.test('mailhostctl commands', async (t) => {
     t.equal((await raw(['token', 'new', 'bad name'])).code, 64)
   })
 
-  t.test('lookup sends no token', async (t) => {
+  t.test('lookup sends the token it is given (a listener off loopback needs it), and works without one', async (t) => {
     const found = await ctl(['lookup', 'recipient', 'alice@example.org'])
     t.equal(found.code, 0)
     t.match(found.stdout, /^value +mx2\.example\.org$/m)
     const req = one(t)
-    t.notOk(req.headers.authorization)
+    t.equal(req.headers.authorization, `Bearer ${ADMIN_TOKEN}`)
     t.same(req.query, { map: 'recipient', key: 'alice@example.org' })
+    const anonymous = await raw(['--url', d.url, 'lookup', 'recipient', 'alice@example.org'])
+    t.equal(anonymous.code, 0, 'no token given: asked without one')
+    t.notOk(one(t).headers.authorization)
     t.equal((await ctl(['lookup', 'recipient', 'nobody@example.org'])).code, 1)
     d.failNext(400, 'MH_HTTP_VALIDATION', 'querystring/map is wrong')
     const refused = await ctl(['lookup', 'recipient', 'x@example.org'])

@@ -103,9 +103,11 @@ t.test('the token: file (one newline stripped) or environment, validated, never 
   t.equal(r.code, 77)
   t.notMatch(r.stderr, /mh_secret/)
   t.same(r.requests, [], 'nothing sent')
+  // lookup sends a token too (a listener off loopback needs one): an unreadable one stops it like any command.
   const lookup = await ctl(['--token-file', join(dir, 'missing'), 'lookup', 'transport', 'a@example.org'], { answer: () => ({ body: { map: 'transport', key: 'a@example.org', outcome: 'found', value: 'v', layer: 'cache', elapsedMs: 1 } }) })
-  t.equal(lookup.code, 0, 'lookup needs no token, so an unreadable one does not matter')
-  t.equal(lookup.connects[0]?.token, undefined)
+  t.same([lookup.code, lookup.requests], [77, []], 'lookup with an unreadable token file: nothing sent')
+  const given = await ctl(['--token-file', file('t5', 'mh_lookup-token\n'), 'lookup', 'transport', 'a@example.org'], { answer: () => ({ body: { map: 'transport', key: 'a@example.org', outcome: 'found', value: 'v', layer: 'cache', elapsedMs: 1 } }) })
+  t.same([given.code, given.connects[0]?.token], [0, 'mh_lookup-token'], 'lookup sends the token it is given')
 })
 
 t.test('passwords: stdin or a file, one newline stripped, never empty', async (t) => {

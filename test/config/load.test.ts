@@ -50,6 +50,8 @@ t.test('errors name the bad key', async (t) => {
     ['policy:\n  ruleSets:\n    mx: {}\n', 'policy.defaultRuleSet', /no rule set named default/],
     ['policy:\n  ruleSets:\n    mx:\n      rateLimits:\n        - by: sender\n          messages: 1\n', 'policy.ruleSets.mx.rateLimits[0].by'],
     ['listen:\n  policy:\n    port: 10040\n', 'listen.policy', /already used/],
+    ['limits:\n  firstRequestTimeout: 0s\n', 'limits.firstRequestTimeout', /more than 0/],
+    ['limits:\n  httpIdleTimeout: 0\n', 'limits.httpIdleTimeout', /more than 0/],
     ['- just\n- a list\n', ''],
     ['a: [unclosed\n', '', /line \d+: not valid YAML/],
   ]

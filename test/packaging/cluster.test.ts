@@ -19,6 +19,7 @@ import { chownSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, r
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { request as httpRequest } from 'node:http'
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -26,6 +27,7 @@ import t, { type Test } from 'tap'
 import { parse as parseYaml, stringify } from 'yaml'
 import { DEMO_MAIL_USERS } from '../harness/dovecot.js'
 import { LineReader } from '../harness/imap-client.js'
+import { READ_TOKEN } from '../harness/admin-api.js'
 import { MAIN } from '../harness/mailhostd.js'
 import { DEBIAN13_SET as SET } from '../harness/peer-set.js'
 import { mustRun, start, type Started } from '../harness/process.js'
@@ -293,6 +295,22 @@ class Session {
   }
 }
 
+/** One HTTP GET over a forwarded connection: status and body. */
+function httpGet(socket: Socket, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ createConnection: () => socket, path, headers: { host: 'mailhostd', connection: 'close', ...headers }, timeout: IO_TIMEOUT_MS }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => (body += d))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer within ${IO_TIMEOUT_MS} ms`)))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
 const smtpLast = /^\d{3} /
 const tagged = (tag: string) => new RegExp(`^${tag} `)
 
@@ -318,11 +336,27 @@ t.test('the demo cluster on Debian 13: mail in through Postfix, delivered over L
     smtp: { host: address('postfix')!, port: 25 },
     imap: { host: address('dovecot-proxy')!, port: 143 },
     pop3: { host: address('dovecot-proxy')!, port: 110 },
+    http: { host: address('mailhostd')!, port: 10090 },
   })
 
   const [alice] = DEMO_MAIL_USERS.mx1
   const [bob] = DEMO_MAIL_USERS.mx2
   const subject = `demo cluster ${Date.now()}`
+
+  await t.test("mailhostd's HTTP port (on 0.0.0.0) as the host reaches it: probes open, lookups, metrics and the OpenAPI document with the read token only", async (t) => {
+    const get = async (path: string, token?: string) => httpGet(await open('http'), path, token === undefined ? {} : { authorization: `Bearer ${token}` })
+    t.equal((await get('/healthz')).status, 200, '/healthz needs no token (the image HEALTHCHECK)')
+    t.equal((await get('/readyz')).status, 200, '/readyz needs no token (load balancers)')
+    const lookup = `/v1/lookup?map=transport&key=${encodeURIComponent(alice!.user)}`
+    for (const path of [lookup, '/metrics', '/v1/openapi.json']) {
+      const refused = await get(path)
+      t.equal(refused.status, 401, `${path}: no token, no answer`)
+      t.notMatch(refused.body, /lmtp:|mailhostd_lookups_total|openapi/, `${path}: and nothing of it in the refusal`)
+      t.equal((await get(path, 'not-a-token')).status, 401, `${path}: an unknown token is refused`)
+      t.equal((await get(path, READ_TOKEN)).status, 200, `${path}: the demo read token opens it`)
+    }
+    t.match(JSON.parse((await get(lookup, READ_TOKEN)).body), { outcome: 'found' }, `${alice!.user} found with the token`)
+  })
 
   await t.test('Postfix takes mail for a demo mailbox and refuses an unknown one (550, from mailhostd)', async (t) => {
     const s = new Session(await open('smtp'))

@@ -27,9 +27,10 @@ export class Client {
     )
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<Client> {
+  /** `localAddress`: the client's own address, e.g. 127.0.0.2 to be another client on loopback. */
+  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<Client> {
     return new Promise((resolve, reject) => {
-      const s = connect({ port, host })
+      const s = connect({ port, host, ...(localAddress === undefined ? {} : { localAddress }) })
       s.once('error', reject)
       s.once('connect', () => {
         s.off('error', reject)

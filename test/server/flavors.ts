@@ -71,6 +71,8 @@ export async function answerByKey({ key }: Call): Promise<Answer> {
 
 export const defaultLimits: ListenerLimits = {
   maxConnections: 100,
+  maxConnectionsPerClient: 100,
+  firstRequestTimeoutMs: 60_000,
   idleTimeoutMs: 60_000,
   requestTimeoutMs: 10_000,
   maxRequestBytes: 16384,

@@ -101,6 +101,61 @@ for (const f of flavors) {
     t.equal(await f.reply(b), f.found('route-for carol@x'), 'existing connections kept working')
   })
 
+  void t.test(`${f.name}: a connection without a complete first request within firstRequestTimeoutMs is closed`, async (t) => {
+    const { server, port } = await startFlavor(f, { firstRequestTimeoutMs: 300, idleTimeoutMs: 60_000 })
+    t.teardown(() => server.close(0))
+    const used = await Client.connect(port)
+    const silent = await Client.connect(port)
+    const half = await Client.connect(port)
+    t.teardown(() => (used.destroy(), silent.destroy(), half.destroy()))
+    used.write(f.request('alice@x'))
+    t.equal(await f.reply(used), f.found('route-for alice@x'))
+    half.write(f.halfRequest)
+    t.ok(await silent.closesWithin(5000), 'a connection that never sent anything')
+    t.ok(await half.closesWithin(5000), 'a connection whose first request never completed')
+    t.equal(silent.buffered.length + half.buffered.length, 0, 'without a reply')
+    // The timer is for the first request only: the used connection outlives it and still answers.
+    used.write(f.request('bob@x'))
+    t.equal(await f.reply(used), f.found('route-for bob@x'), 'a connection that completed a request stays')
+  })
+
+  void t.test(`${f.name}: one client address gets at most maxConnectionsPerClient`, async (t) => {
+    const { server, port } = await startFlavor(f, { maxConnectionsPerClient: 2 })
+    t.teardown(() => server.close(0))
+    const mine = [await Client.connect(port), await Client.connect(port)]
+    const extra = await Client.connect(port)
+    const other = await Client.connect(port, '127.0.0.1', '127.0.0.2')
+    t.teardown(() => [...mine, extra, other].forEach((c) => c.destroy()))
+    t.ok(await extra.closesWithin(2000), 'a third connection from 127.0.0.1 is closed at once')
+    other.write(f.request('alice@x'))
+    t.equal(await f.reply(other), f.found('route-for alice@x'), 'another address still gets in')
+    for (const c of mine) {
+      c.write(f.request('carol@x'))
+      t.equal(await f.reply(c), f.found('route-for carol@x'), 'the first two keep working')
+    }
+  })
+
+  void t.test(`${f.name}: at maxConnections the oldest connection without a request makes room`, async (t) => {
+    const { server, port } = await startFlavor(f, { maxConnections: 3 })
+    t.teardown(() => server.close(0))
+    const served = await Client.connect(port)
+    served.write(f.request('alice@x'))
+    t.equal(await f.reply(served), f.found('route-for alice@x'))
+    const oldest = await Client.connect(port)
+    const newer = await Client.connect(port)
+    await until(() => server.connections === 3, 5000, 'three connections')
+    const real = await Client.connect(port)
+    t.teardown(() => [served, oldest, newer, real].forEach((c) => c.destroy()))
+    real.write(f.request('bob@x'))
+    t.equal(await f.reply(real), f.found('route-for bob@x'), 'the new connection is served')
+    t.ok(await oldest.closesWithin(2000), 'the oldest silent connection made room')
+    t.equal(server.connections, 3, 'still within the cap')
+    newer.write(f.request('carol@x'))
+    t.equal(await f.reply(newer), f.found('route-for carol@x'), 'the newer silent one was kept')
+    served.write(f.request('dave@x'))
+    t.equal(await f.reply(served), f.found('route-for dave@x'), 'a connection that completed a request is never the one to go')
+  })
+
   void t.test(`${f.name}: close() lets an in-flight request finish and closes idle connections`, async (t) => {
     const { server, port, lookup } = await startFlavor(f)
     const busy = await Client.connect(port)
@@ -191,7 +246,7 @@ void t.test('listen() reports the bound port and rejects when the port is taken'
       throw new Error('unused')
     }),
     logger: silentLogger,
-    limits: { maxConnections: 1, idleTimeoutMs: 1000, requestTimeoutMs: 1000, maxRequestBytes: 1024 },
+    limits: { maxConnections: 1, maxConnectionsPerClient: 1, firstRequestTimeoutMs: 1000, idleTimeoutMs: 1000, requestTimeoutMs: 1000, maxRequestBytes: 1024 },
   })
   await t.rejects(clash.listen(), { code: 'EADDRINUSE' })
   await clash.close(0)

@@ -1,5 +1,6 @@
 // `mailhostctl lookup <map> <key>`: what Postfix would be told, and which layer answered, from
-// GET /v1/lookup (no token needed). Its exit codes follow the answer: 0 found, 1 not found, 2
+// GET /v1/lookup (a read token when the daemon's HTTP listener is not on loopback:
+// admin.readEndpoints). Its exit codes follow the answer: 0 found, 1 not found, 2
 // temporary or configuration failure, or any error answer from the daemon.
 
 import { parse } from '../args.js'
@@ -48,7 +49,7 @@ async function run(ctx: Ctx, args: readonly string[]): Promise<number> {
   const [map, key] = positionals as [string, string]
   let body: LookupReply
   try {
-    ;({ body } = await (await ctx.api({ anonymous: true })).send<LookupReply>({ method: 'GET', path: apiPath('lookup'), query: { map, key } }))
+    ;({ body } = await (await ctx.api()).send<LookupReply>({ method: 'GET', path: apiPath('lookup'), query: { map, key } }))
   } catch (e) {
     // An error answer is a failure of the lookup (2), whatever its status: 1 means "no such
     // address", which a refused request does not say.
