@@ -6,7 +6,7 @@
 // silently are the ones to lose it, and a flood of them cannot lock real clients out. Only when
 // every connection has completed a request is a new one refused.
 
-import { isIPv4 } from 'node:net'
+import { ipKey, MAX_IPV6_PREFIX } from '../auth/ip-key.js'
 import type { Logger } from '../log.js'
 
 export interface AdmissionLimits {
@@ -23,13 +23,15 @@ export type Refusal = 'listener full' | 'client full'
 const WARN_INTERVAL_MS = 60_000
 
 /**
- * The client an address counts for: IPv4-mapped IPv6 (`::ffff:192.0.2.7`, as a dual-stack
- * listener sees IPv4 peers) is the IPv4 address, so a peer is one client whichever way it came.
+ * The client an address counts for, by the same rule as the login brakes (src/auth/ip-key.ts):
+ * IPv4-mapped IPv6 (`::ffff:192.0.2.7`, as a dual-stack listener sees IPv4 peers) is the IPv4
+ * address, so a peer is one client whichever way it came. IPv6 counts per whole address here,
+ * not per /64: one site's Postfix hosts often share a /64, and each opens a connection per
+ * smtpd process; the eviction of silent connections already protects from many addresses.
  */
 export function clientOf(address: string | undefined): string | undefined {
   if (address === undefined) return undefined
-  const mapped = /^::ffff:(.+)$/i.exec(address)?.[1]
-  return mapped !== undefined && isIPv4(mapped) ? mapped : address
+  return ipKey(address, MAX_IPV6_PREFIX) ?? address
 }
 
 export class Admission<C> {
