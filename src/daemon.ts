@@ -6,9 +6,11 @@
 // address changed, and the cache keeps every answer still valid.
 
 import { mkdirSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { dirname, isAbsolute, join } from 'node:path'
 import type { Logger } from 'pino'
 import { Brakes, type BrakesOptions } from './auth/brakes.js'
+import { PasswordPool } from './auth/password-pool.js'
 import { LookupCache } from './cache/lookup-cache.js'
 import { listingPrimer, resolutionLoader } from './cache/resolution-loader.js'
 import { WARMUP_CONCURRENCY, warmUp } from './cache/warmup.js'
@@ -86,6 +88,8 @@ export class Daemon {
   #cache: LookupCache | undefined
   #services: Services | undefined
   #brakes: Brakes | undefined
+  /** Worker threads for the costly password schemes: login checks (SQL, LDAP compare) and admin hashes. */
+  #passwords: PasswordPool | undefined
   /** Rate-limit windows outlive policy rule set changes (a bucket is keyed by its limit). */
   readonly #limiter = new RateLimiter()
   #tokens: TokenAuth
@@ -170,7 +174,8 @@ export class Daemon {
     for (const file of this.options.seedSql ?? []) await applySqlFile(store, file)
     await this.reloadRegistry()
 
-    const raw: Directory = c.directory.type === 'ldap' ? new LdapDirectory(c.directory.ldap!, log) : new SqlDirectory(store)
+    const passwords = this.#startPasswords(c)
+    const raw: Directory = c.directory.type === 'ldap' ? new LdapDirectory(c.directory.ldap!, log, passwords) : new SqlDirectory(store, passwords)
     this.#calls = new InstrumentedDirectory(raw, this.metrics)
     this.#directory = new CircuitBreakerDirectory(
       this.#calls,
@@ -291,6 +296,19 @@ export class Daemon {
     if (touches(diff, 'health')) await this.#startHealthChecks(c)
     log.info({ changed: diff.live, restartNeeded: diff.restart }, 'configuration reloaded')
     return diff
+  }
+
+  /** The password worker pool, sized from `c.passwords` (restart-only keys), with its metrics. */
+  #startPasswords(c: Config): PasswordPool {
+    const pool = new PasswordPool({
+      workers: c.passwords.workers === 0 ? availableParallelism() : c.passwords.workers,
+      maxQueue: c.passwords.maxQueue,
+      logger: this.logger.child({ component: 'passwords' }),
+      onJob: (operation, outcome) => this.metrics.passwordJobs.inc({ operation, outcome }),
+    })
+    this.#passwords = pool
+    this.metrics.gauge('mailhostd_password_jobs_waiting', 'Password jobs waiting for a worker thread (at most passwords.maxQueue).', () => pool.waiting)
+    return pool
   }
 
   /** (Re)starts the backend health checks with `c.health`; none while its interval is 0. */
@@ -503,6 +521,7 @@ export class Daemon {
       logger: this.logger,
       instance: presence,
       apply: (change) => this.applyChange(change),
+      passwords: this.#passwords!,
     })
     return this.#admin
   }
@@ -556,6 +575,8 @@ export class Daemon {
     await this.#bus?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'change bus close failed'))
     await this.#writer?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'account writer close failed'))
     await this.#directory?.close().catch((e: unknown) => this.logger.warn({ err: String(e) }, 'directory close failed'))
+    // After everything that checks or hashes passwords; ends the worker threads.
+    await this.#passwords?.close()
     await this.#store?.close().catch((e: unknown) => this.logger.warn({ err: String(e) }, 'store close failed'))
     this.logger.info('mailhostd stopped')
   }

@@ -15,6 +15,9 @@ export const ErrorCodes = {
   LOOKUP_DEADLINE: 'MH_LOOKUP_DEADLINE',
   UNKNOWN_MAP: 'MH_UNKNOWN_MAP',
   PASSWORD_SCHEME: 'MH_PASSWORD_SCHEME',
+  // Password hashing on worker threads (auth/password-pool.ts): temporary failures.
+  PASSWORD_BUSY: 'MH_PASSWORD_BUSY',
+  PASSWORD_WORKER: 'MH_PASSWORD_WORKER',
   // Admin API (problem+json `code`); each maps to one HTTP status in ADMIN_STATUS.
   UNAUTHORIZED: 'MH_UNAUTHORIZED',
   FORBIDDEN: 'MH_FORBIDDEN',

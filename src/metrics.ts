@@ -5,6 +5,7 @@
 // time, so the objects need not know about Prometheus; those sources only ever grow.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { PASSWORD_JOB_OUTCOMES, PASSWORD_OPERATIONS } from './auth/password-pool.js'
 import type { Layer } from './resolve/answer.js'
 
 /** Buckets for request and directory latencies: sub-millisecond cache hits to multi-second timeouts. */
@@ -69,6 +70,12 @@ export class Metrics {
     labelNames: ['scope', 'action'] as const,
     registers: [this.registry],
   })
+  readonly passwordJobs = new Counter({
+    name: 'mailhostd_password_jobs_total',
+    help: `Password checks and hashes handed to the worker threads (Argon2, bcrypt, SHA-crypt), by operation (${PASSWORD_OPERATIONS.join('/')}) and outcome (${PASSWORD_JOB_OUTCOMES.join('/')}): busy = queue full, answered with a temporary failure at once; crashed = its worker died (temporary failure, worker replaced); abandoned = its caller stopped waiting.`,
+    labelNames: ['operation', 'outcome'] as const,
+    registers: [this.registry],
+  })
   readonly reloads = new Counter({
     name: 'mailhostd_config_reloads_total',
     help: 'Configuration reloads (SIGHUP) by result: applied, invalid (the file did not validate; nothing changed) or failed (applied in part).',
@@ -90,6 +97,8 @@ export class Metrics {
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry })
+    // A closed set: every series from the start, so rates and alerts see zeros, not gaps.
+    for (const operation of PASSWORD_OPERATIONS) for (const outcome of PASSWORD_JOB_OUTCOMES) this.passwordJobs.inc({ operation, outcome }, 0)
   }
 
   /** A gauge whose value is read from a live object at scrape time. */

@@ -5,11 +5,11 @@
 // every instance is told which addresses and entry changed, so their caches drop them at once.
 
 import { randomInt } from 'node:crypto'
-import { hashPassword, type Scheme } from '../auth/passwords.js'
+import { inlinePasswords, type Scheme } from '../auth/passwords.js'
 import { createHash } from 'node:crypto'
 import type { AccountChanges, AccountRecord, AccountQuery, NewAccount } from '../directory/accounts.js'
 import type { AccountStatus } from '../directory/directory.js'
-import { AdminError, ErrorCodes, describeError } from '../errors.js'
+import { AdminError, ErrorCodes, describeError, isMailhostdError } from '../errors.js'
 import { canonicalAddress } from '../resolve/address.js'
 import type { BackendInfo, Registry } from '../resolve/registry.js'
 import type { Queryable } from '../store/store.js'
@@ -448,8 +448,10 @@ export class Accounts {
   async #hash(password: string): Promise<string> {
     if (password === '') throw new AdminError(ErrorCodes.VALIDATION, 'password: empty (use null to remove the password)')
     try {
-      return await hashPassword(password, scheme(this.d))
+      return await (this.d.passwords ?? inlinePasswords).hash(password, scheme(this.d))
     } catch (e) {
+      // No worker free (or it died): a temporary failure (503) to retry, not a refused password.
+      if (isMailhostdError(e) && e.transient) throw e
       throw new AdminError(ErrorCodes.PASSWORD_SCHEME, `password: ${describeError(e)}`)
     }
   }

@@ -2,6 +2,7 @@
 // owns an address), the account writer when the directory takes writes, and the change bus
 // that tells every instance what changed.
 
+import type { PasswordHasher } from '../auth/passwords.js'
 import type { Change, ChangeBus } from '../cluster/changes.js'
 import type { Instance } from '../cluster/presence.js'
 import { toMs } from '../config/duration.js'
@@ -34,6 +35,8 @@ export interface AdminDeps {
   readonly apply: (change: Change) => Promise<void>
   /** Injectable for placement tests. */
   readonly random?: () => number
+  /** Hashes new passwords: the daemon's worker pool; without one (tests) they are hashed inline. */
+  readonly passwords?: PasswordHasher
 }
 
 /** The intents of this instance's admin writes (see intents.ts), judged after the directory's write timeout. */

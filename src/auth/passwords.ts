@@ -1,7 +1,9 @@
 // Stored passwords in Dovecot's `{SCHEME}value` syntax: verifying them (SQL directories, LDAP
 // compare mode) and hashing new ones. The prefix is required and read like Dovecot reads it
 // (case-insensitive, `.HEX`/`.B64`/`.BASE64` encoding suffixes); a value we cannot verify
-// throws UnsupportedSchemeError and is never a match.
+// throws UnsupportedSchemeError and is never a match. The functions here compute on the calling
+// thread; the daemon reaches them through password-pool.ts, which runs the costly schemes on
+// worker threads so a login storm cannot stall lookups.
 //
 // Dependencies. node:crypto covers SHA-1/SHA-2, so PLAIN, the SSHA family and SHA-crypt
 // (sha-crypt.ts) need nothing else; it has neither Argon2 (before Node 24.7) nor bcrypt.
@@ -35,8 +37,13 @@ export const DEFAULT_SCHEME: Scheme = 'ARGON2ID'
 
 const SCHEMES: readonly Scheme[] = ['ARGON2ID', 'SHA512-CRYPT', 'SHA256-CRYPT', 'BLF-CRYPT', 'SSHA512', 'SSHA256', 'SSHA', 'PLAIN']
 
-/** Dovecot's names that take a crypt(3) string; which methods each accepts is in verifyCrypt. */
-const CRYPT_SCHEMES = new Set(['CRYPT', 'SHA256-CRYPT', 'SHA512-CRYPT', 'BLF-CRYPT', 'ARGON2ID'])
+/**
+ * Dovecot's names that take a crypt(3) string; which methods each accepts is in verifyCrypt.
+ * They are also the costly ones: Argon2id, bcrypt and SHA-crypt take a cost (memory, passes,
+ * rounds) from the stored value or the configuration, 57 ms and up per check at our defaults,
+ * so they are the schemes password-pool.ts runs on worker threads.
+ */
+const CRYPT_SCHEMES: ReadonlySet<string> = new Set(['CRYPT', 'SHA256-CRYPT', 'SHA512-CRYPT', 'BLF-CRYPT', 'ARGON2ID'])
 const PLAIN_SCHEMES = new Set(['PLAIN', 'CLEARTEXT', 'CLEAR'])
 
 /**
@@ -59,6 +66,39 @@ export async function verifyPassword(stored: string, plain: string): Promise<Ver
     throw new UnsupportedSchemeError(scheme, 'scheme not supported')
   }
   return ok ? 'ok' : 'mismatch'
+}
+
+/**
+ * True when checking a password against `stored` is costly work (a crypt(3) scheme). The rest,
+ * PLAIN and the salted SHA family, is one comparison or one SHA digest of a password and a salt
+ * whose sizes the request limits bound: a few microseconds, less than handing the job to a thread
+ * costs, and nothing in the stored value can make it dearer. Also false for a value without a
+ * readable prefix: verifyPassword refuses it at once.
+ */
+export function verifyIsCostly(stored: string): boolean {
+  const m = /^\{([A-Za-z0-9-]{1,40})\}/.exec(stored)
+  return m !== null && CRYPT_SCHEMES.has(m[1]!.toUpperCase())
+}
+
+/** True when hashPassword(_, scheme) is costly work (see verifyIsCostly). */
+export function hashIsCostly(scheme: Scheme): boolean {
+  return CRYPT_SCHEMES.has(scheme)
+}
+
+/**
+ * Checks and makes stored passwords. password-pool.ts runs the costly schemes on worker threads;
+ * `inlinePasswords` computes everything on the calling thread (unit tests, tools).
+ */
+export interface PasswordHasher {
+  /** As verifyPassword; `signal` lets a caller that stopped waiting drop a job not yet started. */
+  verify(stored: string, plain: string, signal?: AbortSignal): Promise<VerifyResult>
+  /** As hashPassword. */
+  hash(plain: string, scheme?: Scheme): Promise<string>
+}
+
+export const inlinePasswords: PasswordHasher = {
+  verify: (stored, plain) => verifyPassword(stored, plain),
+  hash: (plain, scheme) => hashPassword(plain, scheme),
 }
 
 /** A new stored value, `{SCHEME}` prefix included. */

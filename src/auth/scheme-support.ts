@@ -14,6 +14,8 @@ import { ErrorCodes, MailhostdError } from '../errors.js'
 export class UnsupportedSchemeError extends MailhostdError {
   /** The scheme as written in the prefix (upper-cased), when there was a readable one. */
   readonly scheme: string | undefined
+  /** What is wrong with the value, as in the message (it crosses from a worker thread with the scheme). */
+  readonly problem: string
 
   constructor(scheme: string | undefined, problem: string) {
     super(ErrorCodes.PASSWORD_SCHEME, scheme === undefined ? `stored password: ${problem}` : `stored password {${scheme}}: ${problem}`, {
@@ -22,6 +24,7 @@ export class UnsupportedSchemeError extends MailhostdError {
     })
     this.name = 'UnsupportedSchemeError'
     this.scheme = scheme
+    this.problem = problem
   }
 }
 

@@ -303,6 +303,24 @@ const Admin = Type.Object(
   { additionalProperties: false, default: {} },
 )
 
+// Password hashing on worker threads (auth/password-pool.ts); read once at start.
+const Passwords = Type.Object(
+  {
+    workers: Type.Integer({
+      minimum: 0,
+      maximum: 256,
+      default: 0,
+      description: 'Worker threads that check and hash Argon2, bcrypt and SHA-crypt passwords; 0: one per core (os.availableParallelism()).',
+    }),
+    maxQueue: Type.Integer({
+      minimum: 0,
+      default: 64,
+      description: 'Password jobs that may wait for a worker; more get a temporary failure at once.',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
 export const ConfigSchema = Type.Object(
   {
     dataDir: Type.String({ default: './data', description: 'PGlite database and runtime files.' }),
@@ -425,6 +443,7 @@ export const ConfigSchema = Type.Object(
     ),
     login: Login,
     admin: Admin,
+    passwords: Passwords,
     policy: Type.Object(
       {
         defaultRuleSet: Type.String({ default: 'default', description: 'Used when policy_context is empty.' }),

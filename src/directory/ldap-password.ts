@@ -7,7 +7,7 @@
 // password as an anonymous ("unauthenticated") bind, which succeeds (RFC 4513 §5.1.2).
 
 import { InvalidCredentialsError, type Client } from 'ldapts'
-import { verifyPassword as verifyHash, UnsupportedSchemeError } from '../auth/passwords.js'
+import { UnsupportedSchemeError, type PasswordHasher } from '../auth/passwords.js'
 import { DirectoryDataError, DirectoryError, ErrorCodes } from '../errors.js'
 import { silentLogger } from '../log.js'
 import type { AccountEntry } from './directory.js'
@@ -23,6 +23,8 @@ export interface LdapPasswordOptions {
   readonly binds: LdapBindChecks | undefined
   /** The service account's pool, for compare mode. */
   readonly servicePool: LdapPool
+  /** Where compare mode checks the hashes it read (the daemon's worker pool). */
+  readonly passwords: PasswordHasher
 }
 
 export async function checkLdapPassword(
@@ -171,7 +173,7 @@ async function compare(o: LdapPasswordOptions, account: AccountEntry, password: 
   let unverifiable = false
   for (const stored of values) {
     try {
-      if ((await verifyHash(stored, password)) === 'ok') return 'ok'
+      if ((await o.passwords.verify(stored, password, signal)) === 'ok') return 'ok'
     } catch (e) {
       if (!(e instanceof UnsupportedSchemeError)) throw e
       unverifiable = true

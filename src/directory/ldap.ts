@@ -3,6 +3,7 @@
 // carry the address as a BER value, so no key can change the filter's structure.
 
 import { AndFilter, EqualityFilter, OrFilter, PresenceFilter, type Filter } from 'ldapts'
+import { inlinePasswords, type PasswordHasher } from '../auth/passwords.js'
 import { DirectoryDataError, ErrorCodes } from '../errors.js'
 import type { LdapConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
@@ -31,7 +32,8 @@ export class LdapDirectory implements Directory {
   /** Whole seconds, as LDAP wants: the server gives up too instead of working for nobody. 0: none. */
   readonly #timeLimit: number
 
-  constructor(config: LdapConfig, logger: Logger) {
+  /** `passwords`: the daemon's worker pool for compare mode; without one (tests) hashes are checked inline. */
+  constructor(config: LdapConfig, logger: Logger, passwords: PasswordHasher = inlinePasswords) {
     this.#baseDN = config.baseDN
     this.#scope = config.scope
     this.#extraFilter = parseExtraFilter(config.filter)
@@ -46,6 +48,7 @@ export class LdapDirectory implements Directory {
       attribute: config.passwordAttribute,
       binds: config.passwordCheck === 'bind' ? new LdapBindChecks(connection, config.passwordConnections) : undefined,
       servicePool: this.#pool,
+      passwords,
     }
   }
 

@@ -2,7 +2,7 @@
 // One parameterised query answers "who owns exactly this address?"; the address is always a
 // bound parameter compared with `=`, so quotes, `%`, `_` and backslashes mean nothing special.
 
-import { UnsupportedSchemeError, verifyPassword as verifyHash } from '../auth/passwords.js'
+import { inlinePasswords, UnsupportedSchemeError, type PasswordHasher } from '../auth/passwords.js'
 import { DirectoryDataError, DirectoryError, ErrorCodes, describeError } from '../errors.js'
 import type { Store } from '../store/store.js'
 import type { AccountEntry, AccountStatus, Directory, DirectoryEntry } from './directory.js'
@@ -38,9 +38,12 @@ const FIND_OWNERS = `
 export class SqlDirectory implements Directory {
   readonly kind = 'sql'
   readonly #store: Store
+  readonly #passwords: PasswordHasher
 
-  constructor(store: Store) {
+  /** `passwords`: the daemon's worker pool; without one (tests, tools) hashes are checked inline. */
+  constructor(store: Store, passwords: PasswordHasher = inlinePasswords) {
     this.#store = store
+    this.#passwords = passwords
   }
 
   async findByAddress(address: string, signal?: AbortSignal): Promise<DirectoryEntry[]> {
@@ -63,7 +66,7 @@ export class SqlDirectory implements Directory {
     // No row (deleted meanwhile) or no password set: nobody can log in as this account.
     if (stored === undefined || stored === null || stored === '') return 'mismatch'
     try {
-      return await verifyHash(stored, password)
+      return await this.#passwords.verify(stored, password, signal)
     } catch (e) {
       if (e instanceof UnsupportedSchemeError) {
         throw new DirectoryDataError(ErrorCodes.DIRECTORY_DATA, `password of ${account.id} uses a scheme mailhostd cannot verify`)

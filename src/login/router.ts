@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import type { Brakes } from '../auth/brakes.js'
 import type { LoginConfig } from '../config/schema.js'
 import type { AccountEntry, Directory } from '../directory/directory.js'
-import { DeadlineError, describeError, isMailhostdError } from '../errors.js'
+import { DeadlineError, ErrorCodes, describeError, isMailhostdError } from '../errors.js'
 import { LogThrottle } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { KeyResolver } from '../policy/engine.js'
@@ -167,10 +167,11 @@ export class LoginRouter {
   #tempfail(e: unknown, tarpitSeconds: number): Failure {
     const code = isMailhostdError(e) ? e.code : 'MH_INTERNAL'
     const dataError = isMailhostdError(e) && !e.transient
+    const busy = code === ErrorCodes.PASSWORD_BUSY || code === ErrorCodes.PASSWORD_WORKER
     this.#throttle.run(`verify:${code}`, (suppressed) =>
       (dataError ? this.#o.logger.error : this.#o.logger.warn).call(this.#o.logger, { code, reason: describeError(e), suppressed }, 'password check failed; answering temporary failure'),
     )
-    return { result: 'tempfail', reason: dataError ? 'stored password unusable' : 'directory unavailable', tarpitSeconds }
+    return { result: 'tempfail', reason: dataError ? 'stored password unusable' : busy ? 'password checks unavailable' : 'directory unavailable', tarpitSeconds }
   }
 
   #done(protocol: string, req: LoginRequest, result: LoginResult): LoginResult {
