@@ -2,7 +2,7 @@
 // The name is resolved like any address (rules, cache, directory); it must name exactly one
 // mailbox. The password is checked by the directory within the lookup deadline. Directory
 // trouble is a temporary failure, never "unknown user" or "wrong password"; the brakes decide
-// before any password is checked.
+// before any password is checked, and an attempt they tarpit or refuse is never checked.
 
 import type { Logger } from 'pino'
 import type { Brakes } from '../auth/brakes.js'
@@ -58,6 +58,13 @@ export class LoginRouter {
     if ('result' in found) {
       if (found.result === 'unknown') this.#o.brakes.failure(who, req.remoteIp)
       return this.#done(protocol, req, { ...found, tarpitSeconds })
+    }
+    if (verdict.action === 'tarpit') {
+      // Not checked either: a guesser held by the tarpit must not cost a hash per attempt (an
+      // Argon2 check is ~60 ms of CPU). Without a check it cannot succeed, so it counts as one
+      // more failure, and the tarpit grows towards refusal as it did for wrong passwords.
+      this.#o.brakes.failure(who, req.remoteIp)
+      return this.#done(protocol, req, { result: 'mismatch', reason: 'too many failed logins', tarpitSeconds })
     }
     let check: 'ok' | 'mismatch'
     try {

@@ -117,6 +117,20 @@ t.test('brakes: tarpit after N account failures from one IP, refuse later withou
   }
 })
 
+t.test('brakes: a tarpitted attempt is not checked, counts as a failure, and leads to refusal', async (t) => {
+  const dir = demoDirectory()
+  const { router, brakes } = routerFor(dir)
+  let checks = 0
+  const check = dir.verifyPassword.bind(dir)
+  dir.verifyPassword = (account, password) => (checks++, check(account, password))
+  await verify(router, 'bob@example.org', 'x1', 'imap', '192.0.2.77')
+  await verify(router, 'bob@example.org', 'x2', 'imap', '192.0.2.77')
+  t.equal(checks, 2)
+  t.same(await verify(router, 'bob@example.org', 'builder', 'imap', '192.0.2.77'), { result: 'mismatch', reason: 'too many failed logins', tarpitSeconds: 1 }, 'tarpitted: even the right password fails')
+  t.equal(checks, 2, 'without a password check')
+  t.match(brakes.check({ room: 'account', key: 'bob', display: 'bob@example.org' }, '192.0.2.77'), { action: 'refuse' }, 'and it counted: the next one is refused')
+})
+
 t.test('temporary failure reasons carry no internals', async (t) => {
   const dir = demoDirectory()
   const { router } = routerFor(dir)
