@@ -303,6 +303,7 @@ export class Daemon {
     const pool = new PasswordPool({
       workers: c.passwords.workers === 0 ? availableParallelism() : c.passwords.workers,
       maxQueue: c.passwords.maxQueue,
+      niceness: c.passwords.niceness,
       logger: this.logger.child({ component: 'passwords' }),
       onJob: (operation, outcome) => this.metrics.passwordJobs.inc({ operation, outcome }),
     })

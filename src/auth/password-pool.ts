@@ -12,8 +12,8 @@
 //   absurd cost (Argon2 t=10^9) must not hold a worker forever.
 // - A worker that dies fails its job with MH_PASSWORD_WORKER (temporary) and is replaced, after
 //   a pause that grows while replacements keep dying (a broken install must not spin).
-// - Workers run at a lower priority (password-worker.ts): when lookups and hashes compete for
-//   the cores, lookups win, and idle cores still go to the hashes.
+// - Workers may run at a lower priority (niceness, set in password-worker.ts): when lookups and
+//   hashes compete for the cores, lookups win, and idle cores still go to the hashes.
 // - Idle workers do not keep the process alive (unref); close() ends them all.
 //
 // Why not piscina: it does all of the above but brings an optional native addon (@napi-rs/nice,
@@ -24,6 +24,7 @@ import { Worker } from 'node:worker_threads'
 import { MailhostdError, ErrorCodes } from '../errors.js'
 import { LogThrottle, type Logger } from '../log.js'
 import { DEFAULT_SCHEME, hashIsCostly, hashPassword, verifyIsCostly, verifyPassword, type PasswordHasher, type Scheme, type VerifyResult } from './passwords.js'
+import type { PasswordWorkerData } from './password-worker.js'
 import { UnsupportedSchemeError } from './scheme-support.js'
 
 /** The jobs, and what became of each: the closed label sets of mailhostd_password_jobs_total. */
@@ -50,6 +51,12 @@ export interface PasswordPoolOptions {
   readonly workers: number
   /** Jobs that may wait for a worker; more fail at once with MH_PASSWORD_BUSY. */
   readonly maxQueue: number
+  /**
+   * How much nicer than the daemon the workers run (Linux nice increment, 0-19): the kernel then
+   * gives a core to the event loop (lookups) first whenever both want one, while a core nobody
+   * else wants still goes to the hashes at full speed. 0: the daemon's own priority.
+   */
+  readonly niceness?: number
   readonly logger: Logger
   /** Told of every job handed to the pool, once it is settled. */
   readonly onJob?: (operation: PasswordOperation, outcome: PasswordJobOutcome) => void
@@ -189,7 +196,8 @@ export class PasswordPool implements PasswordHasher {
 
   #spawn(slot: Slot): void {
     slot.respawn = undefined
-    const worker = new Worker(this.#o.workerUrl ?? WORKER_URL, { name: 'mailhostd password' })
+    const workerData: PasswordWorkerData = { niceness: this.#o.niceness ?? 0 }
+    const worker = new Worker(this.#o.workerUrl ?? WORKER_URL, { name: 'mailhostd password', workerData })
     worker.unref()
     slot.worker = worker
     worker.on('message', (reply: PasswordReply) => this.#replied(slot, worker, reply))

@@ -3,19 +3,18 @@
 
 import { readlinkSync } from 'node:fs'
 import { getPriority, setPriority } from 'node:os'
-import { parentPort } from 'node:worker_threads'
+import { parentPort, workerData } from 'node:worker_threads'
 import type { PasswordJob, PasswordReply, WorkerError } from './password-pool.js'
 import { hashPassword, verifyPassword } from './passwords.js'
 import { UnsupportedSchemeError } from './scheme-support.js'
 
-/**
- * How much nicer than the daemon the worker threads are (nice values run to 19, the lowest
- * priority). The kernel then gives a core to the event loop (lookups) first whenever both want
- * one, while a core nobody else wants still goes to the hashes at full speed.
- */
-const NICENESS_ABOVE_DAEMON = 10
+/** What the pool tells each worker at its start. */
+export interface PasswordWorkerData {
+  /** How much nicer than the daemon this thread runs (password-pool.ts). */
+  readonly niceness: number
+}
 
-lowerPriority()
+lowerPriority((workerData as PasswordWorkerData | undefined)?.niceness ?? 0)
 const port = parentPort!
 port.on('message', (job: PasswordJob) => void run(job))
 
@@ -40,10 +39,11 @@ function toReply(e: unknown): WorkerError {
  * Linux keeps a nice value per thread, and setpriority() given a thread id sets only that
  * thread's: /proc/thread-self names this one. Elsewhere the workers keep the daemon's priority.
  */
-function lowerPriority(): void {
+function lowerPriority(by: number): void {
+  if (by <= 0) return
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
-    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + NICENESS_ABOVE_DAEMON))
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + by))
   } catch {
     // No /proc (another OS) or not permitted: the same work at the same priority.
   }

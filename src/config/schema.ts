@@ -317,6 +317,12 @@ const Passwords = Type.Object(
       default: 64,
       description: 'Password jobs that may wait for a worker; more get a temporary failure at once.',
     }),
+    niceness: Type.Integer({
+      minimum: 0,
+      maximum: 19,
+      default: 10,
+      description: 'How much lower the worker threads\' priority is than the daemon\'s (a Linux nice increment): lookups get the cores first. 0: the same priority.',
+    }),
   },
   { additionalProperties: false, default: {} },
 )

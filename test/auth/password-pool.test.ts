@@ -2,9 +2,12 @@
 // schemes are computed on them with the same results and errors as inline, the cheap ones never
 // reach them; a full queue fails at once with a temporary failure; a caller that stops waiting
 // gets its job dropped (or its worker replaced); a worker that dies costs only its own job, a
-// temporary failure, and is replaced; close() ends every thread. Each job's fate is counted.
+// temporary failure, and is replaced; workers run at a lower priority when asked; close() ends
+// every thread. Each job's fate is counted.
 // Ordering only, no timings: a queued job cannot finish before the one ahead of it has.
 
+import { readdirSync, readFileSync } from 'node:fs'
+import { getPriority } from 'node:os'
 import t, { type Test } from 'tap'
 import { PasswordPool, type PasswordJobOutcome, type PasswordOperation, type PasswordPoolOptions } from '../../src/auth/password-pool.js'
 import { hashPassword, UnsupportedSchemeError, verifyPassword } from '../../src/auth/passwords.js'
@@ -129,6 +132,18 @@ t.test('workers that keep dying are replaced after a growing pause, without spin
   t.equal(p.threads, 0, 'the third death in a row waits before its replacement')
   t.equal(await p.verify(stored, 'slow'), 'ok', 'a job meanwhile waits for it, then runs')
   t.same(jobs, ['verify:crashed', 'verify:crashed', 'verify:crashed', 'verify:done'])
+})
+
+t.test('workers run `niceness` lower than the daemon (Linux: per-thread nice values)', async (t) => {
+  const niceOf = (tid: string) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16])
+  const threads = () => readdirSync('/proc/self/task').map(niceOf)
+  const nicer = Math.min(19, getPriority() + 5)
+  const before = threads().filter((n) => n === nicer).length
+  const { p } = pool(t, { workers: 2, niceness: 5 })
+  // Two jobs at once: both workers have started (and set their priority before taking a job).
+  await Promise.all([p.hash('a', 'BLF-CRYPT'), p.hash('b', 'BLF-CRYPT')])
+  t.equal(threads().filter((n) => n === nicer).length - before, 2, 'both worker threads')
+  t.equal(getPriority(), nicer - 5, "the daemon's own thread keeps its priority")
 })
 
 t.test('close() fails what waits or runs, ends every thread, refuses new jobs', async (t) => {
