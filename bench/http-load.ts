@@ -63,7 +63,8 @@ export async function checkRouted(load: HttpLoad): Promise<void> {
   if (!ok) throw new Error(`${load.url} did not route the login: HTTP ${r.status} ${r.headers.get('auth-status') ?? ''} ${body.slice(0, 200)}`)
 }
 
-export async function runHttpLoad(load: HttpLoad, o: { connections: number; durationMs: number; maxRequests: number }): Promise<HttpResult> {
+/** `signal` ends the run early (a background load stopped when the measured one is done). */
+export async function runHttpLoad(load: HttpLoad, o: { connections: number; durationMs: number; maxRequests: number; signal?: AbortSignal }): Promise<HttpResult> {
   await checkRouted(load)
   let responses = 0
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
@@ -82,6 +83,8 @@ export async function runHttpLoad(load: HttpLoad, o: { connections: number; dura
     instance.on('response', () => {
       if (++responses === o.maxRequests) instance.stop()
     })
+    if (o.signal?.aborted) instance.stop()
+    else o.signal?.addEventListener('abort', () => instance.stop(), { once: true })
   })
   return {
     requests: result.requests.total,

@@ -9,9 +9,10 @@ import type { KeyDeck } from './directory.js'
 import type { HttpResult } from './http-load.js'
 import type { LoadResult } from './load-generator.js'
 import type { MissPathResult } from './miss-path.js'
+import type { HashingResult } from './password-hashing.js'
 import type { PeerResult } from './postfix-peer.js'
 import type { ScaleResult } from './scale.js'
-import { WORKLOAD_NOTES, type Verdict } from './targets.js'
+import { hashingVerdicts, WORKLOAD_NOTES, type Verdict } from './targets.js'
 
 export interface Machine {
   readonly cpu: string
@@ -53,6 +54,8 @@ export interface BenchResults {
   /** passdb verify against the SQL directory on PostgreSQL. */
   readonly httpSql?: HttpResult
   readonly scale?: ScaleResult
+  /** The password hashing section, with the machine and command it ran with. */
+  readonly hashing?: HashingSection
   readonly cfg: BenchConfig
   readonly machine: Machine
   readonly command: string
@@ -220,6 +223,67 @@ function scaleSection(s: ScaleResult): string {
   ].join('\n')
 }
 
+export interface HashingSection {
+  readonly result: HashingResult
+  readonly machine: Machine
+  readonly command: string
+  /** 1-minute load average when the section ended. */
+  readonly loadAfter: number
+  readonly date: Date
+}
+
+/** The heading that starts the password hashing section; BENCH_ONLY=passwords replaces what follows it. */
+export const HASHING_HEADING = '## Password hashing off the event loop (issue 13)'
+
+const loadNote = (load: number, cores: number) => (load > 0.5 * cores ? ' (the machine was busy with other work: figures are noisy)' : '')
+
+/** The password hashing section, whole: it carries its own date, machine and command. */
+export function hashingSection(s: HashingSection): string {
+  const { result: h, machine: m } = s
+  const lookupRow = (what: string, r: LoadResult, verify?: HttpResult) => [what, n0(r.rps), f2(r.p50), f2(r.p99), f2(r.p999), f2(r.max), r.unexpected, verify ? n0(verify.rps) : '-', verify ? verify.mismatches + verify.non2xx + verify.errors : '-']
+  const verifyRow = (workers: number, v: HttpResult) => [workers === 1 ? '1' : `${workers} (the default: one per core)`, n0(v.rps), f2(v.p50), f2(v.p99), f2(v.max), n0(v.requests), v.mismatches + v.non2xx + v.errors]
+  const verdicts = hashingVerdicts(h)
+  return `${HASHING_HEADING}
+
+Written by \`npm run bench\`, or alone by \`BENCH_ONLY=passwords npm run bench\`
+(bench/password-hashing.ts), which replaces only this section.
+
+- Date: ${s.date.toISOString().slice(0, 16).replace('T', ' ')} UTC
+- Machine: ${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, ${m.kernel}; Node.js ${m.node}
+- Load average at start: ${m.load.toFixed(2)}${loadNote(m.load, m.cores)}; at the end: ${s.loadAfter.toFixed(2)}${loadNote(s.loadAfter, m.cores)}
+- Command: \`${s.command}\`
+
+${table(['comparison', 'target', 'measured', 'result'], verdicts.map((v) => [v.name, v.target, v.measured, v.met ? 'met' : '**missed**']), 4)}
+
+Cached socketmap lookups (${h.connections} connections, one request outstanding each) on one daemon with
+the default pool (${h.defaultWorkers} worker threads), SQL directory on PGlite; the verifications are
+\`POST /v1/dovecot/passdb/verify\` of an account whose password is \`{ARGON2ID}\` at the default
+cost (m=19456 KiB, t=2, p=1), each connection sending the next as soon as it has its answer:
+
+${table(['lookups', 'lookups/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'unexpected', 'verifications/s meanwhile', 'verifications not ok'], [lookupRow('idle (no logins)', h.idle), ...h.under.map((u) => lookupRow(`while ${u.verifications} verifications run`, u.lookups, u.verify))], 1)}
+
+Argon2id verify throughput (${h.throughputConnections} connections, no lookups), \`passwords.workers\` 1 against the default:
+
+${table(['worker threads', 'verifications/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'not ok'], h.throughput.map((x) => verifyRow(x.workers, x.verify)), 1)}
+
+The worker threads run at a lower priority than the daemon's event loop (nice +10 on Linux), so
+when lookups and hashes compete for the cores, lookups win; the load generator and autocannon
+run in the bench process on the same cores. Beyond \`passwords.maxQueue\` (64) waiting checks a
+login would get a temporary failure at once; no run here reaches it.`
+}
+
+/** `page` with its password hashing section replaced by `section` (inserted before the sizing notes if it had none). */
+export function spliceHashingSection(page: string, section: string): string {
+  const start = page.indexOf(`${HASHING_HEADING}\n`)
+  if (start !== -1) {
+    const next = page.indexOf('\n## ', start + HASHING_HEADING.length)
+    return `${page.slice(0, start)}${section}\n${next === -1 ? '' : page.slice(next)}`
+  }
+  const sizing = page.indexOf('## What the figures mean')
+  if (sizing === -1) return `${page.trimEnd()}\n\n${section}\n`
+  return `${page.slice(0, sizing)}${section}\n\n${page.slice(sizing)}`
+}
+
 function sizingSection(b: BenchResults): string {
   const cached = b.floor?.mailhostd
   const out = [
@@ -285,7 +349,7 @@ ${comparisonsSection(b)}
 
 ${b.scale ? scaleSection(b.scale) : `Not run (\`${KNOBS.scaleAccounts.env}=0\`).`}
 
-## What the figures mean for sizing a cluster
+${b.hashing ? `${hashingSection(b.hashing)}\n\n` : ''}## What the figures mean for sizing a cluster
 
 ${sizingSection(b)}
 

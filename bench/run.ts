@@ -5,11 +5,14 @@
 //      coalescing, HTTP passdb verify (and nginx auth_http beside it);
 //   3. stale answers while slapd is dead;
 //   4. the million-account scale run (bench/scale.ts);
-//   5. a `node --cpu-prof` run for each missed target.
+//   5. a `node --cpu-prof` run for each missed target;
+//   6. issue 13's password hashing figures (bench/password-hashing.ts): cached-lookup latency
+//      while Argon2id verifications run, and verify throughput by pool size.
+// BENCH_ONLY=passwords runs only the last and replaces only its section of docs/benchmarks.md.
 // Every run is bounded in time and count, on loopback, with peers the harness starts and stops
 // by PID. Knobs: bench/config.ts (printed in the report).
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ROOT, type Mailhostd } from '../test/harness/mailhostd.js'
@@ -25,9 +28,15 @@ import { runLoad, type LoadResult, type LoadTarget } from './load-generator.js'
 import { compareMissPath } from './miss-path.js'
 import { comparePeer } from './postfix-peer.js'
 import { profileWorkloads, type ProfileContext } from './profile.js'
-import { machine, renderReport, type BenchResults, type Row } from './report.js'
+import { passwordHashingBench } from './password-hashing.js'
+import { hashingSection, machine, renderReport, spliceHashingSection, type BenchResults, type HashingSection, type Row } from './report.js'
 import { scaleBench, type ScaleResult } from './scale.js'
 import { coalescingVerdict, floorVerdicts, httpVerdict, missVerdict, peerVerdict, scaleVerdict, type Verdict } from './targets.js'
+
+/** Sections that can run alone (BENCH_ONLY): each rewrites only its own part of docs/benchmarks.md. */
+const ALONE = ['passwords'] as const
+const only = process.env.BENCH_ONLY || undefined
+if (only !== undefined && !(ALONE as readonly string[]).includes(only)) throw new Error(`BENCH_ONLY=${only}: sections that run alone: ${ALONE.join(', ')}`)
 
 /** What the sections fill in as they run. */
 type Collected = { -readonly [K in 'floor' | 'peer' | 'miss' | 'coalescing' | 'http' | 'httpSql' | 'scale']?: BenchResults[K] }
@@ -203,11 +212,29 @@ async function coalescing(verdicts: Verdict[], results: Collected): Promise<void
   }
 }
 
+/** The password hashing section, with the machine as it was when the section started. */
+async function hashing(command: string): Promise<HashingSection> {
+  const at = machine()
+  const date = new Date()
+  const result = await passwordHashingBench(cfg, log)
+  return { result, machine: at, command, loadAfter: machine().load, date }
+}
+
+/** BENCH_ONLY=passwords: that section alone, spliced into the page the last full run wrote. */
+async function passwordsAlone(): Promise<void> {
+  const section = hashingSection(await hashing(`BENCH_ONLY=passwords ${nonDefaultEnv(cfg)}npm run bench`))
+  const path = `${ROOT}/docs/benchmarks.md`
+  writeFileSync(path, spliceHashingSection(readFileSync(path, 'utf8'), section))
+  process.stdout.write(`${section}\n`)
+  log(`wrote the password hashing section of docs/benchmarks.md; ${elapsedS().toFixed(0)} s`)
+}
+
 async function main(): Promise<void> {
   const loadAtStart = machine().load
   const results: Collected = {}
   const verdicts: Verdict[] = []
   try {
+    if (only === 'passwords') return await passwordsAlone()
     log(`generated directory: ${dir.accounts} accounts; mixed deck ${mixed.hits} hits + ${mixed.misses} misses`)
     await sqlSuites(results, verdicts)
     const slapd = await startSlapd({ extraLdif: [dir.ldif()] })
@@ -225,6 +252,8 @@ async function main(): Promise<void> {
       results.scale = scale
     }
     if (scale) verdicts.push(scaleVerdict(scale))
+    const command = `${nonDefaultEnv(cfg)}npm run bench`
+    const hashingFigures = await hashing(command)
 
     const report = renderReport({
       ...(results as BenchResults),
@@ -232,7 +261,8 @@ async function main(): Promise<void> {
       verdicts,
       cfg,
       machine: { ...machine(), load: loadAtStart },
-      command: `${nonDefaultEnv(cfg)}npm run bench`,
+      hashing: hashingFigures,
+      command,
       elapsedS: elapsedS(),
       deck: mixed,
       accounts: dir.accounts,

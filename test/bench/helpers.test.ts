@@ -11,8 +11,9 @@ import { summarise } from '../../bench/histogram.js'
 import { encodeRequest, takeReply } from '../../bench/load-generator.js'
 import { directoryFindCount } from '../../bench/metrics-scrape.js'
 import { explain } from '../../bench/profile.js'
-import { renderReport, table, type BenchResults } from '../../bench/report.js'
-import { coalescingVerdict, floorVerdicts, missVerdict } from '../../bench/targets.js'
+import type { HashingResult } from '../../bench/password-hashing.js'
+import { HASHING_HEADING, hashingSection, renderReport, spliceHashingSection, table, type BenchResults, type HashingSection } from '../../bench/report.js'
+import { coalescingVerdict, floorVerdicts, hashingVerdicts, missVerdict } from '../../bench/targets.js'
 
 t.test('requests are framed as Postfix frames them', async (t) => {
   t.equal(encodeRequest({ port: 1, proto: 'socketmap', map: 'recipient' }, 'a@b.c').toString(), '15:recipient a@b.c,')
@@ -180,4 +181,56 @@ t.test('the report shows each target with its figure and each miss with its prof
   t.equal(md.match(/`writeBuffer`/g)?.length, 1, 'a shared profile is printed once')
   t.match(md, /Not run \(`BENCH_SCALE_ACCOUNTS=0`\)|## Scale/)
   t.equal(table(['a', 'b'], [[1, 2]]), '| a | b |\n|---|---:|\n| 1 | 2 |')
+})
+
+const http = (rps: number) => ({ requests: rps * 5, rps, p50: 50, p99: 120, max: 200, non2xx: 0, errors: 0, mismatches: 0 })
+const hashing: HashingResult = {
+  connections: 50,
+  idle: load(20_000, 2),
+  under: [
+    { verifications: 8, lookups: load(18_000, 3.9), verify: http(30) },
+    { verifications: 32, lookups: load(15_000, 4.5), verify: http(31) },
+  ],
+  defaultWorkers: 2,
+  throughputConnections: 32,
+  throughput: [
+    { workers: 1, verify: http(16) },
+    { workers: 2, verify: http(31) },
+  ],
+}
+
+t.test('the password hashing targets: lookup p99 under verifications against idle, at most 2x', async (t) => {
+  const [eight, many] = hashingVerdicts(hashing)
+  t.match(eight, { met: true, target: '<= 2x', measured: '1.95x (3.90 vs 2.00 ms)' })
+  t.match(eight!.name, /while 8 Argon2id verifications run/)
+  t.match(many, { met: false, measured: '2.25x (4.50 vs 2.00 ms)' })
+})
+
+t.test('the password hashing section carries its own machine and command, and replaces only itself', async (t) => {
+  const section: HashingSection = {
+    result: hashing,
+    machine: { cpu: 'Test CPU', cores: 2, ramGiB: 4, kernel: 'Linux 6', node: 'v20', load: 3 },
+    command: 'BENCH_ONLY=passwords npm run bench',
+    loadAfter: 0.4,
+    date: new Date('2026-12-07T10:00:00Z'),
+  }
+  const md = hashingSection(section)
+  t.ok(md.startsWith(`${HASHING_HEADING}\n`))
+  t.match(md, /Date: 2026-12-07 10:00 UTC/)
+  t.match(md, /Load average at start: 3\.00 \(the machine was busy with other work: figures are noisy\); at the end: 0\.40\n/)
+  t.match(md, /Command: `BENCH_ONLY=passwords npm run bench`/)
+  t.match(md, /\| while 32 verifications run \| 15,000 \| 2\.25 \| 4\.50 \| 4\.50 \| 4\.50 \| 0 \| 31 \| 0 \|/)
+  t.match(md, /\| 2 \(the default: one per core\) \| 31 \|/)
+  t.match(md, /\*\*missed\*\*/)
+
+  const page = '# Benchmarks\n\n## Scale\n\nbig\n\n## What the figures mean for sizing a cluster\n\n- notes\n'
+  const once = spliceHashingSection(page, md)
+  t.ok(once.indexOf(HASHING_HEADING) > once.indexOf('## Scale') && once.indexOf(HASHING_HEADING) < once.indexOf('## What the figures'), 'inserted before the sizing notes')
+  const again = spliceHashingSection(once, md.replace('Test CPU', 'Other CPU'))
+  t.equal(again.split(HASHING_HEADING).length, 2, 'replaced, not added again')
+  t.match(again, /Other CPU/)
+  t.notMatch(again, /Test CPU/)
+  t.ok(again.startsWith('# Benchmarks\n\n## Scale\n\nbig\n') && again.endsWith('## What the figures mean for sizing a cluster\n\n- notes\n'), 'the rest untouched')
+  t.equal(spliceHashingSection('# Short\n', md), `# Short\n\n${md}\n`, 'appended to a page without sizing notes')
+  t.match(renderReport({ rows: [], verdicts: [], cfg: benchConfig(), machine: section.machine, command: 'npm run bench', elapsedS: 1, deck: { keys: [], hits: 0, misses: 0 }, accounts: 0, hashing: section }), HASHING_HEADING, 'part of the full report')
 })
