@@ -7,9 +7,11 @@
 // - Beyond the queue a job fails at once with MH_PASSWORD_BUSY, a temporary failure: a login
 //   storm gets "try again later", never "wrong password", and never a queue that outlives the
 //   deadlines of the logins waiting in it.
-// - A queued job whose caller gave up (the login's deadline) is dropped unrun; a running one
-//   costs its worker, which is replaced: its answer went out already, and a stored value of
-//   absurd cost (Argon2 t=10^9) must not hold a worker forever.
+// - A queued job whose caller gave up (the login's deadline) is dropped unrun. A running one is
+//   let finish (killing it would waste the work done, and under overload, when every check
+//   outlives its deadline, no check would ever finish), unless it is still running
+//   ABANDONED_GRACE_MS later: then its worker is replaced, so a stored value of absurd cost
+//   (Argon2 t=10^9) cannot hold a worker forever.
 // - A worker that dies fails its job with MH_PASSWORD_WORKER (temporary) and is replaced, after
 //   a pause that grows while replacements keep dying (a broken install must not spin).
 // - Workers may run at a lower priority (niceness, set in password-worker.ts): when lookups and
@@ -62,14 +64,24 @@ export interface PasswordPoolOptions {
   readonly onJob?: (operation: PasswordOperation, outcome: PasswordJobOutcome) => void
   /** The worker's module; tests pass one that can be made to die. */
   readonly workerUrl?: URL
+  /** ABANDONED_GRACE_MS unless a test needs it shorter. */
+  readonly abandonedGraceMs?: number
 }
 
 // Under the test runner this module is TypeScript and so is its worker; built, both are .js.
 const WORKER_URL = new URL(`./password-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
 /** Longest pause before replacing a worker when replacements keep dying at once. */
 const MAX_RESPAWN_DELAY_MS = 10_000
+/**
+ * How long a job may go on computing after its caller gave up, before its worker is replaced:
+ * far longer than any check at a sane cost (~60 ms at the defaults, seconds at Dovecot's
+ * strongest settings), far shorter than a worker lost for good.
+ */
+export const ABANDONED_GRACE_MS = 30_000
 
 interface Pending {
+  /** Answered (resolved, rejected, or given up by its caller): later outcomes are not reported. */
+  settled: boolean
   readonly job: PasswordJob
   readonly resolve: (value: string) => void
   readonly reject: (e: unknown) => void
@@ -82,6 +94,8 @@ interface Slot {
   worker: Worker | undefined
   running: Pending | undefined
   respawn: NodeJS.Timeout | undefined
+  /** Replaces the worker if its abandoned job is still running after ABANDONED_GRACE_MS. */
+  reaper: NodeJS.Timeout | undefined
 }
 
 export class PasswordPool implements PasswordHasher {
@@ -98,7 +112,7 @@ export class PasswordPool implements PasswordHasher {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new RangeError('a password pool needs at least one worker')
     this.#o = options
     for (let i = 0; i < options.workers; i++) {
-      const slot: Slot = { worker: undefined, running: undefined, respawn: undefined }
+      const slot: Slot = { worker: undefined, running: undefined, respawn: undefined, reaper: undefined }
       this.#slots.push(slot)
       this.#spawn(slot)
     }
@@ -137,6 +151,7 @@ export class PasswordPool implements PasswordHasher {
     const ending: Promise<number>[] = []
     for (const slot of this.#slots) {
       clearTimeout(slot.respawn)
+      clearTimeout(slot.reaper)
       if (slot.running) this.#settle(slot.running, 'closed', closedError())
       slot.running = undefined
       if (slot.worker) ending.push(slot.worker.terminate())
@@ -147,7 +162,7 @@ export class PasswordPool implements PasswordHasher {
 
   #submit(job: PasswordJob, signal: AbortSignal | undefined): Promise<string> {
     return new Promise<string>((resolve, reject) => {
-      const p: Pending = { job, resolve, reject, signal, onAbort: () => this.#abandon(p) }
+      const p: Pending = { settled: false, job, resolve, reject, signal, onAbort: () => this.#abandon(p) }
       if (this.#closed) return this.#settle(p, 'closed', closedError())
       if (signal?.aborted) return this.#settle(p, 'abandoned', abandonedError())
       const idle = this.#slots.find((s) => s.worker !== undefined && s.running === undefined)
@@ -184,14 +199,20 @@ export class PasswordPool implements PasswordHasher {
     }
     const slot = this.#slots.find((s) => s.running === p)
     if (slot === undefined) return
-    // Nobody waits for this result any more: the worker goes with it (see the header).
-    slot.running = undefined
     this.#settle(p, 'abandoned', abandonedError())
-    const worker = slot.worker!
-    slot.worker = undefined
-    void worker.terminate()
-    this.#spawn(slot)
-    this.#drain()
+    // Nobody waits for the result; the worker finishes it, or is replaced (see the header).
+    const grace = this.#o.abandonedGraceMs ?? ABANDONED_GRACE_MS
+    slot.reaper = setTimeout(() => {
+      if (this.#closed || slot.running !== p) return
+      const worker = slot.worker!
+      slot.running = undefined
+      slot.worker = undefined
+      this.#o.logger.warn({ graceMs: grace }, 'a password check still ran long after its caller gave up; replacing its worker thread')
+      void worker.terminate()
+      this.#spawn(slot)
+      this.#drain()
+    }, grace)
+    slot.reaper.unref()
   }
 
   #spawn(slot: Slot): void {
@@ -211,6 +232,7 @@ export class PasswordPool implements PasswordHasher {
     const p = slot.running
     if (slot.worker !== worker || p === undefined || p.job.id !== reply.id) return
     slot.running = undefined
+    clearTimeout(slot.reaper)
     worker.unref()
     this.#deaths = 0
     if (reply.ok) this.#settle(p, 'done', undefined, reply.value)
@@ -222,6 +244,7 @@ export class PasswordPool implements PasswordHasher {
     // Ended by close() or by #abandon, which replaced it already.
     if (this.#closed || slot.worker !== worker) return
     slot.worker = undefined
+    clearTimeout(slot.reaper)
     const lost = slot.running
     slot.running = undefined
     if (lost) this.#settle(lost, 'crashed', new MailhostdError(ErrorCodes.PASSWORD_WORKER, 'the password worker computing this check stopped; it is being replaced'))
@@ -244,6 +267,8 @@ export class PasswordPool implements PasswordHasher {
   }
 
   #settle(p: Pending, outcome: PasswordJobOutcome, error: unknown, value?: string): void {
+    if (p.settled) return
+    p.settled = true
     p.signal?.removeEventListener('abort', p.onAbort)
     this.#o.onJob?.(p.job.op, outcome)
     if (error === undefined) p.resolve(value!)

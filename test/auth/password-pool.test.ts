@@ -1,9 +1,9 @@
 // The password worker pool (src/auth/password-pool.ts) with real worker threads: the costly
 // schemes are computed on them with the same results and errors as inline, the cheap ones never
 // reach them; a full queue fails at once with a temporary failure; a caller that stops waiting
-// gets its job dropped (or its worker replaced); a worker that dies costs only its own job, a
-// temporary failure, and is replaced; workers run at a lower priority when asked; close() ends
-// every thread. Each job's fate is counted.
+// gets its job dropped (a running one finishes, or its worker is replaced after a grace); a
+// worker that dies costs only its own job, a temporary failure, and is replaced; workers run at
+// a lower priority when asked; close() ends every thread. Each job's fate is counted.
 // Ordering only, no timings: a queued job cannot finish before the one ahead of it has.
 
 import { readdirSync, readFileSync } from 'node:fs'
@@ -87,7 +87,7 @@ t.test('beyond the queue a job fails at once with MH_PASSWORD_BUSY, and the queu
   t.equal(p.waiting, 0)
 })
 
-t.test('a caller that stops waiting: a queued job is dropped unrun, a running one takes its worker along', async (t) => {
+t.test('a caller that stops waiting: a queued job is dropped unrun, a running one finishes unreported', async (t) => {
   const { p, jobs } = pool(t, { workers: 1, maxQueue: 4 })
   const stored = await slowArgon()
   jobs.length = 0
@@ -100,13 +100,30 @@ t.test('a caller that stops waiting: a queued job is dropped unrun, a running on
   t.equal(codeOf(await second.catch((e: unknown) => e)), ErrorCodes.PASSWORD_WORKER, 'the queued job is failed as abandoned')
   t.equal(p.waiting, 1, 'and left the queue')
   running.abort()
-  t.equal(codeOf(await first.catch((e: unknown) => e)), ErrorCodes.PASSWORD_WORKER, 'the running one too')
-  t.equal(await third, 'ok', 'the next job runs on the replacement worker')
-  t.equal(p.threads, 1)
-  t.same(jobs, ['verify:abandoned', 'verify:abandoned', 'verify:done'])
+  t.equal(codeOf(await first.catch((e: unknown) => e)), ErrorCodes.PASSWORD_WORKER, 'the running one too, at once')
+  t.equal(p.busy, 1, 'while its worker finishes it')
+  t.equal(await third, 'ok', 'then takes the next job')
+  t.same(jobs, ['verify:abandoned', 'verify:abandoned', 'verify:done'], 'the abandoned job is counted once')
   const gone = new AbortController()
   gone.abort()
   t.equal(codeOf(await p.verify(stored, 'x', gone.signal).catch((e: unknown) => e)), ErrorCodes.PASSWORD_WORKER, 'an already aborted signal is not queued')
+})
+
+t.test('a job still running long after its caller gave up costs its worker, which is replaced', async (t) => {
+  const { p, jobs } = pool(t, { workers: 1, maxQueue: 4, abandonedGraceMs: 100 })
+  // 1,000 passes (any salt and hash: it is never done): the better part of a minute to check;
+  // the next job waits behind it unless the worker goes.
+  const absurd = '{ARGON2ID}$argon2id$v=19$m=19456,t=1000,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA'
+  const stored = await slowArgon()
+  jobs.length = 0
+  const caller = new AbortController()
+  const stuck = p.verify(absurd, 'x', caller.signal)
+  const next = p.verify(stored, 'slow')
+  caller.abort()
+  t.equal(codeOf(await stuck.catch((e: unknown) => e)), ErrorCodes.PASSWORD_WORKER)
+  t.equal(await next, 'ok', 'the job behind it ran on a replacement')
+  t.equal(p.threads, 1)
+  t.same(jobs, ['verify:abandoned', 'verify:done'])
 })
 
 t.test('a worker that dies fails only its own job, temporarily, and is replaced', async (t) => {
