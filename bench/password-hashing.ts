@@ -68,16 +68,15 @@ export async function passwordHashingBench(cfg: BenchConfig, log: (line: string)
       log(`password hashing: idle cached lookups, ${cfg.connections} connections: p99 ${idle.p99.toFixed(2)} ms, ${Math.round(idle.rps)} lookups/s`)
       for (const n of VERIFY_CONCURRENCY) {
         const stop = new AbortController()
-        const before = await verified(m)
         // Bounded by the lookups' run (it is stopped after them) and, should that hang, by time.
         const verifying = runHttpLoad(verifyLoad(m), { connections: n, durationMs: bounds.durationMs * 4 + 30_000, maxRequests: cfg.maxRequests, signal: stop.signal })
-        // Measure once every connection has had a check computed: the pool is busy and queued.
-        while ((await verified(m)) < before + n) await new Promise((r) => setTimeout(r, 50))
+        // Measure once checks wait for a worker: every worker is busy (n is above the pool size).
+        await until(async () => (await waiting(m)) > 0)
         const r = await lookups()
         stop.abort()
         const verify = await verifying
         // Requests autocannon left in flight are still checked: let the queue drain first.
-        while ((await scrape(m.ports.http)).value('mailhostd_password_jobs_waiting') > 0) await new Promise((r) => setTimeout(r, 50))
+        await until(async () => (await waiting(m)) === 0)
         under.push({ verifications: n, lookups: r, verify })
         log(`password hashing: cached lookups while ${n} Argon2id verifications run: p99 ${r.p99.toFixed(2)} ms (${(r.p99 / idle.p99).toFixed(2)}x idle), ${Math.round(r.rps)} lookups/s; ${Math.round(verify.rps)} verifications/s`)
       }
@@ -110,7 +109,15 @@ export async function passwordHashingBench(cfg: BenchConfig, log: (line: string)
   }
 }
 
-/** Argon2id verifications the daemon's pool has computed so far. */
-async function verified(m: Mailhostd): Promise<number> {
-  return (await scrape(m.ports.http)).value('mailhostd_password_jobs_total', { operation: 'verify', outcome: 'done' })
+/** Password jobs waiting for a worker in the daemon's pool. */
+async function waiting(m: Mailhostd): Promise<number> {
+  return (await scrape(m.ports.http)).value('mailhostd_password_jobs_waiting')
+}
+
+async function until(condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('password hashing bench: the pool did not reach the expected state within 60 s')
+    await new Promise((r) => setTimeout(r, 50))
+  }
 }
