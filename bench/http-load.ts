@@ -23,7 +23,7 @@ export interface HttpLoad {
   readonly method: 'GET' | 'POST'
   readonly headers: Record<string, string>
   readonly body?: string
-  /** A substring of a routed answer's body (autocannon counts others as mismatches). */
+  /** A routed answer's whole body: autocannon counts every other body as a mismatch. */
   readonly expectBody?: string
 }
 
