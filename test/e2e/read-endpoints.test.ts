@@ -11,19 +11,10 @@ import { parse, stringify } from 'yaml'
 import { ADMIN_TOKEN, DEMO_TOKENS, READ_TOKEN } from '../harness/admin-api.js'
 import { CTL, ROOT, startMailhostd } from '../harness/mailhostd.js'
 import { run } from '../harness/process.js'
+import { until } from '../harness/until.js'
 import { demoClusterConfig } from './demo-table.js'
 
 const READS = ['/v1/lookup?map=transport&key=alice@example.org', '/metrics', '/v1/openapi.json']
-
-async function until<T>(what: string, timeoutMs: number, check: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = check()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 t.test('the read endpoints and their token', async (t) => {
   const m = await startMailhostd(

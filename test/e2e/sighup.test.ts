@@ -10,17 +10,8 @@ import t from 'tap'
 import { parse, stringify } from 'yaml'
 import { ROOT, startMailhostd } from '../harness/mailhostd.js'
 import { Client } from '../server/client.js'
+import { until } from '../harness/until.js'
 import { demoClusterConfig } from './demo-table.js'
-
-async function until<T>(what: string, timeoutMs: number, check: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = check()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 async function ask(c: Client, map: string, key: string): Promise<string> {
   const payload = Buffer.from(`${map} ${key}`)
