@@ -266,10 +266,12 @@ Argon2id verify throughput (${h.throughputConnections} connections, no lookups),
 
 ${table(['worker threads', 'verifications/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'not ok'], h.throughput.map((x) => verifyRow(x.workers, x.verify)), 1)}
 
-The worker threads run at a lower priority than the daemon's event loop (nice +10 on Linux), so
-when lookups and hashes compete for the cores, lookups win; the load generator and autocannon
-run in the bench process on the same cores. Beyond \`passwords.maxQueue\` (64) waiting checks a
-login would get a temporary failure at once; no run here reaches it.`
+The worker threads run at a lower priority than the daemon's event loop (\`passwords.niceness\`,
++10 by default, on Linux), so when lookups and hashes compete for the cores, lookups win and the
+verifications slow down; a verification still waiting at \`lookup.deadline\` (3 s) is answered
+with a temporary failure ("not ok" above). The load generator and autocannon run in the bench
+process on the same cores. Beyond \`passwords.maxQueue\` (64) waiting checks a login would get a
+temporary failure at once; no run here reaches it.`
 }
 
 /** `page` with its password hashing section replaced by `section` (inserted before the sizing notes if it had none). */
