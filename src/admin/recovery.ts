@@ -68,11 +68,21 @@ export class Recovery {
       const busy = new Set([...this.accounts.busy, ...this.moves.busy])
       for (const intent of await this.#intents.orphans(busy)) {
         const left = this.#intents.graceMs - intent.ageMs
-        if (left > 0) wait = Math.max(wait, left)
-        else
-          await this.#resolve(intent).catch((e: unknown) =>
-            this.d.logger.error({ intent: intent.id, kind: intent.kind, subject: intent.subject, err: describeError(e) }, 'cannot resolve an intent of a stopped request yet (is the directory reachable?); retrying in a few seconds'),
-          )
+        if (left > 0) {
+          wait = Math.max(wait, left)
+          continue
+        }
+        const failed = await this.#resolve(intent).then(
+          () => false,
+          (e: unknown) => {
+            this.d.logger.error({ intent: intent.id, kind: intent.kind, subject: intent.subject, err: describeError(e) }, 'cannot resolve an intent of a stopped request yet (is the directory reachable?); retrying in a few seconds')
+            return true
+          },
+        )
+        // A directory that cannot answer one intent will not answer the next: leave the rest to
+        // the next pass, so a start during an outage (the HTTP listener opens after this pass)
+        // waits one directory timeout, not one per open intent.
+        if (failed) break
       }
       const freed = await this.keys.releaseOrphans()
       if (freed > 0) this.d.logger.warn({ keys: freed }, 'Idempotency-Keys of stopped requests freed: nothing was written for them, a retry runs afresh')

@@ -164,3 +164,25 @@ t.test('a move completion whose flip landed: abort is refused while it is open, 
   const { rows } = await s.store.query<{ n: number }>(`select count(*)::int as n from audit_log where subject_type = 'move' and subject = $1 and action = 'complete'`, [String(move!.id)])
   t.equal(rows[0]!.n, 1, 'completion audited once')
 })
+
+t.test('a directory that cannot answer: one attempt per pass, not one per open intent; all settled once it answers', async (t) => {
+  const s = await setup(t)
+  const dead = { id: 'dead-instance', leaseMs: 30_000 }
+  const deadAccounts = new Accounts(s.deps(dead))
+  for (const address of ['d1@example.org', 'd2@example.org', 'd3@example.org']) {
+    s.writer.failAfterWrite = true
+    await t.rejects(deadAccounts.create('ops', { address, backend: 'mx1' }))
+  }
+  const get = s.writer.get
+  let asked = 0
+  s.writer.get = async () => {
+    asked++
+    throw new Error('directory unreachable')
+  }
+  await s.recovery.run()
+  t.equal(asked, 1, 'the pass stopped at the first failure')
+  t.equal(await s.audits('d1@example.org') + (await s.audits('d2@example.org')) + (await s.audits('d3@example.org')), 0, 'nothing judged while the directory is down')
+  s.writer.get = get
+  await s.recovery.run()
+  for (const address of ['d1@example.org', 'd2@example.org', 'd3@example.org']) t.equal(await s.audits(address), 1, `${address} recorded once the directory answers`)
+})
