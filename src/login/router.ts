@@ -35,7 +35,7 @@ export const PASSWORDLESS_SERVICES: ReadonlySet<string> = new Set(['lmtp', 'dove
 type Failure = Exclude<LoginResult, { result: 'ok' }>
 
 /** What a proxy is told (and logs) when the routing decision says a login cannot go now. */
-const UNAVAILABLE: Readonly<Record<Unavailable, string>> = {
+export const UNAVAILABLE_REASON: Readonly<Record<Unavailable, string>> = {
   'unknown-mailhost': 'backend unavailable (not configured)',
   maintenance: 'backend unavailable (maintenance)',
   down: 'backend unavailable (down)',
@@ -151,7 +151,7 @@ export class LoginRouter {
           this.#o.logger.error({ mailHost: mailbox.mailHost, account: mailbox.address, suppressed }, 'mailHost names no configured backend; logins to it fail temporarily'),
         )
       }
-      return { result: 'tempfail', reason: UNAVAILABLE[d.reason], tarpitSeconds }
+      return { result: 'tempfail', reason: UNAVAILABLE_REASON[d.reason], tarpitSeconds }
     }
     const { address: host, port } = d
     const fields: Record<string, string> = { [this.#o.config.proxyField]: 'y', host }
