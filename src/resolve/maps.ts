@@ -4,7 +4,7 @@
 // transport and local/<id> ask decide() (destination.ts) like every other protocol.
 
 import { LOCAL_MAP_PREFIX, MAP_NAMES } from '../config/schema.js'
-import { found, notFound, temp, type Answer } from './answer.js'
+import { found, notFound, perm, temp, type Answer } from './answer.js'
 import { decide } from './destination.js'
 import type { Registry } from './registry.js'
 import type { Resolution } from './resolver.js'
@@ -53,7 +53,8 @@ export function answerFor(map: MapName, r: Resolution, registry: Registry, opts:
     case 'alias':
       return r.rewrite.length > 0 ? found(r.rewrite.join(',')) : notFound('already canonical')
     default:
-      return unknownMap(map)
+      // Only reachable from untyped callers, as lookups answer a name parseMapName refuses.
+      return perm(`unknown map ${String(map satisfies never)}`)
   }
 }
 
@@ -87,8 +88,4 @@ function transport(r: Extract<Resolution, { kind: 'found' }>, registry: Registry
   // and trivial-rewrite routes each rewritten address on its own.
   if (routes.size === 1 && r.external.length === 0) return found([...routes][0]!)
   return notFound(r.mailboxes.length === 0 ? 'external alias' : 'alias spans several backends')
-}
-
-function unknownMap(map: never): never {
-  throw new Error(`no answer for map ${String(map)}`)
 }

@@ -3,7 +3,7 @@
 
 import t from 'tap'
 import { decide, loginService, type Asker, type Decision, type Unavailable } from '../../src/resolve/destination.js'
-import { parseMapName } from '../../src/resolve/maps.js'
+import { answerFor, parseMapName, type MapName } from '../../src/resolve/maps.js'
 import { Registry, type AdminState, type BackendInfo, type ProbedService } from '../../src/resolve/registry.js'
 
 const PORTS = { lmtp: 24, smtp: 25, imap: 143, pop3: 110 }
@@ -119,4 +119,10 @@ t.test('map names: MAP_NAMES, and local/<id> for a backend the caller knows', as
   const known = (id: string) => ids.has(id)
   t.same(['transport', 'recipient', 'alias', 'local/mx1'].map((m) => parseMapName(m, known)), ['transport', 'recipient', 'alias', 'local/mx1'])
   t.same(['local/mx2', 'local/', 'Transport', 'virtual', ''].map((m) => parseMapName(m, known)), [undefined, undefined, undefined, undefined, undefined])
+})
+
+t.test('untyped callers: an asker with no rule is a bug, a map with no answer a perm', async (t) => {
+  t.throws(() => decide(ALICE, { service: 'pop4' } as unknown as Asker as { service: 'imap' }, registry({})), /no routing rule for \{"service":"pop4"\}/)
+  const found = { kind: 'found', via: 'account', mailboxes: [{ ...ALICE, id: '1', status: 'active', sendAs: [] }], external: [], rewrite: [] } as const
+  t.same(answerFor('virtual' as MapName, found, registry({}), { unknownMailHost: 'smtp:[{mailHost}]:25' }), { outcome: 'perm', reason: 'unknown map virtual' })
 })
