@@ -34,7 +34,10 @@ export const PASSWORDLESS_SERVICES: ReadonlySet<string> = new Set(['lmtp', 'dove
 
 type Failure = Exclude<LoginResult, { result: 'ok' }>
 
-/** What a proxy is told (and logs) when the routing decision says a login cannot go now. */
+/**
+ * What a proxy is told (and logs) when the routing decision says a login cannot go now. decide()
+ * never answers not-ip for a login (nginx checks its Auth-Server itself); the record is total.
+ */
 export const UNAVAILABLE_REASON: Readonly<Record<Unavailable, string>> = {
   'unknown-mailhost': 'backend unavailable (not configured)',
   maintenance: 'backend unavailable (maintenance)',
