@@ -8,8 +8,8 @@ import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { ConfigError } from '../errors.js'
 import { toMs } from './duration.js'
 import { canonicalAddress, canonicalDomain } from '../resolve/address.js'
-import { ConfigSchema, HOOK_BASE_ENVIRONMENT, SECRET_PATHS, type Config } from './schema.js'
 import { parseMapName } from '../resolve/maps.js'
+import { ConfigSchema, HOOK_BASE_ENVIRONMENT, SECRET_PATHS, type Config } from './schema.js'
 
 type Raw = Record<string, unknown>
 

@@ -90,8 +90,8 @@ async function smtpRoute(rcptLine: string, d: NginxAuthDeps, waitSeconds: number
   if (r.kind === 'failed') return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
   if (r.kind === 'rules' || r.resolution.kind === 'none') return fail(TEXT.rcptUnknown, undefined, '550 5.1.1')
   // An alias may reach several backends: the first mailbox's backend takes the session, and
-  // relays the rest through the front-end like any backend Postfix does.
-  // An external-only alias has no mailbox and no backend to proxy to.
+  // relays the rest through the front-end like any backend Postfix does. An alias to external
+  // addresses only has no backend to take it: a temporary failure, like an unreachable one.
   const mailbox = r.resolution.mailboxes[0]
   const to = mailbox && decide(mailbox, { service: 'nginx-smtp' }, d.registry())
   if (to?.kind !== 'destination') return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
