@@ -97,7 +97,7 @@ export class Lookups implements LookupService {
   /** The answer when it needs no waiting, else what #answerLater needs to finish it. */
   #answerNow(map: string, key: string | null): Decided | Pending {
     const registry = this.#o.registry()
-    const mapName = parseMapName(map, registry)
+    const mapName = parseMapName(map, (id) => registry.backend(id) !== undefined)
     if (!mapName) return { answer: perm(`unknown map ${printable(map)}`), layer: 'rules' }
     const r = this.#resolveNow(key)
     if (r.ok) return { pending: r, map, mapName, registry }
