@@ -51,7 +51,7 @@ export function problemOf(err: unknown): ProblemBody {
     const status = httpStatusOf(err.code)
     return problemBody(status, err.code, status >= 500 && status !== 501 && status !== 502 && status !== 503 ? 'internal error' : err.message)
   }
-  if (e?.validation) return problemBody(400, ErrorCodes.VALIDATION, e.message ?? 'invalid request')
+  if (e?.validation) return problemBody(httpStatusOf(ErrorCodes.VALIDATION), ErrorCodes.VALIDATION, e.message ?? 'invalid request')
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return problemBody(e.statusCode, HTTP_CODES[e.statusCode] ?? ErrorCodes.HTTP_ERROR, e.message ?? 'bad request')
   }
