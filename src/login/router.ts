@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import type { Brakes } from '../auth/brakes.js'
 import type { LoginConfig } from '../config/schema.js'
 import type { AccountEntry, Directory } from '../directory/directory.js'
-import { DeadlineError, ErrorCodes, describeError, isMailhostdError } from '../errors.js'
+import { DeadlineError, ErrorCodes, codeOf, describeError, isMailhostdError } from '../errors.js'
 import { LogThrottle } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { KeyResolver } from '../policy/engine.js'
@@ -183,7 +183,7 @@ export class LoginRouter {
   }
 
   #tempfail(e: unknown, tarpitSeconds: number): Failure {
-    const code = isMailhostdError(e) ? e.code : 'MH_INTERNAL'
+    const code = codeOf(e)
     const dataError = isMailhostdError(e) && !e.transient
     const busy = code === ErrorCodes.PASSWORD_BUSY || code === ErrorCodes.PASSWORD_WORKER
     this.#throttle.run(`verify:${code}`, (suppressed) =>
