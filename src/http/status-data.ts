@@ -9,6 +9,7 @@ import { toMs } from '../config/duration.js'
 import type { LookupCache } from '../cache/lookup-cache.js'
 import type { Config } from '../config/schema.js'
 import type { CircuitBreakerDirectory } from '../directory/circuit-breaker.js'
+import { withinDeadline } from '../deadline.js'
 import { describeError } from '../errors.js'
 import { healthRecords, type HealthRecord } from '../health/health-repo.js'
 import type { AdminState, BackendInfo, ProbedService, Registry } from '../resolve/registry.js'
@@ -142,15 +143,9 @@ function services(registry: Registry, id: string, configured: readonly ProbedSer
 
 /** The part's value, or why it could not be had within the deadline. */
 async function attempt<T>(ms: number, work: () => Promise<T>): Promise<{ value: T } | { error: string }> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
-  })
   try {
-    return { value: await Promise.race([work(), deadline]) }
+    return { value: await withinDeadline(ms, work) }
   } catch (e) {
     return { error: describeError(e) }
-  } finally {
-    clearTimeout(timer)
   }
 }
