@@ -26,7 +26,7 @@ export interface MissPathResult {
 function directSearch(slapd: Slapd): { filter: (address: string) => Filter; attributes: string[]; timeLimit: number } {
   const c = ldapConfig(slapd)
   const extra = parseExtraFilter(c.filter)
-  const attributes = requestedAttributes({ ...c.attributes, disabledValues: new Set() })
+  const attributes = requestedAttributes({ ...c.attributes, disabledValues: [] })
   return {
     filter: (address) => {
       const match = new OrFilter({ filters: c.attributes.address.map((attribute) => new EqualityFilter({ attribute, value: address })) })

@@ -8,7 +8,6 @@ import { randomInt } from 'node:crypto'
 import { inlinePasswords, type Scheme } from '../auth/passwords.js'
 import { createHash } from 'node:crypto'
 import type { AccountChanges, AccountRecord, AccountQuery, NewAccount } from '../directory/accounts.js'
-import type { AccountStatus } from '../directory/directory.js'
 import { AdminError, ErrorCodes, describeError, isMailhostdError } from '../errors.js'
 import { canonicalAddress } from '../resolve/address.js'
 import type { BackendInfo, Registry } from '../resolve/registry.js'
@@ -18,42 +17,7 @@ import { applied, intentsOf, writable, type AdminDeps } from './context.js'
 import { freeClaim, type PendingAnswer } from './idempotency.js'
 import type { Intent, Intents } from './intents.js'
 import { exclusionOf, place, type Candidate } from './placement.js'
-
-export interface AccountView {
-  address: string
-  /** The backend the mailHost names, or null when it names none. */
-  backend: string | null
-  mailHost: string
-  status: AccountStatus
-  aliases: string[]
-  sendAs: string[]
-  hasPassword: boolean
-  moving: boolean
-}
-
-export interface NewAccountRequest {
-  address: string
-  password?: string
-  backend?: string
-  status?: AccountStatus
-  aliases?: string[]
-  sendAs?: string[]
-}
-
-export interface AccountUpdateRequest {
-  password?: string | null
-  status?: AccountStatus
-  aliases?: string[]
-  sendAs?: string[]
-}
-
-export interface AccountListRequest {
-  domain?: string
-  backend?: string
-  status?: AccountStatus
-  after?: string
-  limit: number
-}
+import type { AccountListRequest, AccountUpdateRequest, AccountView, NewAccountRequest } from './shapes.js'
 
 const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/
 

@@ -4,8 +4,11 @@
 // Secrets never reach it: password hashes are replaced before the row is built.
 
 import type { Queryable } from '../store/store.js'
+import type { AuditEntry, AuditQuery } from './shapes.js'
 
-export type SubjectType = 'account' | 'domain' | 'backend' | 'move'
+/** What an audit entry can be about; the admin API's audit filter derives from it. */
+export const SUBJECT_TYPES = ['account', 'domain', 'backend', 'move'] as const
+export type SubjectType = (typeof SUBJECT_TYPES)[number]
 export type AuditAction = 'create' | 'update' | 'delete' | 'start' | 'copied' | 'failed' | 'complete' | 'abort'
 
 export interface AuditRecord {
@@ -17,29 +20,7 @@ export interface AuditRecord {
   readonly after?: object | undefined
 }
 
-export interface AuditEntry {
-  readonly id: number
-  readonly at: string
-  readonly actor: string
-  readonly action: string
-  readonly subjectType: string
-  readonly subject: string
-  readonly before: unknown
-  readonly after: unknown
-}
-
-export interface AuditQuery {
-  readonly subjectType?: string
-  readonly subject?: string
-  readonly actor?: string
-  readonly action?: string
-  /** ISO 8601 timestamps, inclusive `since`, exclusive `until`. */
-  readonly since?: string
-  readonly until?: string
-  /** Keyset pagination, newest first: only entries with a smaller id. */
-  readonly before?: number
-  readonly limit: number
-}
+export type { AuditEntry, AuditQuery } from './shapes.js'
 
 /** Keys whose values are secrets wherever they appear in a recorded object. */
 const SECRET_KEYS = new Set(['password', 'passwordHash', 'password_hash', 'userPassword', 'bindPassword', 'token', 'secret'])

@@ -6,50 +6,15 @@
 
 import { isIP } from 'node:net'
 import { AdminError, ErrorCodes } from '../errors.js'
-import { forgetHealth, healthRecords, type HealthRecord } from '../health/health-repo.js'
-import type { AdminState, ProbedService, RouteStyle } from '../resolve/registry.js'
+import { forgetHealth, healthRecords } from '../health/health-repo.js'
+import type { AdminState } from '../resolve/registry.js'
 import { BACKEND_COLUMNS, type BackendRow } from '../store/registry-repo.js'
 import type { Queryable } from '../store/store.js'
 import { recordAudit } from './audit.js'
 import { applied, sqlState, type AdminDeps } from './context.js'
 import type { PendingAnswer } from './idempotency.js'
-
-export interface Ports {
-  lmtp: number
-  smtp: number
-  imap: number
-  pop3: number
-}
-
-export interface BackendView {
-  id: string
-  mailHosts: string[]
-  address: string
-  route: RouteStyle
-  ports: Ports
-  weight: number
-  capacity: number | null
-  adminState: AdminState
-  /** Accounts whose mailHost names it; null when the directory cannot count (read-only LDAP). */
-  accounts: number | null
-  /** The recorded state of each probed service; empty when none was ever recorded. */
-  health: BackendHealth
-}
-
-export type BackendHealth = Partial<Record<ProbedService, Omit<HealthRecord, 'backend' | 'service'>>>
-
-export interface NewBackend {
-  id: string
-  address: string
-  mailHosts?: string[]
-  route?: RouteStyle
-  ports?: Partial<Ports>
-  weight?: number
-  capacity?: number | null
-  adminState?: AdminState
-}
-
-export type BackendChanges = Partial<Omit<NewBackend, 'id'>>
+import { UNFINISHED } from './move-states.js'
+import type { BackendChanges, BackendHealth, BackendView, NewBackend } from './shapes.js'
 
 interface Row extends BackendRow {
   weight: number
@@ -174,7 +139,7 @@ export class Backends {
     if (held > 0) throw new AdminError(ErrorCodes.BACKEND_IN_USE, `backend ${id} still holds ${held} account(s): move them first`)
     await this.d.store.transaction(async (tx) => {
       const before = await this.#row(tx, id, true)
-      const moves = await tx.query(`select 1 from moves where target_backend = $1 and state in ('pending', 'copying', 'copied', 'failed') limit 1`, [id])
+      const moves = await tx.query(`select 1 from moves where target_backend = $1 and state = any($2) limit 1`, [id, UNFINISHED])
       if (moves.rows.length > 0) throw new AdminError(ErrorCodes.BACKEND_IN_USE, `backend ${id} is the target of unfinished moves`)
       await tx.query('delete from backends where id = $1', [id])
       await forgetHealth(tx, id)

@@ -8,27 +8,7 @@ import type { Queryable } from '../store/store.js'
 import { recordAudit } from './audit.js'
 import { applied, sqlState, type AdminDeps } from './context.js'
 import type { PendingAnswer } from './idempotency.js'
-
-export interface DomainView {
-  name: string
-  aliasFor?: string
-  catchAll?: string[]
-  affinity?: string
-}
-
-export interface NewDomain {
-  name: string
-  aliasFor?: string
-  catchAll?: string[]
-  affinity?: string
-}
-
-/** null clears a field; undefined leaves it. */
-export interface DomainChanges {
-  aliasFor?: string | null
-  catchAll?: string[] | null
-  affinity?: string | null
-}
+import type { DomainChanges, DomainView, NewDomain } from './shapes.js'
 
 interface Row {
   name: string

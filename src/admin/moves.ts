@@ -16,45 +16,14 @@ import { applied, intentsOf, sqlState, writable, type AdminDeps } from './contex
 import type { PendingAnswer } from './idempotency.js'
 import type { Intent, Intents } from './intents.js'
 import { HookRunner } from './move-hook.js'
+import { UNFINISHED, type MoveState } from './move-states.js'
+import type { MoveListRequest, MoveView, StartRequest } from './shapes.js'
 import { canonicalAddress } from '../resolve/address.js'
-
-export const MOVE_STATES = ['pending', 'copying', 'copied', 'failed', 'completed', 'aborted'] as const
-export type MoveState = (typeof MOVE_STATES)[number]
-/** States in which the account counts as moving. */
-export const UNFINISHED: readonly MoveState[] = ['pending', 'copying', 'copied', 'failed']
 
 /** Who the audit log names for transitions the hook makes. */
 const SYSTEM_ACTOR = 'mailhostd'
 /** Most accounts one request may move. */
 export const MAX_BATCH = 10_000
-
-export interface MoveView {
-  id: number
-  account: string
-  source: { backend: string | null; mailHost: string }
-  target: string
-  state: MoveState
-  detail: string | null
-  actor: string
-  createdAt: string
-  updatedAt: string
-  finishedAt: string | null
-}
-
-export interface StartRequest {
-  target: string
-  accounts?: string[]
-  fromBackend?: string
-  limit?: number
-}
-
-export interface MoveListRequest {
-  state?: MoveState
-  account?: string
-  active?: boolean
-  after?: number
-  limit: number
-}
 
 interface Row {
   id: string

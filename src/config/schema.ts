@@ -5,6 +5,8 @@ import { Type, type Static } from 'typebox'
 import { TOKEN_NAME_PATTERN } from '../admin/tokens.js'
 import { DEFAULT_IPV6_PREFIX, MAX_IPV6_PREFIX, MIN_IPV6_PREFIX } from '../auth/ip-key.js'
 import { MAIL_HOST_PATTERN, MAIL_HOST_RULE } from '../resolve/mail-host.js'
+import { BACKEND_ID_PATTERN, PROBED_SERVICES, ROUTE_STYLES } from '../resolve/vocabulary.js'
+import { Literals } from './literals.js'
 
 const Duration = (def: string, description: string) =>
   Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^\\s*\\d+\\s*(ms|s|m|h|d)?\\s*$' })], {
@@ -122,13 +124,13 @@ const Domain = Type.Object(
 
 const Backend = Type.Object(
   {
-    id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' }),
+    id: Type.String({ pattern: BACKEND_ID_PATTERN }),
     mailHosts: Type.Array(Type.String({ pattern: MAIL_HOST_PATTERN, description: MAIL_HOST_RULE }), {
       default: [],
       description: 'mailHost values that mean this backend (the id always does).',
     }),
     address: Type.String({ minLength: 2, description: 'IP address (IPv4 or IPv6).' }),
-    route: Type.Union([Type.Literal('lmtp'), Type.Literal('smtp')], { default: 'lmtp' }),
+    route: Literals(ROUTE_STYLES, { default: 'lmtp' }),
     ports: Type.Object(
       {
         lmtp: Type.Integer({ minimum: 1, maximum: 65535, default: 24 }),
@@ -232,9 +234,6 @@ const Login = Type.Object(
   { additionalProperties: false, default: {} },
 )
 
-/** Backend services the health checker can probe; `delivery` is the route's LMTP or SMTP port. */
-export const HEALTH_SERVICES = ['delivery', 'imap', 'pop3'] as const
-
 export const PLACEMENT_POLICIES = ['random', 'weighted', 'least-used', 'domain'] as const
 /** admin.readEndpoints: when /v1/lookup, /metrics and /v1/openapi.json need a token (src/http/read-access.ts). */
 export const READ_ENDPOINTS = ['auto', 'token', 'open'] as const
@@ -260,26 +259,20 @@ export const HOOK_BASE_ENVIRONMENT = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ'] as
 const Admin = Type.Object(
   {
     tokens: Type.Array(AdminToken, { default: [] }),
-    readEndpoints: Type.Union(
-      READ_ENDPOINTS.map((m) => Type.Literal(m)),
-      {
-        default: 'auto',
-        description: 'Whether /v1/lookup, /metrics and /v1/openapi.json need a read or admin token: auto (unless listen.http is on loopback), token (always), open (never).',
-      },
-    ),
+    readEndpoints: Literals(READ_ENDPOINTS, {
+      default: 'auto',
+      description: 'Whether /v1/lookup, /metrics and /v1/openapi.json need a read or admin token: auto (unless listen.http is on loopback), token (always), open (never).',
+    }),
     placement: Type.Object(
       {
-        policy: Type.Union(
-          PLACEMENT_POLICIES.map((p) => Type.Literal(p)),
-          { default: 'least-used', description: 'How a new account without an explicit backend is placed.' },
-        ),
+        policy: Literals(PLACEMENT_POLICIES, { default: 'least-used', description: 'How a new account without an explicit backend is placed.' }),
       },
       { additionalProperties: false, default: {} },
     ),
-    passwordScheme: Type.Union(
-      PASSWORD_SCHEMES.map((p) => Type.Literal(p)),
-      { default: 'auto', description: 'Scheme for new passwords; auto: ARGON2ID in SQL, SSHA512 in LDAP (slapd pw-sha2 binds with it).' },
-    ),
+    passwordScheme: Literals(PASSWORD_SCHEMES, {
+      default: 'auto',
+      description: 'Scheme for new passwords; auto: ARGON2ID in SQL, SSHA512 in LDAP (slapd pw-sha2 binds with it).',
+    }),
     idempotencyTtl: Duration('24h', 'How long an Idempotency-Key is remembered.'),
     moves: Type.Object(
       {
@@ -399,8 +392,8 @@ export const ConfigSchema = Type.Object(
         timeout: Duration('2s', 'A probe without its banner within this time fails.'),
         rise: Type.Integer({ minimum: 1, default: 2, description: 'Successful probes in a row before a down service counts as up.' }),
         fall: Type.Integer({ minimum: 1, default: 3, description: 'Failed probes in a row before an up service counts as down.' }),
-        services: Type.Array(Type.Union(HEALTH_SERVICES.map((s) => Type.Literal(s))), {
-          default: ['delivery', 'imap', 'pop3'],
+        services: Type.Array(Literals(PROBED_SERVICES), {
+          default: [...PROBED_SERVICES],
           uniqueItems: true,
           description: "What to probe: delivery (the route's LMTP or SMTP port: 220 banner), imap (* OK), pop3 (+OK).",
         }),
@@ -498,7 +491,6 @@ export type LoginConfig = Static<typeof Login>
 export type AdminConfig = Static<typeof Admin>
 export type LdapAdminConfig = NonNullable<LdapConfig['admin']>
 export type PlacementPolicy = (typeof PLACEMENT_POLICIES)[number]
-export type HealthService = (typeof HEALTH_SERVICES)[number]
 export type HealthConfig = Config['health']
 export type DurationValue = Config['lookup']['deadline']
 

@@ -2,7 +2,9 @@
 // "who owns exactly this address?"; extension stripping, alias domains and catch-alls are
 // the resolver's job, so a directory stays a thin, escaped query.
 
-export type AccountStatus = 'active' | 'disabled'
+/** What an account may be; the store's accounts_status CHECK and the admin API's schema derive from it. */
+export const ACCOUNT_STATUSES = ['active', 'disabled'] as const
+export type AccountStatus = (typeof ACCOUNT_STATUSES)[number]
 
 export interface AccountEntry {
   readonly kind: 'account'

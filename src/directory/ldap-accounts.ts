@@ -33,6 +33,7 @@ import type { AccountChanges, AccountPage, AccountQuery, AccountRecord, AccountW
 import { byteOrder } from './byte-order.js'
 import type { AccountStatus } from './directory.js'
 import { AccountDnTemplate, addressParts } from './ldap-dn.js'
+import { attributeValues, entryMapping, sameName, statusOf, uniqueNames, writtenStatus, type LdapEntryMapping } from './ldap-entry.js'
 import { LdapPool } from './ldap-pool.js'
 
 const MAX_PAGE = 1000
@@ -64,16 +65,13 @@ export class LdapAccountWriter implements AccountWriter {
   readonly #scope: LdapConfig['scope']
   readonly #timeLimit: number
   readonly #extraFilter: Filter | undefined
-  readonly #canonical: string
+  /** The attributes lookups read, and the disabled rule (ldap-entry.ts). */
+  readonly #m: LdapEntryMapping
   /** Address attributes besides the canonical one; each holds the primary address and every alias. */
   readonly #otherAddress: readonly string[]
   /** Every attribute an address can be owned through: what the claim check searches. */
   readonly #allAddress: readonly string[]
-  readonly #mailHost: string
-  readonly #status: string
-  readonly #sendAs: string
   readonly #password: string
-  readonly #disabledValues: readonly string[]
   readonly #objectClasses: readonly string[]
   readonly #dn: AccountDnTemplate
   /** What list and get read. The password attribute only tells whether one is set; see #toRecord. */
@@ -95,14 +93,10 @@ export class LdapAccountWriter implements AccountWriter {
     this.#baseDN = config.baseDN
     this.#scope = config.scope
     this.#extraFilter = parseExtraFilter(config.filter)
-    this.#canonical = a.canonical
+    this.#m = entryMapping(config)
     this.#otherAddress = uniqueNames(a.address.filter((n) => !sameName(n, a.canonical)))
     this.#allAddress = uniqueNames([a.canonical, ...a.address])
-    this.#mailHost = a.mailHost
-    this.#status = a.status
-    this.#sendAs = a.sendAs
     this.#password = config.passwordAttribute
-    this.#disabledValues = config.disabledValues
     this.#objectClasses = admin.objectClasses
     this.#dn = new AccountDnTemplate(admin.accountDN, config.baseDN)
     this.#readAttributes = uniqueNames([...this.#allAddress, a.mailHost, a.status, a.sendAs, config.passwordAttribute])
@@ -116,7 +110,7 @@ export class LdapAccountWriter implements AccountWriter {
 
   async get(address: string): Promise<AccountRecord | undefined> {
     const { searchEntries } = await this.#pool.run('account read', (client) =>
-      client.search(this.#baseDN, this.#searchOptions(this.#accountFilter(eq(this.#canonical, address)), MAX_SAME_PRIMARY + 1)),
+      client.search(this.#baseDN, this.#searchOptions(this.#accountFilter(eq(this.#m.canonical, address)), MAX_SAME_PRIMARY + 1)),
     )
     // The filter also matches a further value of a multi-valued primary attribute; only the
     // first value is the primary address.
@@ -137,10 +131,10 @@ export class LdapAccountWriter implements AccountWriter {
     }
     if (query.mailHosts?.length === 0) return { accounts: [] }
     const narrow: Filter[] = []
-    if (query.domain !== undefined) narrow.push(new SubstringFilter({ attribute: this.#canonical, final: `@${query.domain}` }))
-    if (query.mailHosts !== undefined) narrow.push(anyOf(query.mailHosts.map((h) => eq(this.#mailHost, h))))
-    if (query.status !== undefined && this.#status !== '' && this.#disabledValues.length > 0) {
-      const disabled = anyOf(this.#disabledValues.map((v) => eq(this.#status, v)))
+    if (query.domain !== undefined) narrow.push(new SubstringFilter({ attribute: this.#m.canonical, final: `@${query.domain}` }))
+    if (query.mailHosts !== undefined) narrow.push(anyOf(query.mailHosts.map((h) => eq(this.#m.mailHost, h))))
+    if (query.status !== undefined && this.#m.status !== '' && this.#m.disabledValues.length > 0) {
+      const disabled = anyOf(this.#m.disabledValues.map((v) => eq(this.#m.status, v)))
       narrow.push(query.status === 'disabled' ? disabled : new NotFilter({ filter: disabled }))
     }
     // The server narrows the search; the exact rules (primary address only, case) apply here.
@@ -178,9 +172,9 @@ export class LdapAccountWriter implements AccountWriter {
       entry.add('sn', [primary])
     }
     for (const [name, values] of this.#addressValues(primary, aliases)) entry.add(name, values)
-    entry.add(this.#mailHost, [account.mailHost])
-    if (status !== undefined) entry.add(this.#status, status)
-    if (account.sendAs.length > 0) entry.add(this.#sendAs, sortedUnique(account.sendAs))
+    entry.add(this.#m.mailHost, [account.mailHost])
+    if (status !== undefined) entry.add(this.#m.status, status)
+    if (account.sendAs.length > 0) entry.add(this.#m.sendAs, sortedUnique(account.sendAs))
     if (account.passwordHash !== undefined && account.passwordHash !== '') entry.add(this.#password, [account.passwordHash])
     // The naming attribute must hold the RDN's value; added here unless the mapping set it.
     entry.add(this.#dn.rdnAttribute, [this.#dn.rdnValue(addressParts(primary))])
@@ -192,7 +186,7 @@ export class LdapAccountWriter implements AccountWriter {
       await this.#write('delete', dn, (client) => client.del(dn))
       throw new AdminError(
         ErrorCodes.DIRECTORY_WRITE,
-        `${dn} was added but does not match directory.ldap.filter with a ${this.#mailHost}, so lookups would not see it; ` +
+        `${dn} was added but does not match directory.ldap.filter with a ${this.#m.mailHost}, so lookups would not see it; ` +
           'it was removed again (check directory.ldap.admin.objectClasses)',
       )
     }
@@ -207,16 +201,16 @@ export class LdapAccountWriter implements AccountWriter {
     const replace = (type: string, values: string[]) =>
       mods.push(new Change({ operation: 'replace', modification: new Attribute({ type, values }) }))
 
-    if (changes.mailHost !== undefined) replace(this.#mailHost, [changes.mailHost])
+    if (changes.mailHost !== undefined) replace(this.#m.mailHost, [changes.mailHost])
     if (changes.status !== undefined) {
       const status = this.#statusValue(changes.status)
-      if (status !== undefined) replace(this.#status, status)
+      if (status !== undefined) replace(this.#m.status, status)
     }
     // Replacing with no values deletes the attribute, and is no error when it is absent.
     if (changes.passwordHash !== undefined) replace(this.#password, changes.passwordHash ? [changes.passwordHash] : [])
     if (changes.sendAs !== undefined) {
       if (changes.sendAs.length > 0) this.#requireSendAs()
-      if (this.#sendAs !== '') replace(this.#sendAs, sortedUnique(changes.sendAs))
+      if (this.#m.sendAs !== '') replace(this.#m.sendAs, sortedUnique(changes.sendAs))
     }
     if (changes.aliases !== undefined) {
       const wanted = otherAddresses(changes.aliases, before.address)
@@ -251,10 +245,10 @@ export class LdapAccountWriter implements AccountWriter {
 
   async countByMailHost(): Promise<Map<string, number>> {
     const counts = new Map<string, number>()
-    await this.#eachPage('account count', this.#accountFilter(), [this.#mailHost], (entries) => {
+    await this.#eachPage('account count', this.#accountFilter(), [this.#m.mailHost], (entries) => {
       for (const e of entries) {
         // Counting is for placement; an entry with two mailHosts (a lookup error) counts once.
-        const host = attributeValues(e, this.#mailHost)[0]?.toLowerCase()
+        const host = attributeValues(e, this.#m.mailHost)[0]?.toLowerCase()
         if (host !== undefined) counts.set(host, (counts.get(host) ?? 0) + 1)
       }
     })
@@ -267,7 +261,7 @@ export class LdapAccountWriter implements AccountWriter {
 
   /** (&(configured filter)(mailHost=*)...): accounts only; alias entries have no mailHost. */
   #accountFilter(...more: Filter[]): Filter {
-    const filters = [...(this.#extraFilter ? [this.#extraFilter] : []), new PresenceFilter({ attribute: this.#mailHost }), ...more]
+    const filters = [...(this.#extraFilter ? [this.#extraFilter] : []), new PresenceFilter({ attribute: this.#m.mailHost }), ...more]
     return new AndFilter({ filters })
   }
 
@@ -346,51 +340,49 @@ export class LdapAccountWriter implements AccountWriter {
   /** The address attributes of an account, primary first (the first value is the primary one). */
   #addressValues(primary: string, aliases: readonly string[]): [string, string[]][] {
     const all = [primary, ...aliases]
-    if (this.#otherAddress.length === 0) return [[this.#canonical, all]]
-    return [[this.#canonical, [primary]], ...this.#otherAddress.map((n): [string, string[]] => [n, all])]
+    if (this.#otherAddress.length === 0) return [[this.#m.canonical, all]]
+    return [[this.#m.canonical, [primary]], ...this.#otherAddress.map((n): [string, string[]] => [n, all])]
   }
 
   /** The status attribute's value for a status; undefined when there is nothing to write. */
   #statusValue(status: AccountStatus): string[] | undefined {
-    if (status === 'active') return this.#status === '' ? undefined : ['active']
-    const value = this.#disabledValues.find((v) => v.toLowerCase() === 'disabled') ?? this.#disabledValues[0]
-    if (this.#status === '' || value === undefined) {
+    const value = writtenStatus(status, this.#m)
+    if (value === null) {
       throw new AdminError(
         ErrorCodes.VALIDATION,
         'this LDAP directory cannot mark an account disabled (directory.ldap.attributes.status or disabledValues is empty)',
       )
     }
-    return [value]
+    return value === undefined ? undefined : [value]
   }
 
   #requireSendAs(): void {
-    if (this.#sendAs === '') {
+    if (this.#m.sendAs === '') {
       throw new AdminError(ErrorCodes.VALIDATION, "this LDAP directory has no send-as attribute (directory.ldap.attributes.sendAs is '')")
     }
   }
 
   #toRecord(entry: Entry): AccountRecord | undefined {
-    const canonical = attributeValues(entry, this.#canonical).map((v) => v.toLowerCase())
+    const canonical = attributeValues(entry, this.#m.canonical).map((v) => v.toLowerCase())
     const primary = canonical[0]
     // Entries with a mailHost but no primary address serve lookups through their other
     // addresses; the admin API names accounts by primary address and cannot show them.
     if (primary === undefined) return undefined
-    const hosts = attributeValues(entry, this.#mailHost)
+    const hosts = attributeValues(entry, this.#m.mailHost)
     if (hosts.length !== 1) {
       throw new DirectoryDataError(
         ErrorCodes.DIRECTORY_DATA,
-        `LDAP entry ${entry.dn} has ${hosts.length} non-blank ${this.#mailHost} values; an account lives on exactly one host`,
+        `LDAP entry ${entry.dn} has ${hosts.length} non-blank ${this.#m.mailHost} values; an account lives on exactly one host`,
       )
     }
     const addresses = [...canonical.slice(1), ...this.#otherAddress.flatMap((n) => attributeValues(entry, n)).map((v) => v.toLowerCase())]
-    const disabled = new Set(this.#disabledValues.map((v) => v.toLowerCase()))
     return {
       id: entry.dn,
       address: primary,
       mailHost: hosts[0]!,
-      status: attributeValues(entry, this.#status).some((v) => disabled.has(v.toLowerCase())) ? 'disabled' : 'active',
+      status: statusOf(entry, this.#m),
       aliases: otherAddresses(addresses, primary),
-      sendAs: sortedUnique(attributeValues(entry, this.#sendAs)),
+      sendAs: sortedUnique(attributeValues(entry, this.#m.sendAs)),
       // The admin bind can usually read the password attribute (slapd's rootdn always can). One
       // whose ACL hides it gets no attribute back, and the account shows as without password:
       // LDAP gives no way to tell "hidden" from "absent".
@@ -415,32 +407,10 @@ class EntryBuilder {
   }
 }
 
-// Servers answer with the schema's spelling of a name, so names match case-insensitively;
-// blank values count as absent, as in ldap-entry.ts.
-function attributeValues(entry: Entry, attribute: string): string[] {
-  if (attribute === '') return []
-  const out: string[] = []
-  for (const [name, raw] of Object.entries(entry)) {
-    if (name === 'dn' || !sameName(name, attribute)) continue
-    for (const v of Array.isArray(raw) ? raw : [raw]) {
-      const s = (typeof v === 'string' ? v : v.toString('utf8')).trim()
-      if (s !== '') out.push(s)
-    }
-  }
-  return out
-}
-
 const eq = (attribute: string, value: string) => new EqualityFilter({ attribute, value })
 /** An OR of one filter is that filter: simpler for the server and for anyone reading its log. */
 const anyOf = (filters: Filter[]): Filter => (filters.length === 1 ? filters[0]! : new OrFilter({ filters }))
-const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
 const notFound = (address: string) => new AdminError(ErrorCodes.NOT_FOUND, `no account has the primary address ${address}`)
-
-function uniqueNames(names: readonly string[]): string[] {
-  const out: string[] = []
-  for (const n of names) if (n !== '' && !out.some((o) => sameName(o, n))) out.push(n)
-  return out
-}
 
 function sortedUnique(values: readonly string[]): string[] {
   return [...new Set(values)].sort(byteOrder)

@@ -9,6 +9,7 @@
 
 import { toMs } from '../config/duration.js'
 import type { Daemon } from '../daemon.js'
+import { withinDeadline } from '../deadline.js'
 import { describeError } from '../errors.js'
 
 export interface ProbeResult {
@@ -69,18 +70,10 @@ export async function readiness(daemon: Daemon, timeoutMs: number, now: () => nu
 /** Runs `fn` with a bound on its time; a hung peer counts as a failed probe. */
 export async function probe(fn: () => Promise<unknown>, timeoutMs: number): Promise<ProbeResult> {
   const t = performance.now()
-  let timer: NodeJS.Timeout | undefined
   try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
-      }),
-    ])
+    await withinDeadline(timeoutMs, fn)
     return { ok: true, ms: Math.round(performance.now() - t) }
   } catch (e) {
     return { ok: false, error: describeError(e), ms: Math.round(performance.now() - t) }
-  } finally {
-    clearTimeout(timer)
   }
 }

@@ -9,9 +9,10 @@ import { toMs } from '../config/duration.js'
 import type { LookupCache } from '../cache/lookup-cache.js'
 import type { Config } from '../config/schema.js'
 import type { CircuitBreakerDirectory } from '../directory/circuit-breaker.js'
+import { withinDeadline } from '../deadline.js'
 import { describeError } from '../errors.js'
 import { healthRecords, type HealthRecord } from '../health/health-repo.js'
-import type { AdminState, BackendInfo, ProbedService, Registry } from '../resolve/registry.js'
+import type { AdminState, BackendInfo, ProbedService, Registry, ServiceHealth } from '../resolve/registry.js'
 import type { Store } from '../store/store.js'
 import { VERSION } from '../version.js'
 
@@ -30,7 +31,7 @@ export interface StatusDaemon {
 export interface ServiceStatus {
   readonly service: ProbedService
   /** `not probed`: no check has recorded a state yet, or probing is off (health.interval 0). */
-  readonly state: 'up' | 'down' | 'not probed'
+  readonly state: ServiceHealth | 'not probed'
   /** ISO 8601: when the recorded state began. */
   readonly since?: string
   /** The failed probe's error, for a service that is down. */
@@ -43,7 +44,7 @@ export interface BackendStatus {
   readonly mailHosts: readonly string[]
   readonly adminState: AdminState
   /** Whether this instance sends logins and placements there (Registry.isUp): maintenance counts as down. */
-  readonly state: 'up' | 'down' | 'maintenance' | 'not probed'
+  readonly state: ServiceHealth | 'maintenance' | 'not probed'
   readonly services: readonly ServiceStatus[]
   /** null: not counted (a read-only LDAP directory, or the count failed). */
   readonly accounts: number | null
@@ -142,15 +143,9 @@ function services(registry: Registry, id: string, configured: readonly ProbedSer
 
 /** The part's value, or why it could not be had within the deadline. */
 async function attempt<T>(ms: number, work: () => Promise<T>): Promise<{ value: T } | { error: string }> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
-  })
   try {
-    return { value: await Promise.race([work(), deadline]) }
+    return { value: await withinDeadline(ms, work) }
   } catch (e) {
     return { error: describeError(e) }
-  } finally {
-    clearTimeout(timer)
   }
 }

@@ -2,16 +2,9 @@
 // consult it on every request, so it is a plain snapshot swapped atomically on reload, and it
 // keeps serving the last good snapshot if the store becomes unreachable.
 
-export type RouteStyle = 'lmtp' | 'smtp'
+import type { AdminState, ProbedService, RouteStyle, ServiceHealth } from './vocabulary.js'
 
-/** Services the health checker probes (config `health.services`); `delivery` is the route's port. */
-export type ProbedService = 'delivery' | 'imap' | 'pop3'
-
-/** A backend service's state as the health checker last recorded it. Absent: never probed (up). */
-export type ServiceHealth = 'up' | 'down'
-
-/** active: normal; drain: no new accounts placed; maintenance: treated as down for logins. */
-export type AdminState = 'active' | 'drain' | 'maintenance'
+export type { AdminState, ProbedService, RouteStyle, ServiceHealth } from './vocabulary.js'
 
 export interface BackendPorts {
   readonly lmtp: number

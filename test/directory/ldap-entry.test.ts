@@ -2,7 +2,7 @@
 
 import t from 'tap'
 import type { Entry } from 'ldapts'
-import { requestedAttributes, toDirectoryEntry, type LdapEntryMapping } from '../../src/directory/ldap-entry.js'
+import { requestedAttributes, statusOf, toDirectoryEntry, writtenStatus, type LdapEntryMapping } from '../../src/directory/ldap-entry.js'
 import { DirectoryDataError, ErrorCodes } from '../../src/errors.js'
 
 const mapping: LdapEntryMapping = {
@@ -11,7 +11,7 @@ const mapping: LdapEntryMapping = {
   canonical: 'mail',
   status: 'mailhostdAccountStatus',
   sendAs: 'mailhostdSendAs',
-  disabledValues: new Set(['disabled', 'locked']),
+  disabledValues: ['disabled', 'locked'],
 }
 const dn = 'uid=x,ou=people,dc=example,dc=org'
 const entry = (attrs: Record<string, string | string[] | Buffer>): Entry => ({ dn, ...attrs })
@@ -115,4 +115,23 @@ void t.test('requested attributes', async (t) => {
     'empty names and case-insensitive duplicates are dropped',
   )
   t.notOk(requestedAttributes(mapping).some((a) => /password/i.test(a)))
+})
+
+void t.test('the disabled rule reads and writes alike', async (t) => {
+  // The writer stores what writtenStatus says; reading the entry back must give the same status.
+  for (const disabledValues of [['disabled', 'locked'], ['Locked', 'inactive'], ['LOCKED']]) {
+    const m = { ...mapping, disabledValues }
+    for (const status of ['active', 'disabled'] as const) {
+      const written = writtenStatus(status, m)
+      t.type(written, 'string', `${status} is writable with ${disabledValues.join(', ')}`)
+      t.equal(statusOf(entry({ mailHost: 'mx1', mailhostdAccountStatus: written! }), m), status, `${status} reads back (${written})`)
+    }
+  }
+  t.equal(writtenStatus('disabled', { ...mapping, disabledValues: ['locked', 'DISABLED'] }), 'DISABLED', 'disabled itself is preferred, as configured')
+  t.equal(writtenStatus('disabled', { ...mapping, disabledValues: ['Locked', 'inactive'] }), 'Locked', 'else the first value, as configured')
+  t.equal(writtenStatus('active', { ...mapping, status: '' }), undefined, 'no status attribute: an active account writes nothing')
+  t.equal(writtenStatus('disabled', { ...mapping, status: '' }), null, 'no status attribute: disabled cannot be written')
+  t.equal(writtenStatus('disabled', { ...mapping, disabledValues: [] }), null, 'no disabled values: disabled cannot be written')
+  t.equal(statusOf(entry({ mailhostdAccountStatus: ['active', 'locked'] }), mapping), 'disabled', 'any disabled value disables')
+  t.equal(statusOf(entry({}), mapping), 'active', 'no status value: active')
 })

@@ -5,6 +5,7 @@ import { defined, exclusive, integer, parse, UsageError } from '../args.js'
 import { apiPath } from '../client.js'
 import { fetchList, print, subcommands, type Command, type Ctx, type Group } from '../command.js'
 import { EXIT } from '../exit.js'
+import { ADMIN_STATES, ROUTE_STYLES } from '../../resolve/vocabulary.js'
 import { keyValue, list, table, text } from '../table.js'
 
 export interface Backend {
@@ -34,9 +35,9 @@ const USAGE = `usage: mailhostctl [global options] backend <subcommand>
 
   list
   show <id>
-  create <id> --address IP [--mail-host H]... [--route lmtp|smtp] [--lmtp-port N]
+  create <id> --address IP [--mail-host H]... [--route ${ROUTE_STYLES.join('|')}] [--lmtp-port N]
          [--smtp-port N] [--imap-port N] [--pop3-port N] [--weight N] [--capacity N]
-         [--state active|drain|maintenance]
+         [--state ${ADMIN_STATES.join('|')}]
   update <id> [--address IP] [same options as create] [--no-capacity]
   drain <id>         no new accounts; mail and logins still routed
   maintenance <id>   no new accounts; logins get a fast temporary failure
