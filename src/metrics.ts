@@ -22,67 +22,30 @@ export type Labels = Record<string, string>
  */
 export const UNKNOWN_LABEL = '(unknown)'
 
+/** A counter with labels, registered in `registry` (not prom-client's global one). */
+function labelledCounter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[]): Counter<L> {
+  return new Counter({ name, help, labelNames, registers: [registry] })
+}
+
+/** A latency histogram in seconds with LATENCY_BUCKETS, registered in `registry`. */
+function latencyHistogram<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[]): Histogram<L> {
+  return new Histogram({ name, help, labelNames, buckets: LATENCY_BUCKETS, registers: [registry] })
+}
+
 type Observer = { observe(value: number): void }
 type Incrementer = { inc(value?: number): void }
 
 export class Metrics {
   readonly registry = new Registry()
-  readonly lookups = new Counter({
-    name: 'mailhostd_lookups_total',
-    help: 'Lookups by protocol, map, outcome (found/notfound/temp/perm) and answering layer (cache/stale/directory/rules/none); stale answers are layer="stale", names that are no map map="(unknown)".',
-    labelNames: ['protocol', 'map', 'outcome', 'layer'] as const,
-    registers: [this.registry],
-  })
-  readonly lookupSeconds = new Histogram({
-    name: 'mailhostd_lookup_duration_seconds',
-    help: 'Time from request to answer, per protocol.',
-    labelNames: ['protocol'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  })
-  readonly directoryCallSeconds = new Histogram({
-    name: 'mailhostd_directory_call_duration_seconds',
-    help: 'Directory calls (find, verify_password, ping) by directory, operation and result (ok/error); calls the circuit breaker refused are not made and not counted.',
-    labelNames: ['directory', 'operation', 'result'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  })
-  readonly directoryErrors = new Counter({
-    name: 'mailhostd_directory_errors_total',
-    help: `Failed directory calls by directory, operation and error code (${ErrorCodes.DIRECTORY_UNAVAILABLE}, ${ErrorCodes.DIRECTORY_TIMEOUT}, ${ErrorCodes.DUPLICATE_OWNER}, ...).`,
-    labelNames: ['directory', 'operation', 'code'] as const,
-    registers: [this.registry],
-  })
-  readonly policyDecisions = new Counter({
-    name: 'mailhostd_policy_decisions_total',
-    help: 'Policy delegation answers by rule set and result (dunno/reject/defer); a policy_context naming no rule set is rule_set="(unknown)".',
-    labelNames: ['rule_set', 'result'] as const,
-    registers: [this.registry],
-  })
-  readonly logins = new Counter({
-    name: 'mailhostd_login_total',
-    help: 'Login routing answers by protocol (dovecot, nginx, dict) and result (ok/mismatch/unknown/disabled/tempfail/invalid); wrong passwords are result="mismatch", nginx requests refused for their headers result="invalid".',
-    labelNames: ['protocol', 'result'] as const,
-    registers: [this.registry],
-  })
-  readonly brakes = new Counter({
-    name: 'mailhostd_brakes_total',
-    help: 'Brute-force brakes applied, by scope (ip, account) and action (tarpit, refuse).',
-    labelNames: ['scope', 'action'] as const,
-    registers: [this.registry],
-  })
-  readonly passwordJobs = new Counter({
-    name: 'mailhostd_password_jobs_total',
-    help: `Password checks and hashes handed to the worker threads (Argon2, bcrypt, SHA-crypt), by operation (${PASSWORD_OPERATIONS.join('/')}) and outcome (${PASSWORD_JOB_OUTCOMES.join('/')}): busy = queue full, answered with a temporary failure at once; crashed = its worker died (temporary failure, worker replaced); abandoned = its caller stopped waiting.`,
-    labelNames: ['operation', 'outcome'] as const,
-    registers: [this.registry],
-  })
-  readonly reloads = new Counter({
-    name: 'mailhostd_config_reloads_total',
-    help: 'Configuration reloads (SIGHUP) by result: applied, invalid (the file did not validate; nothing changed) or failed (applied in part).',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  })
+  readonly lookups = labelledCounter(this.registry, 'mailhostd_lookups_total', 'Lookups by protocol, map, outcome (found/notfound/temp/perm) and answering layer (cache/stale/directory/rules/none); stale answers are layer="stale", names that are no map map="(unknown)".', ['protocol', 'map', 'outcome', 'layer'])
+  readonly lookupSeconds = latencyHistogram(this.registry, 'mailhostd_lookup_duration_seconds', 'Time from request to answer, per protocol.', ['protocol'])
+  readonly directoryCallSeconds = latencyHistogram(this.registry, 'mailhostd_directory_call_duration_seconds', 'Directory calls (find, verify_password, ping) by directory, operation and result (ok/error); calls the circuit breaker refused are not made and not counted.', ['directory', 'operation', 'result'])
+  readonly directoryErrors = labelledCounter(this.registry, 'mailhostd_directory_errors_total', `Failed directory calls by directory, operation and error code (${ErrorCodes.DIRECTORY_UNAVAILABLE}, ${ErrorCodes.DIRECTORY_TIMEOUT}, ${ErrorCodes.DUPLICATE_OWNER}, ...).`, ['directory', 'operation', 'code'])
+  readonly policyDecisions = labelledCounter(this.registry, 'mailhostd_policy_decisions_total', 'Policy delegation answers by rule set and result (dunno/reject/defer); a policy_context naming no rule set is rule_set="(unknown)".', ['rule_set', 'result'])
+  readonly logins = labelledCounter(this.registry, 'mailhostd_login_total', 'Login routing answers by protocol (dovecot, nginx, dict) and result (ok/mismatch/unknown/disabled/tempfail/invalid); wrong passwords are result="mismatch", nginx requests refused for their headers result="invalid".', ['protocol', 'result'])
+  readonly brakes = labelledCounter(this.registry, 'mailhostd_brakes_total', 'Brute-force brakes applied, by scope (ip, account) and action (tarpit, refuse).', ['scope', 'action'])
+  readonly passwordJobs = labelledCounter(this.registry, 'mailhostd_password_jobs_total', `Password checks and hashes handed to the worker threads (Argon2, bcrypt, SHA-crypt), by operation (${PASSWORD_OPERATIONS.join('/')}) and outcome (${PASSWORD_JOB_OUTCOMES.join('/')}): busy = queue full, answered with a temporary failure at once; crashed = its worker died (temporary failure, worker replaced); abandoned = its caller stopped waiting.`, ['operation', 'outcome'])
+  readonly reloads = labelledCounter(this.registry, 'mailhostd_config_reloads_total', 'Configuration reloads (SIGHUP) by result: applied, invalid (the file did not validate; nothing changed) or failed (applied in part).', ['result'])
   readonly #connectionSources = new Map<string, () => number>()
   readonly openConnections = new Gauge({
     name: 'mailhostd_open_connections',
