@@ -28,8 +28,24 @@ interface DomainRow {
   catch_all: string[] | null
 }
 
-export const BACKEND_COLUMNS = 'id, mailhosts, address, route, lmtp_port, smtp_port, imap_port, pop3_port'
-const DOMAIN_COLUMNS = 'name, alias_for, catch_all'
+/** A table the configuration seeds: which columns it sets, its key, and how its audit rows name it. */
+interface SeedTable<R> {
+  readonly table: string
+  readonly columns: readonly (keyof R & string)[]
+  readonly key: keyof R & string
+  readonly subjectType: 'backend' | 'domain'
+}
+
+const BACKENDS_TABLE: SeedTable<BackendRow> = {
+  table: 'backends',
+  columns: ['id', 'mailhosts', 'address', 'route', 'lmtp_port', 'smtp_port', 'imap_port', 'pop3_port'],
+  key: 'id',
+  subjectType: 'backend',
+}
+const DOMAINS_TABLE: SeedTable<DomainRow> = { table: 'domains', columns: ['name', 'alias_for', 'catch_all'], key: 'name', subjectType: 'domain' }
+
+export const BACKEND_COLUMNS = BACKENDS_TABLE.columns.join(', ')
+const DOMAIN_COLUMNS = DOMAINS_TABLE.columns.join(', ')
 
 const CONFIG_ACTOR = 'config'
 
@@ -43,43 +59,8 @@ export async function seedFromConfig(store: Store, config: Config): Promise<void
     // Instances starting together would otherwise race on the same inserts and audit rows twice.
     await tx.query(`select pg_advisory_xact_lock(${ADVISORY_LOCKS.seed})`)
 
-    const oldBackends = await rowsById<BackendRow>(
-      tx,
-      `select ${BACKEND_COLUMNS} from backends where id = any($1) for update`,
-      backends.map((b) => b.id),
-      (r) => r.id,
-    )
-    for (const b of backends) {
-      const before = oldBackends.get(b.id)
-      if (before !== undefined && sameRow(before, b)) continue
-      await tx.query(
-        `insert into backends (${BACKEND_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8)
-         on conflict (id) do update set
-           mailhosts = excluded.mailhosts, address = excluded.address, route = excluded.route,
-           lmtp_port = excluded.lmtp_port, smtp_port = excluded.smtp_port,
-           imap_port = excluded.imap_port, pop3_port = excluded.pop3_port, updated_at = now()`,
-        [b.id, b.mailhosts, b.address, b.route, b.lmtp_port, b.smtp_port, b.imap_port, b.pop3_port],
-      )
-      await audit(tx, 'backend', b.id, before, b)
-    }
-
-    const oldDomains = await rowsById<DomainRow>(
-      tx,
-      `select ${DOMAIN_COLUMNS} from domains where name = any($1) for update`,
-      domains.map((d) => d.name),
-      (r) => r.name,
-    )
-    for (const d of domains) {
-      const before = oldDomains.get(d.name)
-      if (before !== undefined && sameRow(before, d)) continue
-      await tx.query(
-        `insert into domains (${DOMAIN_COLUMNS}) values ($1, $2, $3)
-         on conflict (name) do update set
-           alias_for = excluded.alias_for, catch_all = excluded.catch_all, updated_at = now()`,
-        [d.name, d.alias_for, d.catch_all],
-      )
-      await audit(tx, 'domain', d.name, before, d)
-    }
+    await seedTable(tx, BACKENDS_TABLE, backends)
+    await seedTable(tx, DOMAINS_TABLE, domains)
   })
 }
 
@@ -135,14 +116,27 @@ function domainRow(d: DomainConfig, i: number): DomainRow {
   }
 }
 
-async function rowsById<R>(
-  tx: Queryable,
-  sql: string,
-  ids: readonly string[],
-  key: (r: R) => string,
-): Promise<Map<string, R>> {
-  const { rows } = await tx.query<R>(sql, [ids])
-  return new Map(rows.map((r) => [key(r), r]))
+/**
+ * Inserts or updates each row of `rows` whose seeded columns differ from what the table holds,
+ * with an audit row of before and after; rows the config does not name, and the columns it does
+ * not seed, are left alone. Rows are locked first so instances seeding together see each other.
+ */
+async function seedTable<R extends object>(tx: Queryable, t: SeedTable<R>, rows: readonly R[]): Promise<void> {
+  const columns = t.columns.join(', ')
+  const idOf = (r: R) => String(r[t.key])
+  const { rows: held } = await tx.query<R>(`select ${columns} from ${t.table} where ${t.key} = any($1) for update`, [rows.map(idOf)])
+  const old = new Map(held.map((r) => [idOf(r), r]))
+  const values = t.columns.map((_, i) => `$${i + 1}`).join(', ')
+  const updates = t.columns.filter((c) => c !== t.key).map((c) => `${c} = excluded.${c}`)
+  for (const row of rows) {
+    const before = old.get(idOf(row))
+    if (before !== undefined && sameRow(before, row)) continue
+    await tx.query(
+      `insert into ${t.table} (${columns}) values (${values}) on conflict (${t.key}) do update set ${[...updates, 'updated_at = now()'].join(', ')}`,
+      t.columns.map((c) => row[c]),
+    )
+    await audit(tx, t.subjectType, idOf(row), before, row)
+  }
 }
 
 /** Compares only the columns `want` carries, in its key order, so extra columns never count. */
