@@ -20,9 +20,7 @@ import type { Config } from './config/schema.js'
 import { CircuitBreakerDirectory } from './directory/circuit-breaker.js'
 import type { Directory } from './directory/directory.js'
 import { InstrumentedDirectory } from './directory/instrumented.js'
-import { LdapDirectory } from './directory/ldap.js'
-import { LdapMailboxAddresses, SqlMailboxAddresses } from './directory/mailbox-addresses.js'
-import { SqlDirectory } from './directory/sql.js'
+import { directoryDriver, type ChangeWatcher, type DirectoryDriver, type DriverContext } from './directory/drivers/index.js'
 import { startHttp, type HttpLimits } from './http/server.js'
 import { live } from './live.js'
 import { Metrics } from './metrics.js'
@@ -52,9 +50,6 @@ import type { ChangeBus, ChangeEvent } from './cluster/changes.js'
 import { LocalChangeBus } from './cluster/local-change-bus.js'
 import { PgChangeBus } from './cluster/pg-change-bus.js'
 import type { AccountWriter } from './directory/accounts.js'
-import { LdapAccountWriter } from './directory/ldap-accounts.js'
-import { LdapWatcher } from './directory/ldap-watch.js'
-import { SqlAccountWriter } from './directory/sql-accounts.js'
 import { ListenerSet, type BoundAddress, type ListenerSpec, type RunningListener } from './server/listener-set.js'
 import { registerDaemonGauges } from './daemon-gauges.js'
 import { openStore } from './store/open.js'
@@ -97,7 +92,7 @@ export class Daemon {
   readonly #listeners: ListenerSet
   #bus: ChangeBus | undefined
   #writer: AccountWriter | undefined
-  #watcher: LdapWatcher | undefined
+  #watcher: ChangeWatcher | undefined
   #admin: Admin | undefined
   #presence: Presence | undefined
   #health: HealthChecker | undefined
@@ -108,12 +103,17 @@ export class Daemon {
   #reloading: Promise<unknown> = Promise.resolve()
   #closing: Promise<void> | undefined
 
+  /** The directory type's parts (directory.type, a restart-only key). */
+  readonly #driver: DirectoryDriver
+  #driverContext: DriverContext | undefined
+
   constructor(
     config: Config,
     readonly logger: Logger,
     private readonly options: DaemonOptions = {},
   ) {
     this.#config = config
+    this.#driver = directoryDriver(config.directory.type)
     this.#tokens = new TokenAuth(config.admin.tokens)
     this.#listeners = new ListenerSet(logger, this.metrics)
   }
@@ -175,7 +175,8 @@ export class Daemon {
     await this.reloadRegistry()
 
     const passwords = this.#startPasswords(c)
-    const raw: Directory = c.directory.type === 'ldap' ? new LdapDirectory(c.directory.ldap!, log, passwords) : new SqlDirectory(store, passwords)
+    this.#driverContext = { store, logger: log, passwords, addresses: c.addresses }
+    const raw: Directory = this.#driver.lookups(c.directory, this.#driverContext)
     this.#calls = new InstrumentedDirectory(raw, this.metrics)
     this.#directory = new CircuitBreakerDirectory(
       this.#calls,
@@ -385,18 +386,11 @@ export class Daemon {
       this.applyChange(event).catch((e: unknown) => this.logger.warn({ change: event.kind, err: describeError(e) }, 'applying a change failed; the cache TTL bounds what it leaves stale'))
     })
     if (bus instanceof PgChangeBus) await bus.start()
-    const ldap = c.directory.type === 'ldap' ? c.directory.ldap! : undefined
-    if (ldap && toMs(ldap.pollInterval) > 0) {
-      this.#watcher = new LdapWatcher(
-        ldap,
-        c.addresses,
-        this.logger,
-        (addresses, ids) => void this.applyChange({ kind: 'entries', addresses, ids }),
-        // More changed entries than one poll could read: which keys they touched is unknown.
-        { onResync: () => this.#cache?.clear() },
-      )
-      this.#watcher.start()
-    }
+    this.#watcher = this.#driver.watcher(c.directory, this.#driverContext!, {
+      entries: (addresses, ids) => void this.applyChange({ kind: 'entries', addresses, ids }),
+      resync: () => this.#cache?.clear(),
+    })
+    this.#watcher?.start()
   }
 
   #buildServices(c: Config): Services {
@@ -509,14 +503,15 @@ export class Daemon {
     const presence = new Presence({ store: this.store, url: c.store.url, connectTimeoutMs: toMs(c.store.connectTimeout), logger: this.logger })
     await presence.start()
     this.#presence = presence
-    const ldap = c.directory.type === 'ldap' ? c.directory.ldap! : undefined
-    this.#writer = ldap === undefined ? new SqlAccountWriter(this.store) : ldap.admin ? new LdapAccountWriter(ldap, this.logger) : undefined
+    const { writer, terms } = this.#driver.accountWrites(c.directory, this.#driverContext!)
+    this.#writer = writer
     this.#admin = createAdmin({
       store: this.store,
       bus: this.#bus!,
       registry: () => this.#registry,
       directory: this.directory,
       writer: this.#writer,
+      terms,
       counts: this.#writer && new AccountCounts(this.#writer),
       config: c,
       logger: this.logger,
@@ -530,7 +525,7 @@ export class Daemon {
   /** Loads every mailbox address into the cache in the background (cache.warmup). */
   #startWarmup(): void {
     const c = this.config
-    const source = c.directory.type === 'ldap' ? new LdapMailboxAddresses(c.directory.ldap!, this.logger) : new SqlMailboxAddresses(this.store)
+    const source = this.#driver.mailboxAddresses(c.directory, this.#driverContext!)
     const stop = new AbortController()
     const lookups = this.#services!.lookups
     const primer = listingPrimer({ resolver: this.#resolver!, cache: this.cache, registry: () => this.#registry, addresses: c.addresses })
