@@ -1,56 +1,116 @@
-// One registry of coded errors (fastify style). Codes are stable: they appear in logs, in
-// problem+json bodies and in tests, so never renumber or reuse one.
+// One registry of coded errors, in the @fastify/error style: every code is declared here once,
+// with whether its condition may clear by itself and the HTTP status it answers with where it has
+// one of its own; everything else (the problem+json status, the error classes' `transient`) is
+// read from the declaration. Codes are stable: they appear in logs, problem+json bodies, metric
+// labels, docs and tests, so never renumber, reuse or rename one. test/errors.test.ts keeps
+// every `MH_` string literal in src/ inside this file.
 
-export const ErrorCodes = {
-  CONFIG_INVALID: 'MH_CONFIG_INVALID',
-  CONFIG_SECRET: 'MH_CONFIG_SECRET',
-  STORE_UNAVAILABLE: 'MH_STORE_UNAVAILABLE',
-  STORE_MIGRATION: 'MH_STORE_MIGRATION',
-  DIRECTORY_UNAVAILABLE: 'MH_DIRECTORY_UNAVAILABLE',
-  DIRECTORY_TIMEOUT: 'MH_DIRECTORY_TIMEOUT',
-  DIRECTORY_CIRCUIT_OPEN: 'MH_DIRECTORY_CIRCUIT_OPEN',
-  DIRECTORY_DATA: 'MH_DIRECTORY_DATA',
-  DUPLICATE_OWNER: 'MH_DUPLICATE_OWNER',
-  ALIAS_LOOP: 'MH_ALIAS_LOOP',
-  LOOKUP_DEADLINE: 'MH_LOOKUP_DEADLINE',
-  UNKNOWN_MAP: 'MH_UNKNOWN_MAP',
-  PASSWORD_SCHEME: 'MH_PASSWORD_SCHEME',
+interface Declaration {
+  readonly code: `MH_${string}`
+  /**
+   * True when the condition may clear by itself (directory down, timeout, workers busy): callers
+   * answer with a temporary failure. False when a human must act (configuration, directory data)
+   * or the request itself is refused.
+   */
+  readonly transient: boolean
+  /** The HTTP status the code answers with, when it has one of its own (see httpStatusOf). */
+  readonly status?: number
+}
+
+const REGISTRY = {
+  CONFIG_INVALID: { code: 'MH_CONFIG_INVALID', transient: false },
+  STORE_UNAVAILABLE: { code: 'MH_STORE_UNAVAILABLE', transient: true, status: 503 },
+  STORE_MIGRATION: { code: 'MH_STORE_MIGRATION', transient: false },
+  DIRECTORY_UNAVAILABLE: { code: 'MH_DIRECTORY_UNAVAILABLE', transient: true, status: 503 },
+  DIRECTORY_TIMEOUT: { code: 'MH_DIRECTORY_TIMEOUT', transient: true, status: 503 },
+  DIRECTORY_CIRCUIT_OPEN: { code: 'MH_DIRECTORY_CIRCUIT_OPEN', transient: true, status: 503 },
+  // The directory answered with data we must not guess about: someone must fix the entries.
+  DIRECTORY_DATA: { code: 'MH_DIRECTORY_DATA', transient: false },
+  DUPLICATE_OWNER: { code: 'MH_DUPLICATE_OWNER', transient: false },
+  ALIAS_LOOP: { code: 'MH_ALIAS_LOOP', transient: false },
+  LOOKUP_DEADLINE: { code: 'MH_LOOKUP_DEADLINE', transient: true },
+  // A stored value in a scheme we cannot verify, or a password the scheme cannot hash.
+  PASSWORD_SCHEME: { code: 'MH_PASSWORD_SCHEME', transient: false, status: 400 },
   // Password hashing on worker threads (auth/password-pool.ts): temporary failures.
-  PASSWORD_BUSY: 'MH_PASSWORD_BUSY',
-  PASSWORD_WORKER: 'MH_PASSWORD_WORKER',
-  // Admin API (problem+json `code`); each maps to one HTTP status in ADMIN_STATUS.
-  UNAUTHORIZED: 'MH_UNAUTHORIZED',
-  FORBIDDEN: 'MH_FORBIDDEN',
-  VALIDATION: 'MH_HTTP_VALIDATION',
-  NOT_FOUND: 'MH_NOT_FOUND',
-  CONFLICT: 'MH_CONFLICT',
-  ADDRESS_TAKEN: 'MH_ADDRESS_TAKEN',
-  DOMAIN_NOT_SERVED: 'MH_DOMAIN_NOT_SERVED',
-  BACKEND_IN_USE: 'MH_BACKEND_IN_USE',
-  NO_ELIGIBLE_BACKEND: 'MH_NO_ELIGIBLE_BACKEND',
-  ACCOUNT_MOVING: 'MH_ACCOUNT_MOVING',
-  MOVE_STATE: 'MH_MOVE_STATE',
-  IDEMPOTENCY_MISMATCH: 'MH_IDEMPOTENCY_MISMATCH',
-  IDEMPOTENCY_IN_PROGRESS: 'MH_IDEMPOTENCY_IN_PROGRESS',
-  DIRECTORY_READ_ONLY: 'MH_DIRECTORY_READ_ONLY',
-  DIRECTORY_WRITE: 'MH_DIRECTORY_WRITE',
-} as const
+  PASSWORD_BUSY: { code: 'MH_PASSWORD_BUSY', transient: true },
+  PASSWORD_WORKER: { code: 'MH_PASSWORD_WORKER', transient: true },
+  // Admin API refusals (problem+json `code`).
+  UNAUTHORIZED: { code: 'MH_UNAUTHORIZED', transient: false, status: 401 },
+  FORBIDDEN: { code: 'MH_FORBIDDEN', transient: false, status: 403 },
+  VALIDATION: { code: 'MH_HTTP_VALIDATION', transient: false, status: 400 },
+  NOT_FOUND: { code: 'MH_NOT_FOUND', transient: false, status: 404 },
+  CONFLICT: { code: 'MH_CONFLICT', transient: false, status: 409 },
+  ADDRESS_TAKEN: { code: 'MH_ADDRESS_TAKEN', transient: false, status: 409 },
+  DOMAIN_NOT_SERVED: { code: 'MH_DOMAIN_NOT_SERVED', transient: false, status: 422 },
+  BACKEND_IN_USE: { code: 'MH_BACKEND_IN_USE', transient: false, status: 409 },
+  NO_ELIGIBLE_BACKEND: { code: 'MH_NO_ELIGIBLE_BACKEND', transient: false, status: 422 },
+  ACCOUNT_MOVING: { code: 'MH_ACCOUNT_MOVING', transient: false, status: 409 },
+  MOVE_STATE: { code: 'MH_MOVE_STATE', transient: false, status: 409 },
+  IDEMPOTENCY_MISMATCH: { code: 'MH_IDEMPOTENCY_MISMATCH', transient: false, status: 422 },
+  IDEMPOTENCY_IN_PROGRESS: { code: 'MH_IDEMPOTENCY_IN_PROGRESS', transient: false, status: 409 },
+  DIRECTORY_READ_ONLY: { code: 'MH_DIRECTORY_READ_ONLY', transient: false, status: 501 },
+  DIRECTORY_WRITE: { code: 'MH_DIRECTORY_WRITE', transient: false, status: 502 },
+  // The HTTP layer's own refusals: fastify's and Node's parser's, routes that do not exist, and
+  // the login endpoints' shared secret.
+  HTTP_NOT_FOUND: { code: 'MH_HTTP_NOT_FOUND', transient: false, status: 404 },
+  HTTP_TOO_LARGE: { code: 'MH_HTTP_TOO_LARGE', transient: false, status: 413 },
+  HTTP_MEDIA_TYPE: { code: 'MH_HTTP_MEDIA_TYPE', transient: false, status: 415 },
+  // Any other 4xx fastify refuses with: the status is the one fastify chose.
+  HTTP_ERROR: { code: 'MH_HTTP_ERROR', transient: false },
+  HTTP_TIMEOUT: { code: 'MH_HTTP_TIMEOUT', transient: false, status: 408 },
+  HTTP_HEADERS_TOO_LARGE: { code: 'MH_HTTP_HEADERS_TOO_LARGE', transient: false, status: 431 },
+  HTTP_MALFORMED: { code: 'MH_HTTP_MALFORMED', transient: false, status: 400 },
+  // 503: the endpoints cannot work until an operator sets login.secret.
+  LOGIN_NO_SECRET: { code: 'MH_LOGIN_NO_SECRET', transient: false, status: 503 },
+  LOGIN_SECRET: { code: 'MH_LOGIN_SECRET', transient: false, status: 401 },
+  // What a thrown value that is not a MailhostdError is logged, counted and answered as: a bug.
+  INTERNAL: { code: 'MH_INTERNAL', transient: false, status: 500 },
+} as const satisfies Record<string, Declaration>
 
-export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
+type Registry = typeof REGISTRY
+type Name = keyof Registry
+type CodesWhere<P> = { [K in Name]: Registry[K] extends P ? Registry[K]['code'] : never }[Name]
+
+export type ErrorCode = Registry[Name]['code']
+/** Codes of conditions that may clear by themselves. */
+export type TransientCode = CodesWhere<{ transient: true }>
+/** Codes of conditions a human must fix. */
+export type PermanentCode = CodesWhere<{ transient: false }>
+/** Codes of refused requests: permanent, with an HTTP status of their own. */
+export type RefusalCode = CodesWhere<{ transient: false; status: number }>
+
+export const ErrorCodes = Object.freeze(
+  Object.fromEntries(Object.entries(REGISTRY).map(([name, d]) => [name, d.code])) as { readonly [K in Name]: Registry[K]['code'] },
+)
+
+const BY_CODE: ReadonlyMap<string, Declaration> = new Map(Object.values(REGISTRY).map((d) => [d.code, d]))
+
+/** The declaration of a code, as REGISTRY holds it. */
+export function declarationOf(code: ErrorCode): Declaration {
+  const d = BY_CODE.get(code)
+  if (d === undefined) throw new TypeError(`undeclared error code ${String(code)}`)
+  return d
+}
+
+/**
+ * The HTTP status a MailhostdError with this code answers with: its own, else 503 for a
+ * condition that may clear by itself (retry later) and 500 for one that will not.
+ */
+export function httpStatusOf(code: ErrorCode): number {
+  const d = declarationOf(code)
+  return d.status ?? (d.transient ? 503 : 500)
+}
 
 export class MailhostdError extends Error {
   readonly code: ErrorCode
-  /**
-   * True when the condition may clear by itself (directory down, timeout): callers answer with
-   * a temporary failure. False for configuration mistakes that need a human.
-   */
+  /** Whether the condition may clear by itself: decided by the code's declaration, never by the thrower. */
   readonly transient: boolean
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; transient?: boolean }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'MailhostdError'
     this.code = code
-    this.transient = options?.transient ?? true
+    this.transient = declarationOf(code).transient
   }
 }
 
@@ -58,7 +118,7 @@ export class ConfigError extends MailhostdError {
   /** The dotted config key at fault, e.g. `directory.ldap.url`, or '' for the whole file. */
   readonly key: string
   constructor(key: string, message: string, options?: { cause?: unknown }) {
-    super(ErrorCodes.CONFIG_INVALID, key ? `${key}: ${message}` : message, { ...options, transient: false })
+    super(ErrorCodes.CONFIG_INVALID, key ? `${key}: ${message}` : message, options)
     this.name = 'ConfigError'
     this.key = key
   }
@@ -66,16 +126,18 @@ export class ConfigError extends MailhostdError {
 
 /** The directory did not answer (connect refused, bind failed, LDAP/SQL error, timeout). */
 export class DirectoryError extends MailhostdError {
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, { ...options, transient: true })
+  declare readonly code: TransientCode
+  constructor(code: TransientCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options)
     this.name = 'DirectoryError'
   }
 }
 
 /** The directory answered, but with data we must not guess about (duplicates, loops, missing attributes). */
 export class DirectoryDataError extends MailhostdError {
-  constructor(code: ErrorCode, message: string) {
-    super(code, message, { transient: false })
+  declare readonly code: PermanentCode
+  constructor(code: PermanentCode, message: string) {
+    super(code, message)
     this.name = 'DirectoryDataError'
   }
 }
@@ -83,44 +145,27 @@ export class DirectoryDataError extends MailhostdError {
 /** The lookup deadline passed before the directory answered. */
 export class DeadlineError extends MailhostdError {
   constructor(ms: number) {
-    super(ErrorCodes.LOOKUP_DEADLINE, `directory did not answer within ${ms} ms`, { transient: true })
+    super(ErrorCodes.LOOKUP_DEADLINE, `directory did not answer within ${ms} ms`)
     this.name = 'DeadlineError'
   }
 }
 
-/** A refused admin request: the code decides the HTTP status (see ADMIN_STATUS). */
+/** A refused admin request: the code's declared status is the HTTP status. */
 export class AdminError extends MailhostdError {
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, { ...options, transient: false })
+  declare readonly code: RefusalCode
+  constructor(code: RefusalCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options)
     this.name = 'AdminError'
   }
 }
 
-export const ADMIN_STATUS: Partial<Record<ErrorCode, number>> = {
-  [ErrorCodes.UNAUTHORIZED]: 401,
-  [ErrorCodes.FORBIDDEN]: 403,
-  [ErrorCodes.VALIDATION]: 400,
-  [ErrorCodes.PASSWORD_SCHEME]: 400,
-  [ErrorCodes.NOT_FOUND]: 404,
-  [ErrorCodes.CONFLICT]: 409,
-  [ErrorCodes.ADDRESS_TAKEN]: 409,
-  [ErrorCodes.BACKEND_IN_USE]: 409,
-  [ErrorCodes.ACCOUNT_MOVING]: 409,
-  [ErrorCodes.MOVE_STATE]: 409,
-  [ErrorCodes.IDEMPOTENCY_IN_PROGRESS]: 409,
-  [ErrorCodes.DOMAIN_NOT_SERVED]: 422,
-  [ErrorCodes.NO_ELIGIBLE_BACKEND]: 422,
-  [ErrorCodes.IDEMPOTENCY_MISMATCH]: 422,
-  [ErrorCodes.DIRECTORY_READ_ONLY]: 501,
-  [ErrorCodes.DIRECTORY_WRITE]: 502,
-  [ErrorCodes.DIRECTORY_UNAVAILABLE]: 503,
-  [ErrorCodes.DIRECTORY_TIMEOUT]: 503,
-  [ErrorCodes.DIRECTORY_CIRCUIT_OPEN]: 503,
-  [ErrorCodes.STORE_UNAVAILABLE]: 503,
-}
-
 export function isMailhostdError(e: unknown): e is MailhostdError {
   return e instanceof MailhostdError
+}
+
+/** The code a failure is logged and counted under: its own, or MH_INTERNAL for anything not ours. */
+export function codeOf(e: unknown): ErrorCode {
+  return isMailhostdError(e) ? e.code : ErrorCodes.INTERNAL
 }
 
 /** A short, log-safe description of any thrown value. */

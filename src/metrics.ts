@@ -6,6 +6,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { PASSWORD_JOB_OUTCOMES, PASSWORD_OPERATIONS } from './auth/password-pool.js'
+import { ErrorCodes } from './errors.js'
 import type { Layer } from './resolve/answer.js'
 
 /** Buckets for request and directory latencies: sub-millisecond cache hits to multi-second timeouts. */
@@ -48,7 +49,7 @@ export class Metrics {
   })
   readonly directoryErrors = new Counter({
     name: 'mailhostd_directory_errors_total',
-    help: 'Failed directory calls by directory, operation and error code (MH_DIRECTORY_UNAVAILABLE, MH_DIRECTORY_TIMEOUT, MH_DUPLICATE_OWNER, ...).',
+    help: `Failed directory calls by directory, operation and error code (${ErrorCodes.DIRECTORY_UNAVAILABLE}, ${ErrorCodes.DIRECTORY_TIMEOUT}, ${ErrorCodes.DUPLICATE_OWNER}, ...).`,
     labelNames: ['directory', 'operation', 'code'] as const,
     registers: [this.registry],
   })

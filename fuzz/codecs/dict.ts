@@ -1,7 +1,7 @@
 // Dovecot 2.3 dict protocol lines: TAB-separated, \x01-escaped fields, one command letter.
 
 import { DictDecoder, dictEscape, type DictRequest } from '../../src/protocols/dict.js'
-import type { DecodedItem } from '../../src/server/connection.js'
+import type { DecodedItem } from '../../src/protocols/decoder.js'
 import type { Rng } from '../rng.js'
 import { addressLike, text } from '../text.js'
 import { bytesOf, decodeStream, error, request, type CodecTarget } from './target.js'

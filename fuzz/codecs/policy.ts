@@ -2,7 +2,7 @@
 
 import { PolicyDecoder } from '../../src/protocols/policy.js'
 import type { PolicyRequest } from '../../src/policy/types.js'
-import type { DecodedItem } from '../../src/server/connection.js'
+import type { DecodedItem } from '../../src/protocols/decoder.js'
 import type { Rng } from '../rng.js'
 import { addressLike, text } from '../text.js'
 import { bytesOf, decodeStream, error, request, type CodecTarget } from './target.js'

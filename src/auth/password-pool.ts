@@ -4,7 +4,7 @@
 // (passwords.ts: verifyIsCostly, hashIsCostly) therefore run here, on a fixed set of worker
 // threads with a bounded queue in front; PLAIN and salted SHA stay on the caller's thread.
 //
-// - Beyond the queue a job fails at once with MH_PASSWORD_BUSY, a temporary failure: a login
+// - Beyond the queue a job fails at once with ErrorCodes.PASSWORD_BUSY, a temporary failure: a login
 //   storm gets "try again later", never "wrong password", and never a queue that outlives the
 //   deadlines of the logins waiting in it.
 // - A queued job whose caller gave up (the login's deadline) is dropped unrun. A running one is
@@ -12,7 +12,7 @@
 //   outlives its deadline, no check would ever finish), unless it is still running
 //   ABANDONED_GRACE_MS later: then its worker is replaced, so a stored value of absurd cost
 //   (Argon2 t=10^9) cannot hold a worker forever.
-// - A worker that dies fails its job with MH_PASSWORD_WORKER (temporary) and is replaced, after
+// - A worker that dies fails its job with ErrorCodes.PASSWORD_WORKER (temporary) and is replaced, after
 //   a pause that grows while replacements keep dying (a broken install must not spin).
 // - Workers may run at a lower priority (niceness, set in password-worker.ts): when lookups and
 //   hashes compete for the cores, lookups win, and idle cores still go to the hashes.
@@ -51,7 +51,7 @@ export type PasswordReply = { readonly id: number; readonly ok: true; readonly v
 export interface PasswordPoolOptions {
   /** Worker threads, at least 1. */
   readonly workers: number
-  /** Jobs that may wait for a worker; more fail at once with MH_PASSWORD_BUSY. */
+  /** Jobs that may wait for a worker; more fail at once with ErrorCodes.PASSWORD_BUSY. */
   readonly maxQueue: number
   /**
    * How much nicer than the daemon the workers run (Linux nice increment, 0-19): the kernel then

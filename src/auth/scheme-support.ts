@@ -18,10 +18,8 @@ export class UnsupportedSchemeError extends MailhostdError {
   readonly problem: string
 
   constructor(scheme: string | undefined, problem: string) {
-    super(ErrorCodes.PASSWORD_SCHEME, scheme === undefined ? `stored password: ${problem}` : `stored password {${scheme}}: ${problem}`, {
-      // Needs someone to fix the stored value: waiting does not help.
-      transient: false,
-    })
+    // Permanent (the code's declaration): someone must fix the stored value, waiting does not help.
+    super(ErrorCodes.PASSWORD_SCHEME, scheme === undefined ? `stored password: ${problem}` : `stored password {${scheme}}: ${problem}`)
     this.name = 'UnsupportedSchemeError'
     this.scheme = scheme
     this.problem = problem

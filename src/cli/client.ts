@@ -23,7 +23,7 @@ export class DaemonUnreachable extends Error {
 /** The daemon answered with an error status (problem+json, RFC 9457). */
 export class ApiError extends Error {
   readonly status: number
-  /** The problem's stable `code` (`MH_NOT_FOUND`), or `HTTP <status>` when the body had none. */
+  /** The problem's stable `code` (one of src/errors.ts), or `HTTP <status>` when the body had none. */
   readonly code: string
   readonly detail: string
   constructor(status: number, code: string, detail: string) {

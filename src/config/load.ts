@@ -10,7 +10,8 @@ import { ConfigError } from '../errors.js'
 import { toMs } from './duration.js'
 import { canonicalAddress, canonicalDomain } from '../resolve/address.js'
 import { directoryDriver } from '../directory/drivers/index.js'
-import { ConfigSchema, DEFAULT_DIRECTORY_TYPE, HOOK_BASE_ENVIRONMENT, LOCAL_MAP_PREFIX, MAP_NAMES, SECRET_PATHS, type Config } from './schema.js'
+import { parseMapName } from '../resolve/maps.js'
+import { ConfigSchema, DEFAULT_DIRECTORY_TYPE, HOOK_BASE_ENVIRONMENT, SECRET_PATHS, type Config } from './schema.js'
 
 type Raw = Record<string, unknown>
 
@@ -221,13 +222,7 @@ function checkSemantics(c: Config): void {
   }
   c.listen.tcpTable.forEach((t, i) => {
     const key = `listen.tcpTable[${i}]`
-    if (!isMapName(t.map, ids)) throw new ConfigError(`${key}.map`, `unknown map ${t.map}`)
+    if (!parseMapName(t.map, (id) => ids.has(id))) throw new ConfigError(`${key}.map`, `unknown map ${t.map}`)
     claim(t.host, t.port, key)
   })
-}
-
-/** transport, recipient, alias, or local/<configured backend id>. */
-export function isMapName(map: string, backendIds: ReadonlySet<string>): boolean {
-  if ((MAP_NAMES as readonly string[]).includes(map)) return true
-  return map.startsWith(LOCAL_MAP_PREFIX) && backendIds.has(map.slice(LOCAL_MAP_PREFIX.length))
 }

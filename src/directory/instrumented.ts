@@ -4,7 +4,7 @@
 // so the instance is still useful to Postfix. It sits inside the circuit breaker, so calls the
 // breaker refuses are not calls.
 
-import { DirectoryError, isMailhostdError } from '../errors.js'
+import { DirectoryError, codeOf } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { AccountEntry, Directory, DirectoryEntry } from './directory.js'
 
@@ -59,7 +59,7 @@ export class InstrumentedDirectory implements Directory {
       // A data error (duplicate owners, an unusable hash) is the directory answering.
       if (!(e instanceof DirectoryError)) this.#lastAnswerAt = this.#now()
       this.#metrics.directoryCallSeconds.observe({ directory, operation, result: 'error' }, seconds())
-      this.#metrics.directoryErrors.inc({ directory, operation, code: isMailhostdError(e) ? e.code : 'MH_INTERNAL' })
+      this.#metrics.directoryErrors.inc({ directory, operation, code: codeOf(e) })
       throw e
     }
   }

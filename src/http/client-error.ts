@@ -8,6 +8,7 @@
 
 import type { Socket } from 'node:net'
 import type { FastifyServerOptions } from 'fastify'
+import { ErrorCodes, httpStatusOf, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log.js'
 import { LogThrottle } from '../log.js'
 import type { Metrics } from '../metrics.js'
@@ -18,11 +19,11 @@ type ClientErrorHandler = NonNullable<FastifyServerOptions['clientErrorHandler']
 
 const NGINX_PATH = 'GET /v1/nginx/'
 
-/** The status, problem code and detail for a parser refusal outside the nginx endpoint. */
-function generic(code: string | undefined): [number, string, string] {
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'MH_HTTP_TIMEOUT', 'request not received in time']
-  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'MH_HTTP_HEADERS_TOO_LARGE', 'request headers too large']
-  return [400, 'MH_HTTP_MALFORMED', 'malformed HTTP request']
+/** The problem code and detail for a parser refusal outside the nginx endpoint. */
+function generic(code: string | undefined): [ErrorCode, string] {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [ErrorCodes.HTTP_TIMEOUT, 'request not received in time']
+  if (code === 'HPE_HEADER_OVERFLOW') return [ErrorCodes.HTTP_HEADERS_TOO_LARGE, 'request headers too large']
+  return [ErrorCodes.HTTP_MALFORMED, 'malformed HTTP request']
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
@@ -47,7 +48,8 @@ export function clientErrorHandler(o: { logger: Logger; metrics?: Metrics | unde
       const fields = Object.entries(NGINX_REFUSAL).map(([k, v]) => `${k}: ${v}\r\n`).join('')
       head = `HTTP/1.1 400 Bad Request\r\n${fields}Content-Length: 0\r\nConnection: close\r\n\r\n`
     } else {
-      const [status, code, detail] = generic(err.code)
+      const [code, detail] = generic(err.code)
+      const status = httpStatusOf(code)
       const body = JSON.stringify(problemBody(status, code, detail))
       head = `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
     }

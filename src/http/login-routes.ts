@@ -9,6 +9,7 @@ import { Type, type Static } from 'typebox'
 import type { Brakes } from '../auth/brakes.js'
 import { toMs } from '../config/duration.js'
 import type { LoginConfig } from '../config/schema.js'
+import { ErrorCodes, httpStatusOf, type ErrorCode } from '../errors.js'
 import type { LoginRouter } from '../login/router.js'
 import type { LoginResult } from '../login/types.js'
 import type { Metrics } from '../metrics.js'
@@ -66,8 +67,10 @@ const PolicyBody = Type.Object({
 })
 const PolicyQuery = Type.Object({ command: Type.Union([Type.Literal('allow'), Type.Literal('report')]) })
 
-const problem = (reply: FastifyReply, status: number, code: string, detail: string) =>
-  reply.code(status).type('application/problem+json').send({ type: 'about:blank', title: detail, status, detail, code })
+const problem = (reply: FastifyReply, code: ErrorCode, detail: string) => {
+  const status = httpStatusOf(code)
+  return reply.code(status).type('application/problem+json').send({ type: 'about:blank', title: detail, status, detail, code })
+}
 
 /** The login endpoints as a fastify plugin: its own scope, so the secret guard covers only them. */
 export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
@@ -90,10 +93,10 @@ export function loginRoutes(o: LoginRoutesOptions): FastifyPluginCallback {
     // client; with one, a temporary failure the client can retry.
     if (req.url.startsWith('/v1/nginx/')) void reply.header('Auth-Status', 'Temporary authentication failure, try again later')
     const { secret, secretHeader } = o.config
-    if (secret === '') return problem(reply, 503, 'MH_LOGIN_NO_SECRET', 'login.secret is not configured')
+    if (secret === '') return problem(reply, ErrorCodes.LOGIN_NO_SECRET, 'login.secret is not configured')
     const given = req.headers[secretHeader.toLowerCase()]
     if (typeof given !== 'string' || !timingSafeEqual(digest(given), digestOfSecret(secret))) {
-      return problem(reply, 401, 'MH_LOGIN_SECRET', `missing or wrong ${o.config.secretHeader}`)
+      return problem(reply, ErrorCodes.LOGIN_SECRET, `missing or wrong ${o.config.secretHeader}`)
     }
   }
 

@@ -8,6 +8,7 @@ import { toMs } from '../config/duration.js'
 import type { LoginConfig } from '../config/schema.js'
 import type { LoginRouter } from '../login/router.js'
 import type { KeyResolver } from '../policy/engine.js'
+import { decide } from '../resolve/destination.js'
 import type { Registry } from '../resolve/registry.js'
 import { checkNginxHeaders, NGINX_REFUSAL, rawHeaderList, type NginxHeaderProblem } from './nginx-headers.js'
 
@@ -89,12 +90,12 @@ async function smtpRoute(rcptLine: string, d: NginxAuthDeps, waitSeconds: number
   if (r.kind === 'failed') return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
   if (r.kind === 'rules' || r.resolution.kind === 'none') return fail(TEXT.rcptUnknown, undefined, '550 5.1.1')
   // An alias may reach several backends: the first mailbox's backend takes the session, and
-  // relays the rest through the front-end like any backend Postfix does.
+  // relays the rest through the front-end like any backend Postfix does. An alias to external
+  // addresses only has no backend to take it: a temporary failure, like an unreachable one.
   const mailbox = r.resolution.mailboxes[0]
-  if (mailbox && d.registry().isMoving(mailbox.address)) return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
-  const backend = mailbox && d.registry().backendForMailHost(mailbox.mailHost)
-  if (!backend || isIP(backend.address) === 0 || !d.registry().isUp(backend, 'delivery')) return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
-  return { headers: { 'Auth-Status': 'OK', 'Auth-Server': backend.address, 'Auth-Port': String(backend.ports.smtp) }, delayMs: 0 }
+  const to = mailbox && decide(mailbox, { service: 'nginx-smtp' }, d.registry())
+  if (to?.kind !== 'destination') return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
+  return { headers: { 'Auth-Status': 'OK', 'Auth-Server': to.address, 'Auth-Port': String(to.port) }, delayMs: 0 }
 }
 
 function fail(text: string, waitSeconds: number | undefined, smtpCode?: string): NginxAnswer {

@@ -11,7 +11,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyError } from 'fastify'
 import type { Logger } from 'pino'
 import { Type } from 'typebox'
-import { describeError } from '../errors.js'
+import { ErrorCodes, describeError } from '../errors.js'
 import { requestContext } from '../log.js'
 import { readiness, type ReadinessSource } from './readiness.js'
 import type { LookupService } from '../resolve/answer.js'
@@ -142,7 +142,7 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
     void reply.code(p.status).type('application/problem+json').send(p)
   })
   app.setNotFoundHandler((req, reply) => {
-    void sendProblem(reply, 404, 'MH_HTTP_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)
+    void sendProblem(reply, ErrorCodes.HTTP_NOT_FOUND, `no route ${req.method} ${req.url.split('?')[0]}`)
   })
 
   // The OpenAPI document is built from every route's schemas; registered before the routes.

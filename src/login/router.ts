@@ -8,12 +8,13 @@ import type { Logger } from 'pino'
 import type { Brakes } from '../auth/brakes.js'
 import type { LoginConfig } from '../config/schema.js'
 import type { AccountEntry, Directory } from '../directory/directory.js'
-import { DeadlineError, ErrorCodes, describeError, isMailhostdError } from '../errors.js'
+import { DeadlineError, ErrorCodes, codeOf, describeError, isMailhostdError } from '../errors.js'
 import { LogThrottle } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { KeyResolver } from '../policy/engine.js'
 import { accountKey, loginAccount, type LoginAccount } from '../resolve/login-account.js'
-import type { BackendInfo, ProbedService, Registry } from '../resolve/registry.js'
+import { decide, loginService, type Unavailable } from '../resolve/destination.js'
+import type { Registry } from '../resolve/registry.js'
 import type { Mailbox } from '../resolve/resolver.js'
 import type { LoginRequest, LoginResult } from './types.js'
 
@@ -32,6 +33,18 @@ export interface LoginRouterOptions {
 export const PASSWORDLESS_SERVICES: ReadonlySet<string> = new Set(['lmtp', 'doveadm'])
 
 type Failure = Exclude<LoginResult, { result: 'ok' }>
+
+/**
+ * What a proxy is told (and logs) when the routing decision says a login cannot go now. decide()
+ * never answers not-ip for a login (nginx checks its Auth-Server itself); the record is total.
+ */
+export const UNAVAILABLE_REASON: Readonly<Record<Unavailable, string>> = {
+  'unknown-mailhost': 'backend unavailable (not configured)',
+  maintenance: 'backend unavailable (maintenance)',
+  down: 'backend unavailable (down)',
+  moving: 'account being moved',
+  'not-ip': 'backend unavailable (not configured)',
+}
 
 export class LoginRouter {
   readonly #o: LoginRouterOptions
@@ -134,23 +147,21 @@ export class LoginRouter {
 
   #route(req: LoginRequest, mailbox: Mailbox, tarpitSeconds: number, nopassword: boolean): LoginResult {
     if (mailbox.status === 'disabled') return { result: 'disabled', reason: 'account disabled', tarpitSeconds }
-    const backend = this.#o.registry().backendForMailHost(mailbox.mailHost)
-    if (!backend) {
-      this.#throttle.run(`nobackend:${mailbox.mailHost}`, (suppressed) =>
-        this.#o.logger.error({ mailHost: mailbox.mailHost, account: mailbox.address, suppressed }, 'mailHost names no configured backend; logins to it fail temporarily'),
-      )
-      return { result: 'tempfail', reason: 'backend unavailable (not configured)', tarpitSeconds }
+    const d = decide(mailbox, { service: loginService(req.service) }, this.#o.registry())
+    if (d.kind !== 'destination') {
+      if (d.reason === 'unknown-mailhost') {
+        this.#throttle.run(`nobackend:${mailbox.mailHost}`, (suppressed) =>
+          this.#o.logger.error({ mailHost: mailbox.mailHost, account: mailbox.address, suppressed }, 'mailHost names no configured backend; logins to it fail temporarily'),
+        )
+      }
+      return { result: 'tempfail', reason: UNAVAILABLE_REASON[d.reason], tarpitSeconds }
     }
-    if (backend.adminState === 'maintenance') return { result: 'tempfail', reason: 'backend unavailable (maintenance)', tarpitSeconds }
-    const probed = probedService(req.service)
-    if (probed && !this.#o.registry().isUp(backend, probed)) return { result: 'tempfail', reason: 'backend unavailable (down)', tarpitSeconds }
-    if (this.#o.registry().isMoving(mailbox.address)) return { result: 'tempfail', reason: 'account being moved', tarpitSeconds }
-    const port = portFor(req.service, backend)
-    const fields: Record<string, string> = { [this.#o.config.proxyField]: 'y', host: backend.address }
+    const { address: host, port } = d
+    const fields: Record<string, string> = { [this.#o.config.proxyField]: 'y', host }
     if (nopassword) fields.nopassword = 'y'
     if (port !== undefined) fields.port = String(port)
     if (mailbox.address !== req.user.trim().toLowerCase()) fields.destuser = mailbox.address
-    return { result: 'ok', canonical: mailbox.address, host: backend.address, ...(port === undefined ? {} : { port }), fields, tarpitSeconds }
+    return { result: 'ok', canonical: mailbox.address, host, ...(port === undefined ? {} : { port }), fields, tarpitSeconds }
   }
 
   /**
@@ -172,7 +183,7 @@ export class LoginRouter {
   }
 
   #tempfail(e: unknown, tarpitSeconds: number): Failure {
-    const code = isMailhostdError(e) ? e.code : 'MH_INTERNAL'
+    const code = codeOf(e)
     const dataError = isMailhostdError(e) && !e.transient
     const busy = code === ErrorCodes.PASSWORD_BUSY || code === ErrorCodes.PASSWORD_WORKER
     this.#throttle.run(`verify:${code}`, (suppressed) =>
@@ -188,29 +199,6 @@ export class LoginRouter {
     if (result.result === 'ok') this.#o.logger.info({ protocol, service, user, rip, session, result: result.result, host: result.host, port: result.port }, 'login routed')
     else this.#o.logger.info({ protocol, service, user, rip, session, result: result.result, reason: result.reason, tarpit: result.tarpitSeconds || undefined }, 'login refused')
     return result
-  }
-}
-
-/** The health-checked service a login service depends on (docs/configuration.md, health). */
-function probedService(service: string): ProbedService | undefined {
-  if (service === 'imap' || service === 'pop3') return service
-  if (service === 'lmtp' || service === 'smtp') return 'delivery'
-  return undefined
-}
-
-/** The backend's port for a proxied service; undefined lets the proxy use its default. */
-export function portFor(service: string, b: BackendInfo): number | undefined {
-  switch (service) {
-    case 'imap':
-      return b.ports.imap
-    case 'pop3':
-      return b.ports.pop3
-    case 'lmtp':
-      return b.ports.lmtp
-    case 'smtp':
-      return b.ports.smtp
-    default:
-      return undefined
   }
 }
 

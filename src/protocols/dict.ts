@@ -26,7 +26,7 @@
 //   worth trusting, and the connection is closing anyway.
 
 import type { DictAnswer } from '../login/types.js'
-import type { DecodedItem, RequestDecoder, RequestError } from '../server/connection.js'
+import type { DecodedItem, RequestDecoder, RequestError } from './decoder.js'
 import { BufferedDecoder } from './buffered-decoder.js'
 
 export type DictRequest =

@@ -27,7 +27,7 @@
 //   attribute values of up to 8192 bytes, and with smtputf8_enable=yes wants valid UTF-8.
 
 import type { PolicyRequest } from '../policy/types.js'
-import type { DecodedItem, RequestDecoder, RequestError } from '../server/connection.js'
+import type { DecodedItem, RequestDecoder, RequestError } from './decoder.js'
 import { BufferedDecoder } from './buffered-decoder.js'
 
 export const POLICY_MAX_ACTION_BYTES = 4000

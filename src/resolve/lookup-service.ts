@@ -4,7 +4,7 @@
 
 import type { Logger } from 'pino'
 import type { LookupCache } from '../cache/lookup-cache.js'
-import { describeError, isMailhostdError } from '../errors.js'
+import { codeOf, describeError, isMailhostdError } from '../errors.js'
 import { LogThrottle } from '../log.js'
 import { UNKNOWN_LABEL, type Metrics } from '../metrics.js'
 import { canonicalAddress, type AddressOptions, type CanonicalAddress } from './address.js'
@@ -97,7 +97,7 @@ export class Lookups implements LookupService {
   /** The answer when it needs no waiting, else what #answerLater needs to finish it. */
   #answerNow(map: string, key: string | null): Decided | Pending {
     const registry = this.#o.registry()
-    const mapName = parseMapName(map, registry)
+    const mapName = parseMapName(map, (id) => registry.backend(id) !== undefined)
     if (!mapName) return { answer: perm(`unknown map ${printable(map)}`), layer: 'rules' }
     const r = this.#resolveNow(key)
     if (r.ok) return { pending: r, map, mapName, registry }
@@ -116,7 +116,7 @@ export class Lookups implements LookupService {
 
   /** Logs the failure (throttled) and returns the reason given to the peer. */
   #failure(map: string, address: string, error: unknown): string {
-    const code = isMailhostdError(error) ? error.code : 'MH_INTERNAL'
+    const code = codeOf(error)
     const reason = describeError(error)
     if (isMailhostdError(error) && !error.transient) {
       // Data errors were already logged loudly where found; say here what Postfix was told.

@@ -83,7 +83,11 @@ export class Registry {
     return this.#backends.get(id)
   }
 
-  /** The backend a mailHost value names (case-insensitive), if any. */
+  /**
+   * The backend a mailHost value names (case-insensitive), if any. Where a mailbox is reached
+   * is decide()'s answer (destination.ts), which also knows the account; this is the name alone,
+   * for admin views and moves.
+   */
   backendForMailHost(mailHost: string): BackendInfo | undefined {
     return this.#byMailHost.get(mailHost.trim().toLowerCase())
   }

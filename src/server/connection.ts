@@ -5,21 +5,8 @@
 import type { Socket } from 'node:net'
 import { describeError } from '../errors.js'
 import { requestContext, runWithRequestIds, type Logger } from '../log.js'
+import type { DecodedItem, RequestDecoder, RequestError } from '../protocols/decoder.js'
 import type { ListenerLimits } from './options.js'
-
-export type RequestError = 'malformed' | 'too-large'
-
-export type DecodedItem<R> =
-  | { readonly type: 'request'; readonly request: R }
-  | { readonly type: 'error'; readonly error: RequestError }
-
-export interface RequestDecoder<R> {
-  /** Bytes buffered that have not been returned by next(). */
-  readonly pendingBytes: number
-  push(chunk: Buffer): void
-  /** A request, an error (after which it yields nothing), or undefined when it needs more bytes. */
-  next(): DecodedItem<R> | undefined
-}
 
 /** What a protocol plugs into the generic listener. */
 export interface Wire<R> {

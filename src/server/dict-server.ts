@@ -28,7 +28,8 @@ import {
   encodeUnsupportedReply,
   type DictRequest,
 } from '../protocols/dict.js'
-import type { DecodedItem, RequestDecoder, RequestError, Wire } from './connection.js'
+import type { DecodedItem, RequestDecoder, RequestError } from '../protocols/decoder.js'
+import type { Wire } from './connection.js'
 import { Listener } from './listener.js'
 import type { LineServer, ListenerLimits } from './options.js'
 

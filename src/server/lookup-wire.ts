@@ -3,8 +3,9 @@
 
 import { describeError } from '../errors.js'
 import type { Logger } from '../log.js'
+import type { RequestDecoder, RequestError } from '../protocols/decoder.js'
 import { temp, type Answer, type LookupService } from '../resolve/answer.js'
-import type { RequestDecoder, RequestError, Wire } from './connection.js'
+import type { Wire } from './connection.js'
 
 export interface LookupCodec<R> {
   /** The protocol label passed to LookupService.lookup (metrics, logs). */

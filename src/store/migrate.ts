@@ -54,7 +54,6 @@ export async function migrate(
             ErrorCodes.STORE_MIGRATION,
             `the database schema is at version ${current}, newer than this mailhostd knows (${latest}): ` +
               'upgrade mailhostd, or point it at a database of its own version',
-            { transient: false },
           )
         }
         const next = migrations.find((m) => m.version > current)
@@ -82,10 +81,7 @@ async function apply(tx: Queryable, m: Migration): Promise<void> {
     for (const sql of m.statements) await tx.query(sql)
     await tx.query('insert into schema_migrations (version, name) values ($1, $2)', [m.version, m.name])
   } catch (e) {
-    throw new MailhostdError(ErrorCodes.STORE_MIGRATION, `migration ${m.version} (${m.name}) failed: ${describeError(e)}`, {
-      cause: e,
-      transient: false,
-    })
+    throw new MailhostdError(ErrorCodes.STORE_MIGRATION, `migration ${m.version} (${m.name}) failed: ${describeError(e)}`, { cause: e })
   }
 }
 
@@ -96,7 +92,6 @@ function checkSequence(migrations: readonly Migration[]): void {
       throw new MailhostdError(
         ErrorCodes.STORE_MIGRATION,
         `migration list is out of sequence: position ${i + 1} holds version ${m.version}`,
-        { transient: false },
       )
     }
   })

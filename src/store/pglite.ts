@@ -24,7 +24,7 @@ export async function openPglite(dataDir: string): Promise<Store> {
     throw new MailhostdError(
       ErrorCodes.STORE_UNAVAILABLE,
       `cannot open the embedded database${dir === undefined ? '' : ` in ${dir}`}: ${describeError(e)}`,
-      { cause: e, transient: false },
+      { cause: e },
     )
   }
 }

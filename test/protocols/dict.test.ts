@@ -11,7 +11,7 @@ import {
   splitDictLine,
   type DictRequest,
 } from '../../src/protocols/dict.js'
-import type { DecodedItem } from '../../src/server/connection.js'
+import type { DecodedItem } from '../../src/protocols/decoder.js'
 
 type Item = DecodedItem<DictRequest>
 

@@ -7,7 +7,7 @@ import {
   policyErrorReply,
 } from '../../src/protocols/policy.js'
 import type { PolicyRequest } from '../../src/policy/types.js'
-import type { DecodedItem } from '../../src/server/connection.js'
+import type { DecodedItem } from '../../src/protocols/decoder.js'
 
 type Item = DecodedItem<PolicyRequest>
 /** A decoded item with its map as entries, so t.same and === comparisons see the order too. */
