@@ -1,6 +1,7 @@
 // Wires one mailhostd instance: store (migrated, seeded), registry, directory behind a circuit
-// breaker, cache, lookup service, and the listeners. start() resolves once every listener is
-// bound; close() drains in reverse order so in-flight requests still find their directory.
+// breaker (its type's driver), cache, lookup service, and the listeners. start() builds them in
+// one function and resolves once every listener is bound; close() stops the listeners, then
+// closes the rest in reverse order of building, so in-flight requests still find their directory.
 // reload() applies a changed configuration while running (SIGHUP): the services behind the
 // listeners are rebuilt and reached through live() references, listeners move only when their
 // address changed, and the cache keeps every answer still valid.
@@ -18,11 +19,8 @@ import { applicableConfig, diffConfig, touches, type ConfigDiff } from './config
 import { toMs } from './config/duration.js'
 import type { Config } from './config/schema.js'
 import { CircuitBreakerDirectory } from './directory/circuit-breaker.js'
-import type { Directory } from './directory/directory.js'
 import { InstrumentedDirectory } from './directory/instrumented.js'
-import { LdapDirectory } from './directory/ldap.js'
-import { LdapMailboxAddresses, SqlMailboxAddresses } from './directory/mailbox-addresses.js'
-import { SqlDirectory } from './directory/sql.js'
+import { directoryDriver, type DirectoryDriver, type DriverContext } from './directory/drivers/index.js'
 import { startHttp, type HttpLimits } from './http/server.js'
 import { live } from './live.js'
 import { Metrics } from './metrics.js'
@@ -51,11 +49,8 @@ import { loadHealth } from './health/health-repo.js'
 import type { ChangeBus, ChangeEvent } from './cluster/changes.js'
 import { LocalChangeBus } from './cluster/local-change-bus.js'
 import { PgChangeBus } from './cluster/pg-change-bus.js'
-import type { AccountWriter } from './directory/accounts.js'
-import { LdapAccountWriter } from './directory/ldap-accounts.js'
-import { LdapWatcher } from './directory/ldap-watch.js'
-import { SqlAccountWriter } from './directory/sql-accounts.js'
-import { ListenerSet, type BoundAddress, type ListenerSpec, type RunningListener } from './server/listener-set.js'
+import { ListenerSet, type BoundAddress, type ListenerSpec, type RunningListener, type UnboundListener } from './server/listener-set.js'
+import { Closers } from './closers.js'
 import { registerDaemonGauges } from './daemon-gauges.js'
 import { openStore } from './store/open.js'
 import { loadRegistry, seedFromConfig } from './store/registry-repo.js'
@@ -78,32 +73,50 @@ interface Services {
   readonly dict: DictLogins
 }
 
+/**
+ * What start() builds, whole: every part exists from then until close(), which closes them in the
+ * reverse order of building (Closers). Only `services` changes: a reload rebuilds it.
+ */
+interface Runtime {
+  readonly store: Store
+  /** Worker threads for the costly password schemes: login checks (SQL, LDAP compare) and admin hashes. */
+  readonly passwords: PasswordPool
+  /** What the directory driver builds its parts from. */
+  readonly context: DriverContext
+  /** The directory's calls, measured; readiness asks it when the directory last answered. */
+  readonly calls: InstrumentedDirectory
+  readonly directory: CircuitBreakerDirectory
+  /** The cache's resolver, for the warm-up's bulk mode. */
+  readonly resolver: Resolver
+  readonly cache: LookupCache
+  readonly brakes: Brakes
+  readonly bus: ChangeBus
+  /** Reached by the listeners through live(). */
+  services: Services
+}
+
 export class Daemon {
   readonly metrics = new Metrics()
   #config: Config
   #registry = new Registry([], [])
-  #store: Store | undefined
-  #directory: CircuitBreakerDirectory | undefined
-  #calls: InstrumentedDirectory | undefined
-  #cache: LookupCache | undefined
-  #services: Services | undefined
-  #brakes: Brakes | undefined
-  /** Worker threads for the costly password schemes: login checks (SQL, LDAP compare) and admin hashes. */
-  #passwords: PasswordPool | undefined
+  /** The directory type's parts (directory.type, a restart-only key). */
+  readonly #driver: DirectoryDriver
+  /** Set once, when start() has built it whole. */
+  #runtime: Runtime | undefined
+  /** Everything built so far, to close in reverse. */
+  readonly #closers = new Closers()
   /** Rate-limit windows outlive policy rule set changes (a bucket is keyed by its limit). */
   readonly #limiter = new RateLimiter()
-  #tokens: TokenAuth
+  /** The token check of the admin.tokens in force (#auth()). */
+  #tokens: { readonly tokens: Config['admin']['tokens']; readonly auth: TokenAuth } | undefined
   /** By name, in the order they were first bound (the `bound` list and the ready log line). */
   readonly #listeners: ListenerSet
-  #bus: ChangeBus | undefined
-  #writer: AccountWriter | undefined
-  #watcher: LdapWatcher | undefined
+  /** The admin side, built with the first HTTP listener (there is no admin API without one). */
   #admin: Admin | undefined
-  #presence: Presence | undefined
+  /** None while health.interval is 0. */
   #health: HealthChecker | undefined
+  /** None unless cache.warmup. */
   #warmup: { readonly done: Promise<unknown>; readonly stop: AbortController } | undefined
-  /** The cache's resolver, for the warm-up's bulk mode. */
-  #resolver: Resolver | undefined
   /** Reloads run one at a time, in the order asked. */
   #reloading: Promise<unknown> = Promise.resolve()
   #closing: Promise<void> | undefined
@@ -114,7 +127,7 @@ export class Daemon {
     private readonly options: DaemonOptions = {},
   ) {
     this.#config = config
-    this.#tokens = new TokenAuth(config.admin.tokens)
+    this.#driver = directoryDriver(config.directory.type)
     this.#listeners = new ListenerSet(logger, this.metrics)
   }
 
@@ -130,14 +143,14 @@ export class Daemon {
 
   /** When the directory last answered (ms since the epoch), or undefined; readiness reads it. */
   get directoryAnsweredAt(): number | undefined {
-    return this.#calls?.lastAnswerAt
+    return this.#runtime?.calls.lastAnswerAt
   }
 
   /**
    * The listeners the configuration asks for that are not bound where it says (a re-bind that
    * failed on reload), with the reason; readiness reads it.
    */
-  get unboundListeners(): { name: string; address: string; boundAt?: string }[] {
+  get unboundListeners(): UnboundListener[] {
     return this.#listeners.unbound(this.#listenerSpecs(this.#config))
   }
 
@@ -151,72 +164,86 @@ export class Daemon {
   }
 
   get directory(): CircuitBreakerDirectory {
-    if (!this.#directory) throw new Error('daemon not started')
-    return this.#directory
+    return this.#running().directory
   }
 
   get store(): Store {
-    if (!this.#store) throw new Error('daemon not started')
-    return this.#store
+    return this.#running().store
   }
 
   get cache(): LookupCache {
-    if (!this.#cache) throw new Error('daemon not started')
-    return this.#cache
+    return this.#running().cache
   }
 
+  #running(): Runtime {
+    if (!this.#runtime) throw new Error('daemon not started')
+    return this.#runtime
+  }
+
+  /** Builds everything, binds every listener; on any failure closes what was built and throws. */
   async start(): Promise<this> {
     const c = this.config
+    try {
+      const rt = await this.#build(c)
+      this.#runtime = rt
+      await this.reloadRegistry()
+      registerDaemonGauges(this.metrics, {
+        cache: rt.cache,
+        directory: rt.directory,
+        registry: () => this.#registry,
+        config: () => this.#config,
+        directoryAnsweredAt: () => this.directoryAnsweredAt,
+      })
+      await this.#watchChanges(rt)
+      // Probes record and announce changes: stopped before the bus and the store close.
+      this.#closers.push('health checks', () => this.#health?.stop())
+      for (const spec of this.#listenerSpecs(c)) await this.#listeners.bind(spec)
+    } catch (e) {
+      await this.close(0)
+      throw e
+    }
+    this.logger.info({ directory: this.#driver.name, store: this.store.kind, listeners: this.bound }, 'mailhostd ready')
+    await this.#startHealthChecks(c)
+    if (c.cache.warmup) this.#startWarmup()
+    return this
+  }
+
+  /** The parts every request needs, in dependency order, each closer pushed as its part is built. */
+  async #build(c: Config): Promise<Runtime> {
     const log = this.logger
+    const closers = this.#closers
     const store = await openStore(c, log)
-    this.#store = store
+    closers.push('store', () => store.close())
     await seedFromConfig(store, c)
     for (const file of this.options.seedSql ?? []) await applySqlFile(store, file)
-    await this.reloadRegistry()
-
+    // After everything that checks or hashes passwords: ends the worker threads.
     const passwords = this.#startPasswords(c)
-    const raw: Directory = c.directory.type === 'ldap' ? new LdapDirectory(c.directory.ldap!, log, passwords) : new SqlDirectory(store, passwords)
-    this.#calls = new InstrumentedDirectory(raw, this.metrics)
-    this.#directory = new CircuitBreakerDirectory(
-      this.#calls,
-      { failureThreshold: c.circuit.failureThreshold, openForMs: toMs(c.circuit.openFor) },
-      log,
-    )
-    const resolver = new Resolver(this.#directory, () => this.#registry, c.addresses, log)
-    this.#resolver = resolver
-    this.#cache = new LookupCache(
+    closers.push('password workers', () => passwords.close())
+    const context: DriverContext = { store, logger: log, passwords, addresses: c.addresses }
+    const calls = new InstrumentedDirectory(this.#driver.lookups(c.directory, context), this.metrics)
+    const directory = new CircuitBreakerDirectory(calls, { failureThreshold: c.circuit.failureThreshold, openForMs: toMs(c.circuit.openFor) }, log)
+    closers.push('directory', () => directory.close())
+    const resolver = new Resolver(directory, () => this.#registry, c.addresses, log)
+    const cache = new LookupCache(
       {
         maxEntries: c.cache.maxEntries,
         maxMisses: c.cache.maxMisses,
         ttlMs: toMs(c.cache.ttl),
         negativeTtlMs: toMs(c.cache.negativeTtl),
         maxStaleMs: toMs(c.cache.maxStale),
-        directory: this.#directory,
+        directory,
       },
       resolutionLoader(resolver, c.addresses),
     )
-    registerDaemonGauges(this.metrics, {
-      cache: this.#cache,
-      directory: this.#directory,
-      registry: () => this.#registry,
-      config: () => this.#config,
-      directoryAnsweredAt: () => this.directoryAnsweredAt,
-    })
-    this.#brakes = new Brakes(brakesOptions(c))
-    this.#services = this.#buildServices(c)
-
-    await this.#watchChanges()
-
-    try {
-      for (const spec of this.#listenerSpecs(c)) await this.#listeners.bind(spec)
-    } catch (e) {
-      await this.close(0)
-      throw e
-    }
-    log.info({ directory: c.directory.type, store: store.kind, listeners: this.bound }, 'mailhostd ready')
-    await this.#startHealthChecks(c)
-    if (c.cache.warmup) this.#startWarmup()
-    return this
+    const brakes = new Brakes(brakesOptions(c))
+    // Change notifications between instances; started once the runtime is whole (#watchChanges).
+    const bus: ChangeBus =
+      store.kind === 'postgres' && c.store.url !== undefined
+        ? new PgChangeBus({ url: c.store.url, connectTimeoutMs: toMs(c.store.connectTimeout), logger: log, store })
+        : new LocalChangeBus({ store, logger: log })
+    closers.push('change bus', () => bus.close())
+    const parts = { store, passwords, context, calls, directory, resolver, cache, brakes, bus }
+    return { ...parts, services: this.#buildServices(c, parts) }
   }
 
   /**
@@ -229,7 +256,7 @@ export class Daemon {
     const before = this.#registry
     this.#registry = new Registry(domains, backends, await movingAccounts(this.store), await this.#recordedHealth())
     const same = JSON.stringify([before.domains, before.backends]) === JSON.stringify([domains, backends])
-    if (!(opts.keepCacheIfSame === true && same)) this.#cache?.clear()
+    if (!(opts.keepCacheIfSame === true && same)) this.cache.clear()
     this.logger.info({ domains: domains.length, backends: backends.length, moving: this.#registry.movingCount }, 'registry loaded')
   }
 
@@ -275,7 +302,8 @@ export class Daemon {
       log.info('configuration reload skipped: shutting down')
       return diff
     }
-    if (!this.#services) throw new Error('still starting: the configuration is read again only once every listener is bound')
+    const rt = this.#runtime
+    if (!rt) throw new Error('still starting: the configuration is read again only once every listener is bound')
     if (diff.restart.length > 0) {
       log.warn({ keys: diff.restart }, 'configuration reload: these keys take effect only at a restart; they keep their running values')
     }
@@ -283,15 +311,14 @@ export class Daemon {
     this.#config = c
     if (touches(diff, 'log.level')) this.logger.level = c.log.level
     if (touches(diff, 'cache')) {
-      this.cache.setTimes({ ttlMs: toMs(c.cache.ttl), negativeTtlMs: toMs(c.cache.negativeTtl), maxStaleMs: toMs(c.cache.maxStale) })
+      rt.cache.setTimes({ ttlMs: toMs(c.cache.ttl), negativeTtlMs: toMs(c.cache.negativeTtl), maxStaleMs: toMs(c.cache.maxStale) })
     }
-    if (touches(diff, 'login.brakes')) this.#brakes!.reconfigure(brakesOptions(c))
-    if (touches(diff, 'admin.tokens')) this.#tokens = new TokenAuth(c.admin.tokens)
+    if (touches(diff, 'login.brakes')) rt.brakes.reconfigure(brakesOptions(c))
     // Cheap and stateless (counters and rate windows live outside them): always rebuilt.
-    this.#services = this.#buildServices(c)
+    rt.services = this.#buildServices(c, rt)
     await this.#listeners.rebind(this.#listenerSpecs(c), toMs(c.limits.shutdownGrace))
     // Domains and backends from the file, then the registry from the store, as at start.
-    await seedFromConfig(this.store, c)
+    await seedFromConfig(rt.store, c)
     await this.reloadRegistry({ keepCacheIfSame: true })
     if (touches(diff, 'health')) await this.#startHealthChecks(c)
     log.info({ changed: diff.live, restartNeeded: diff.restart }, 'configuration reloaded')
@@ -307,7 +334,6 @@ export class Daemon {
       logger: this.logger.child({ component: 'passwords' }),
       onJob: (operation, outcome) => this.metrics.passwordJobs.inc({ operation, outcome }),
     })
-    this.#passwords = pool
     this.metrics.gauge('mailhostd_password_jobs_waiting', 'Password jobs waiting for a worker thread (at most passwords.maxQueue).', () => pool.waiting)
     return pool
   }
@@ -318,6 +344,7 @@ export class Daemon {
     this.#health = undefined
     const h = c.health
     if (toMs(h.interval) === 0) return
+    const { store, bus } = this.#running()
     this.#health = new HealthChecker({
       intervalMs: toMs(h.interval),
       timeoutMs: toMs(h.timeout),
@@ -325,8 +352,8 @@ export class Daemon {
       fall: h.fall,
       services: h.services,
       registry: () => this.#registry,
-      store: this.store,
-      publish: (change) => this.#bus!.publish(change),
+      store,
+      publish: (change) => bus.publish(change),
       apply: (change) => this.applyChange(change),
       logger: this.logger,
     })
@@ -356,7 +383,7 @@ export class Daemon {
   async applyChange(event: ChangeEvent): Promise<void> {
     switch (event.kind) {
       case 'entries': {
-        const evicted = this.#cache?.invalidateEntries(event.addresses, event.ids) ?? 0
+        const evicted = this.cache.invalidateEntries(event.addresses, event.ids)
         this.logger.debug({ addresses: event.addresses.length, ids: event.ids.length, evicted }, 'cache: entries changed')
         return
       }
@@ -372,39 +399,29 @@ export class Daemon {
     }
   }
 
-  /** Change notifications between instances, and LDAP changes made behind mailhostd's back. */
-  async #watchChanges(): Promise<void> {
-    const c = this.config
-    const store = this.store
-    const bus =
-      store.kind === 'postgres'
-        ? new PgChangeBus({ url: c.store.url!, connectTimeoutMs: toMs(c.store.connectTimeout), logger: this.logger, store })
-        : new LocalChangeBus({ store, logger: this.logger })
-    this.#bus = bus
+  /** Change notifications between instances, and changes made behind mailhostd's back (the driver's watcher). */
+  async #watchChanges(rt: Runtime): Promise<void> {
+    const { bus, cache } = rt
     bus.subscribe((event) => {
       this.applyChange(event).catch((e: unknown) => this.logger.warn({ change: event.kind, err: describeError(e) }, 'applying a change failed; the cache TTL bounds what it leaves stale'))
     })
     if (bus instanceof PgChangeBus) await bus.start()
-    const ldap = c.directory.type === 'ldap' ? c.directory.ldap! : undefined
-    if (ldap && toMs(ldap.pollInterval) > 0) {
-      this.#watcher = new LdapWatcher(
-        ldap,
-        c.addresses,
-        this.logger,
-        (addresses, ids) => void this.applyChange({ kind: 'entries', addresses, ids }),
-        // More changed entries than one poll could read: which keys they touched is unknown.
-        { onResync: () => this.#cache?.clear() },
-      )
-      this.#watcher.start()
+    const watcher = this.#driver.watcher(this.config.directory, rt.context, {
+      entries: (addresses, ids) => void this.applyChange({ kind: 'entries', addresses, ids }),
+      resync: () => cache.clear(),
+    })
+    if (watcher) {
+      watcher.start()
+      this.#closers.push('change watcher', () => watcher.stop())
     }
   }
 
-  #buildServices(c: Config): Services {
+  #buildServices(c: Config, rt: Pick<Runtime, 'cache' | 'directory' | 'brakes'>): Services {
     const log = this.logger
     const deadlineMs = toMs(c.lookup.deadline)
     const lookups = new Lookups({
       registry: () => this.#registry,
-      cache: this.cache,
+      cache: rt.cache,
       addresses: c.addresses,
       routes: c.routing,
       deadlineMs,
@@ -415,8 +432,8 @@ export class Daemon {
     const router = new LoginRouter({
       resolver: lookups,
       registry: () => this.#registry,
-      directory: this.directory,
-      brakes: this.#brakes!,
+      directory: rt.directory,
+      brakes: rt.brakes,
       config: c.login,
       deadlineMs,
       logger: log,
@@ -436,7 +453,8 @@ export class Daemon {
       requestTimeoutMs: toMs(c.limits.requestTimeout),
       maxRequestBytes: c.limits.maxRequestBytes,
     }
-    const lookup = live(() => this.#services!.lookups)
+    const services = () => this.#running().services
+    const lookup = live(() => services().lookups)
     const specs: ListenerSpec[] = []
     const line = (name: string, address: string, server: () => LineServer) =>
       specs.push({ name, address, open: () => this.#openLine(name, address, server()) })
@@ -449,7 +467,7 @@ export class Daemon {
     }
     if (c.listen.policy) {
       const o = c.listen.policy
-      line('policy', `${o.host}:${o.port}`, () => createPolicyServer({ ...o, policy: live(() => this.#services!.policy), logger: log, limits }))
+      line('policy', `${o.host}:${o.port}`, () => createPolicyServer({ ...o, policy: live(() => services().policy), logger: log, limits }))
     }
     if (c.listen.dict) {
       const { path: configured, mode } = c.listen.dict
@@ -457,7 +475,7 @@ export class Daemon {
       line('dict', `${path} mode ${mode}`, () => {
         // dataDir exists only if PGlite created it; with PostgreSQL it may be new.
         mkdirSync(dirname(path), { recursive: true, mode: 0o750 })
-        return createDictServer({ path, mode: Number.parseInt(mode, 8), logger: log, limits, dict: live(() => this.#services!.dict) })
+        return createDictServer({ path, mode: Number.parseInt(mode, 8), logger: log, limits, dict: live(() => services().dict) })
       })
     }
     if (c.listen.http) {
@@ -475,65 +493,76 @@ export class Daemon {
   }
 
   async #openHttp(host: string, port: number, address: string, limits: HttpLimits): Promise<RunningListener> {
-    if (!this.#admin) {
-      this.#admin = await this.#startAdmin()
-      await this.#admin.start()
-    }
-    const services = () => this.#services!
+    const rt = this.#running()
+    this.#admin ??= await this.#startAdmin(rt)
+    const admin = this.#admin
     const login = {
-      router: live(() => services().router),
-      brakes: this.#brakes!,
-      resolver: live(() => services().lookups),
+      router: live(() => rt.services.router),
+      brakes: rt.brakes,
+      resolver: live(() => rt.services.lookups),
       registry: () => this.#registry,
       config: live(() => this.#config.login),
       metrics: this.metrics,
     }
-    const admin = { ...this.#admin, auth: live(() => this.#tokens) }
     const http = await startHttp({
       host,
       port,
       limits,
-      daemon: this,
-      lookups: live(() => services().lookups),
+      instance: this,
+      lookups: live(() => rt.services.lookups),
       logger: this.logger,
       login,
-      admin,
+      admin: { ...admin, auth: live(() => this.#auth()) },
       readEndpoints: () => this.#config.admin.readEndpoints,
     })
     return { address, bound: { name: 'http', ...http.address }, close: () => http.close(), connections: () => http.connections }
   }
 
-  async #startAdmin(): Promise<Admin> {
+  /** The token check of the admin.tokens in force: the one place it is built, again only when a reload changed them. */
+  #auth(): TokenAuth {
+    const tokens = this.#config.admin.tokens
+    if (this.#tokens?.tokens !== tokens) this.#tokens = { tokens, auth: new TokenAuth(tokens) }
+    return this.#tokens.auth
+  }
+
+  /** The admin side, started; each part closed in the reverse order of building. */
+  async #startAdmin(rt: Runtime): Promise<Admin> {
     const c = this.config
+    const { writer, terms } = this.#driver.accountWrites(c.directory, rt.context)
+    if (writer) this.#closers.push('account writer', () => writer.close())
     // Registered before the admin starts: its recovery tells the dead from the living by it.
-    const presence = new Presence({ store: this.store, url: c.store.url, connectTimeoutMs: toMs(c.store.connectTimeout), logger: this.logger })
+    const presence = new Presence({ store: rt.store, url: c.store.url, connectTimeoutMs: toMs(c.store.connectTimeout), logger: this.logger })
     await presence.start()
-    this.#presence = presence
-    const ldap = c.directory.type === 'ldap' ? c.directory.ldap! : undefined
-    this.#writer = ldap === undefined ? new SqlAccountWriter(this.store) : ldap.admin ? new LdapAccountWriter(ldap, this.logger) : undefined
-    this.#admin = createAdmin({
-      store: this.store,
-      bus: this.#bus!,
+    // After the hooks were recorded: a clean stop leaves nothing that others would take over.
+    this.#closers.push('presence', () => presence.close())
+    const admin = createAdmin({
+      store: rt.store,
+      bus: rt.bus,
       registry: () => this.#registry,
-      directory: this.directory,
-      writer: this.#writer,
-      counts: this.#writer && new AccountCounts(this.#writer),
+      directory: rt.directory,
+      writer,
+      terms,
+      counts: writer && new AccountCounts(writer),
       config: c,
       logger: this.logger,
       instance: presence,
       apply: (change) => this.applyChange(change),
-      passwords: this.#passwords!,
+      passwords: rt.passwords,
     })
-    return this.#admin
+    // Hooks first (their moves are recorded as failed in the store), then what feeds the cache.
+    this.#closers.push('admin', () => admin.close())
+    await admin.start()
+    return admin
   }
 
   /** Loads every mailbox address into the cache in the background (cache.warmup). */
   #startWarmup(): void {
     const c = this.config
-    const source = c.directory.type === 'ldap' ? new LdapMailboxAddresses(c.directory.ldap!, this.logger) : new SqlMailboxAddresses(this.store)
+    const rt = this.#running()
+    const source = this.#driver.mailboxAddresses(c.directory, rt.context)
     const stop = new AbortController()
-    const lookups = this.#services!.lookups
-    const primer = listingPrimer({ resolver: this.#resolver!, cache: this.cache, registry: () => this.#registry, addresses: c.addresses })
+    const lookups = rt.services.lookups
+    const primer = listingPrimer({ resolver: rt.resolver, cache: rt.cache, registry: () => this.#registry, addresses: c.addresses })
     const done = warmUp({
       source,
       resolve: (key, context) => lookups.resolve(key, context),
@@ -552,8 +581,6 @@ export class Daemon {
     await this.#warmup?.done
   }
 
-
-
   /** Stops accepting, lets in-flight requests finish within graceMs, then releases everything. */
   close(graceMs: number): Promise<void> {
     this.#closing ??= this.#close(graceMs)
@@ -566,19 +593,9 @@ export class Daemon {
     await this.#reloading
     await this.#listeners.close(graceMs)
     await this.#warmup?.done
-    // Hooks first (their moves are recorded as failed in the store), then what feeds the cache.
-    await this.#admin?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'admin close failed'))
-    // After the hooks were recorded: a clean stop leaves nothing that others would take over.
-    await this.#presence?.close()
-    // Probes record and announce changes: stopped before the bus and the store close.
-    await this.#health?.stop()
-    this.#watcher?.stop()
-    await this.#bus?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'change bus close failed'))
-    await this.#writer?.close().catch((e: unknown) => this.logger.warn({ err: describeError(e) }, 'account writer close failed'))
-    await this.#directory?.close().catch((e: unknown) => this.logger.warn({ err: String(e) }, 'directory close failed'))
-    // After everything that checks or hashes passwords; ends the worker threads.
-    await this.#passwords?.close()
-    await this.#store?.close().catch((e: unknown) => this.logger.warn({ err: String(e) }, 'store close failed'))
+    // Then everything else, newest first: the admin's hooks, presence, health checks, the change
+    // watcher and bus, the directory, the password workers, and the store last.
+    await this.#closers.close(this.logger)
     this.logger.info('mailhostd stopped')
   }
 }

@@ -445,7 +445,7 @@ export function mailHostOf(b: BackendInfo): string {
 
 function scheme(d: AdminDeps): Scheme {
   const s = d.config.admin.passwordScheme
-  return s === 'auto' ? (d.config.directory.type === 'ldap' ? 'SSHA512' : 'ARGON2ID') : s
+  return s === 'auto' ? d.terms.passwordScheme : s
 }
 
 /** Every registered backend as placement sees it, with live account counts. */

@@ -5,9 +5,8 @@
 import type { PasswordHasher } from '../auth/passwords.js'
 import type { Change, ChangeBus } from '../cluster/changes.js'
 import type { Instance } from '../cluster/presence.js'
-import { toMs } from '../config/duration.js'
 import type { Config } from '../config/schema.js'
-import type { AccountWriter } from '../directory/accounts.js'
+import type { AccountWriter, WriteTerms } from '../directory/accounts.js'
 import type { Directory } from '../directory/directory.js'
 import { AdminError, ErrorCodes } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -23,6 +22,8 @@ export interface AdminDeps {
   readonly directory: Pick<Directory, 'findByAddress'>
   /** Undefined when the directory is read-only (LDAP without directory.ldap.admin). */
   readonly writer: AccountWriter | undefined
+  /** What the directory type decides about writes: the default password scheme, the intents' grace, why it is read-only. */
+  readonly terms: WriteTerms
   readonly counts: AccountCounts | undefined
   readonly config: Config
   readonly logger: Logger
@@ -41,13 +42,12 @@ export interface AdminDeps {
 
 /** The intents of this instance's admin writes (see intents.ts), judged after the directory's write timeout. */
 export function intentsOf(d: AdminDeps): Intents {
-  const ldap = d.config.directory.type === 'ldap' ? d.config.directory.ldap : undefined
-  return new Intents(d.store, d.instance, ldap === undefined ? 0 : toMs(ldap.timeout))
+  return new Intents(d.store, d.instance, d.terms.intentGraceMs)
 }
 
 export function writable(d: AdminDeps): { writer: AccountWriter; counts: AccountCounts } {
   if (!d.writer || !d.counts) {
-    throw new AdminError(ErrorCodes.DIRECTORY_READ_ONLY, 'the LDAP directory is read-only for mailhostd: configure directory.ldap.admin to manage accounts')
+    throw new AdminError(ErrorCodes.DIRECTORY_READ_ONLY, d.terms.readOnly ?? 'the directory is read-only for mailhostd')
   }
   return { writer: d.writer, counts: d.counts }
 }

@@ -1,9 +1,8 @@
-// Builds the admin side of one instance from its parts: the services the /v1 routes call, the
-// token check and the idempotency keys. The daemon owns the parts; close() stops what this
-// side runs by itself (copy hooks, crash recovery).
+// Builds the admin side of one instance from its parts: the services the /v1 routes call and the
+// idempotency keys. The daemon owns the parts (and the token check, which a reload replaces);
+// close() stops what this side runs by itself (copy hooks, crash recovery).
 
 import { toMs } from '../config/duration.js'
-import type { AdminRoutesOptions } from '../http/admin/routes.js'
 import { Accounts } from './accounts.js'
 import { Backends } from './backends.js'
 import type { AdminDeps } from './context.js'
@@ -11,9 +10,18 @@ import { Domains } from './domains.js'
 import { IdempotencyKeys } from './idempotency.js'
 import { Moves } from './moves.js'
 import { Recovery } from './recovery.js'
-import { TokenAuth } from './tokens.js'
 
-export interface Admin extends AdminRoutesOptions {
+/** What the admin routes call. */
+export interface AdminServices {
+  readonly deps: AdminDeps
+  readonly accounts: Accounts
+  readonly domains: Domains
+  readonly backends: Backends
+  readonly moves: Moves
+  readonly idempotency: IdempotencyKeys
+}
+
+export interface Admin extends AdminServices {
   /**
    * Starts what runs by itself: first the recovery of what stopped requests left half-done, then
    * the copy hooks of pending moves.
@@ -29,7 +37,6 @@ export function createAdmin(deps: AdminDeps): Admin {
   const recovery = new Recovery(deps, accounts, moves, idempotency)
   return {
     deps,
-    auth: new TokenAuth(deps.config.admin.tokens),
     accounts,
     domains: new Domains(deps),
     backends: new Backends(deps),

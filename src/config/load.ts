@@ -3,13 +3,15 @@
 
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { Type } from 'typebox'
 import { Value } from 'typebox/value'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { ConfigError } from '../errors.js'
 import { toMs } from './duration.js'
 import { canonicalAddress, canonicalDomain } from '../resolve/address.js'
+import { directoryDriver } from '../directory/drivers/index.js'
 import { parseMapName } from '../resolve/maps.js'
-import { ConfigSchema, HOOK_BASE_ENVIRONMENT, SECRET_PATHS, type Config } from './schema.js'
+import { ConfigSchema, DEFAULT_DIRECTORY_TYPE, HOOK_BASE_ENVIRONMENT, SECRET_PATHS, type Config } from './schema.js'
 
 type Raw = Record<string, unknown>
 
@@ -39,13 +41,29 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
 export function validateConfig(raw: Raw, env: NodeJS.ProcessEnv = process.env): Config {
   const copy = structuredClone(raw)
   const secretVariables = resolveSecrets(copy, env)
-  const withDefaults: unknown = Value.Default(ConfigSchema, copy)
-  const errors = [...Value.Errors(ConfigSchema, withDefaults)]
-  if (errors.length > 0) throw schemaError(errors)
+  const schema = schemaFor(copy)
+  const withDefaults: unknown = Value.Default(schema, copy)
+  const errors = [...Value.Errors(schema, withDefaults)]
+  if (errors.length > 0) throw schemaError(errors, (withDefaults as Raw).directory)
   const config = withDefaults as Config
   checkSemantics(config)
   checkHookEnvironment(config, secretVariables)
   return config
+}
+
+/**
+ * The schema `raw` is checked against: the one in schema.ts, with `directory` the variant of the
+ * type it names (its driver's). A type no driver registered is refused here, naming directory.type.
+ */
+function schemaFor(raw: Raw): typeof ConfigSchema {
+  const section = raw.directory
+  // Not a mapping: the whole schema reports it (`directory: must be object`).
+  if (section !== undefined && (section === null || typeof section !== 'object' || Array.isArray(section))) return ConfigSchema
+  const directory = (section ?? {}) as Raw
+  directory.type ??= DEFAULT_DIRECTORY_TYPE
+  raw.directory = directory
+  const variant = directoryDriver(directory.type).config
+  return Type.Object({ ...ConfigSchema.properties, directory: variant }, { additionalProperties: false }) as unknown as typeof ConfigSchema
 }
 
 /** `/backends/1/address` -> `backends[1].address` */
@@ -64,10 +82,17 @@ interface SchemaIssue {
   params: unknown
 }
 
-function schemaError(errors: readonly SchemaIssue[]): ConfigError {
+function schemaError(errors: readonly SchemaIssue[], directory: unknown): ConfigError {
   // Prefer the most specific error: unknown keys first (typos), then the deepest path.
   const unknown = errors.find((e) => e.keyword === 'boolean' && e.message === 'schema is false')
   if (unknown) return new ConfigError(keyOf(unknown.instancePath), 'unknown key')
+  // A directory type's own section missing (directory.ldap): named, with the type that needs it.
+  const section = errors.find((e) => e.keyword === 'required' && e.instancePath === '/directory')
+  if (section) {
+    const missing = (section.params as { requiredProperties?: string[] }).requiredProperties?.[0]
+    const type = (directory as { type?: unknown }).type
+    if (missing !== undefined) return new ConfigError(`directory.${missing}`, `required when directory.type is ${String(type)}`)
+  }
   const deepest = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length)[0]!
   return new ConfigError(keyOf(deepest.instancePath) || '(top level)', deepest.message)
 }
@@ -127,9 +152,6 @@ function checkHookEnvironment(c: Config, secretVariables: ReadonlyMap<string, st
 }
 
 function checkSemantics(c: Config): void {
-  if (c.directory.type === 'ldap' && !c.directory.ldap) {
-    throw new ConfigError('directory.ldap', 'required when directory.type is ldap')
-  }
   const addrOpts = c.addresses
   if (/[\s@]/.test(addrOpts.extensionDelimiters)) {
     throw new ConfigError('addresses.extensionDelimiters', 'must not contain whitespace or @')

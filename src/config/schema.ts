@@ -111,6 +111,17 @@ const Ldap = Type.Object(
   { additionalProperties: false },
 )
 
+// The directory variants, one per directory type (directory.type), each validated by its driver
+// (src/directory/drivers/): a type's keys are required exactly when that type is chosen.
+
+/** directory.type when the file names none. */
+export const DEFAULT_DIRECTORY_TYPE = 'sql'
+
+/** The store's own tables (accounts, account_addresses). */
+export const SqlDirectoryConfig = Type.Object({ type: Type.Literal('sql') }, { additionalProperties: false })
+
+export const LdapDirectoryConfig = Type.Object({ type: Type.Literal('ldap'), ldap: Ldap }, { additionalProperties: false })
+
 const Domain = Type.Object(
   {
     name: Type.String({ minLength: 1 }),
@@ -341,13 +352,7 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
-    directory: Type.Object(
-      {
-        type: Type.Union([Type.Literal('sql'), Type.Literal('ldap')], { default: 'sql' }),
-        ldap: Type.Optional(Ldap),
-      },
-      { additionalProperties: false, default: {} },
-    ),
+    directory: Type.Union([SqlDirectoryConfig, LdapDirectoryConfig], { default: { type: DEFAULT_DIRECTORY_TYPE } }),
     domains: Type.Array(Domain, { default: [] }),
     backends: Type.Array(Backend, { default: [] }),
     routing: Type.Object(
@@ -483,6 +488,8 @@ export const ConfigSchema = Type.Object(
 
 export type Config = Static<typeof ConfigSchema>
 export type LdapConfig = Static<typeof Ldap>
+/** One of the directory variants; a driver narrows it to its own (src/directory/drivers/). */
+export type DirectoryConfig = Config['directory']
 export type DomainConfig = Static<typeof Domain>
 export type BackendConfig = Static<typeof Backend>
 export type RuleSetConfig = Static<typeof RuleSet>

@@ -2,6 +2,7 @@
 // tables). Lookups never use this interface; they go through Directory.findByAddress, so a
 // broken admin path can never change what Postfix is told about existing mail.
 
+import type { Scheme } from '../auth/passwords.js'
 import type { Queryable } from '../store/store.js'
 import type { AccountStatus } from './directory.js'
 
@@ -90,4 +91,17 @@ export interface AccountWriter {
   /** Accounts per mailHost value, keys lowercased. Used for least-used placement and backend counts. */
   countByMailHost(): Promise<Map<string, number>>
   close(): Promise<void>
+}
+
+/** What a directory type decides about the admin API's account writes besides the writer itself. */
+export interface WriteTerms {
+  /** The scheme new passwords get while admin.passwordScheme is auto. */
+  readonly passwordScheme: Scheme
+  /**
+   * How long after it was opened an intent may be judged (src/admin/intents.ts): the directory's
+   * operation timeout; 0 when the writes commit in the store's own transaction.
+   */
+  readonly intentGraceMs: number
+  /** Why account writes answer 501 when the directory has no writer. */
+  readonly readOnly?: string
 }

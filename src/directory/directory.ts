@@ -1,4 +1,4 @@
-// The one interface both directories (LDAP, SQL) implement. The resolver only ever asks
+// The one interface every directory type implements (src/directory/drivers/). The resolver only ever asks
 // "who owns exactly this address?"; extension stripping, alias domains and catch-alls are
 // the resolver's job, so a directory stays a thin, escaped query.
 
@@ -36,7 +36,8 @@ export interface AliasEntry {
 export type DirectoryEntry = AccountEntry | AliasEntry
 
 export interface Directory {
-  readonly kind: 'ldap' | 'sql'
+  /** The directory type (its driver's name): readiness, the status page and metric labels show it. */
+  readonly kind: string
   /**
    * Every entry that owns `address` (already canonical: trimmed, domain lowercased, ASCII).
    * An empty array is an authoritative miss. Throws DirectoryError when the directory cannot

@@ -8,9 +8,24 @@
 // Each check reports its own detail, so an operator sees which one failed and why.
 
 import { toMs } from '../config/duration.js'
-import type { Daemon } from '../daemon.js'
+import type { Config } from '../config/schema.js'
 import { withinDeadline } from '../deadline.js'
+import type { CircuitBreakerDirectory } from '../directory/circuit-breaker.js'
 import { describeError } from '../errors.js'
+import type { BoundAddress, UnboundListener } from '../server/listener-set.js'
+import type { Store } from '../store/store.js'
+
+/** What readiness reads of the running instance. */
+export interface ReadinessSource {
+  readonly store: Pick<Store, 'kind' | 'query'>
+  readonly directory: Pick<CircuitBreakerDirectory, 'kind' | 'state' | 'ping'>
+  readonly config: Pick<Config, 'cache'>
+  /** When the directory last answered (ms since the epoch), or undefined. */
+  readonly directoryAnsweredAt: number | undefined
+  readonly bound: readonly BoundAddress[]
+  /** Listeners the configuration asks for that are not bound where it says. */
+  readonly unboundListeners: readonly UnboundListener[]
+}
 
 export interface ProbeResult {
   readonly ok: boolean
@@ -34,13 +49,13 @@ export interface Readiness {
     }
     readonly listeners: {
       readonly ok: boolean
-      readonly bound: Daemon['bound']
-      readonly unbound: Daemon['unboundListeners']
+      readonly bound: readonly BoundAddress[]
+      readonly unbound: readonly UnboundListener[]
     }
   }
 }
 
-export async function readiness(daemon: Daemon, timeoutMs: number, now: () => number = Date.now): Promise<Readiness> {
+export async function readiness(daemon: ReadinessSource, timeoutMs: number, now: () => number = Date.now): Promise<Readiness> {
   const [store, ping] = await Promise.all([
     probe(() => daemon.store.query('select 1'), timeoutMs),
     probe(() => daemon.directory.ping(AbortSignal.timeout(timeoutMs)), timeoutMs),

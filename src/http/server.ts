@@ -11,16 +11,17 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyError } from 'fastify'
 import type { Logger } from 'pino'
 import { Type } from 'typebox'
-import type { Daemon } from '../daemon.js'
 import { ErrorCodes, describeError } from '../errors.js'
 import { requestContext } from '../log.js'
-import { readiness } from './readiness.js'
+import { readiness, type ReadinessSource } from './readiness.js'
 import type { LookupService } from '../resolve/answer.js'
 import swagger from '@fastify/swagger'
 import { clientErrorHandler } from './client-error.js'
 import { loginRoutes, type LoginRoutesOptions } from './login-routes.js'
 import { adminRoutes, type AdminRoutesOptions } from './admin/routes.js'
 import { statusPage } from './status-page.js'
+import type { StatusDaemon } from './status-data.js'
+import type { Metrics } from '../metrics.js'
 import { problemOf, sendProblem } from './problem.js'
 import { VERSION } from '../version.js'
 import { Admission } from '../server/admission.js'
@@ -41,11 +42,18 @@ export interface HttpServer {
   close(): Promise<void>
 }
 
+/** What the HTTP routes read of the running instance: readiness, the status page and the metrics. */
+export interface HttpInstance extends ReadinessSource, StatusDaemon {
+  readonly directory: ReadinessSource['directory'] & StatusDaemon['directory']
+  readonly config: ReadinessSource['config'] & StatusDaemon['config']
+  readonly metrics: Pick<Metrics, 'registry'>
+}
+
 export interface HttpOptions {
   readonly host: string
   readonly port: number
   readonly limits: HttpLimits
-  readonly daemon: Daemon
+  readonly instance: HttpInstance
   readonly lookups: LookupService
   readonly logger: Logger
   /** Dovecot and nginx login endpoints (docs/login.md). */
@@ -152,17 +160,17 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
 
   if (o.login) await app.register(loginRoutes(o.login))
   if (o.admin) await app.register(adminRoutes(o.admin))
-  if (o.admin) await app.register(statusPage({ daemon: o.daemon, auth: o.admin.auth, backends: o.admin.backends }))
+  if (o.admin) await app.register(statusPage({ daemon: o.instance, auth: o.admin.auth, backends: o.admin.backends }))
 
   app.get('/healthz', () => ({ status: 'ok' }))
 
   app.get('/readyz', async (_req, reply) => {
-    const r = await readiness(o.daemon, PROBE_TIMEOUT_MS)
+    const r = await readiness(o.instance, PROBE_TIMEOUT_MS)
     return reply.code(r.ready ? 200 : 503).send(r.body)
   })
 
   app.get('/metrics', { onRequest: reads }, async (_req, reply) => {
-    return reply.type(o.daemon.metrics.registry.contentType).send(await o.daemon.metrics.registry.metrics())
+    return reply.type(o.instance.metrics.registry.contentType).send(await o.instance.metrics.registry.metrics())
   })
 
   app.get('/v1/lookup', { schema: { querystring: LookupQuery, response: { 200: LookupReply } }, onRequest: reads }, async (req) => {

@@ -15,6 +15,13 @@ export interface BoundAddress {
   readonly path?: string
 }
 
+/** A listener the configuration asks for that is not bound where it says, and where it still is. */
+export interface UnboundListener {
+  readonly name: string
+  readonly address: string
+  readonly boundAt?: string
+}
+
 /** A listener the configuration asks for: its name, and what it is bound to (a change re-binds it). */
 export interface ListenerSpec {
   readonly name: string
@@ -45,7 +52,7 @@ export class ListenerSet {
   }
 
   /** The specs not bound where they say (a re-bind that failed on reload), with where they still are. */
-  unbound(specs: readonly ListenerSpec[]): { name: string; address: string; boundAt?: string }[] {
+  unbound(specs: readonly ListenerSpec[]): UnboundListener[] {
     return specs.flatMap((spec) => {
       const running = this.#running.get(spec.name)
       if (running?.address === spec.address) return []

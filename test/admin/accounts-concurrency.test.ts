@@ -63,6 +63,7 @@ function accounts(policy: PlacementPolicy, backends: BackendInfo[]) {
     registry: () => registry,
     directory: { findByAddress: async () => [] },
     writer,
+    terms: { passwordScheme: 'ARGON2ID', intentGraceMs: 0 },
     counts: new AccountCounts(writer),
     config: validateConfig({ admin: { placement: { policy } } }),
     logger: createLogger('silent'),

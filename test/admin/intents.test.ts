@@ -87,6 +87,7 @@ async function setup(t: Test) {
     registry: () => registry,
     directory: { findByAddress: async () => [] },
     writer,
+    terms: { passwordScheme: 'ARGON2ID', intentGraceMs: 0 },
     counts: new AccountCounts(writer),
     config: validateConfig({ admin: { passwordScheme: 'SSHA512' } }),
     logger,

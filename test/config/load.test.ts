@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { loadConfigFile, parseConfig, keyOf } from '../../src/config/load.js'
 import { toMs } from '../../src/config/duration.js'
+import type { Config } from '../../src/config/schema.js'
 import { ConfigError } from '../../src/errors.js'
 
 const ldap = `directory:\n  type: ldap\n  ldap:\n    url: ldap://127.0.0.1:389\n    baseDN: dc=example,dc=org\n`
@@ -68,9 +69,10 @@ t.test('secrets from files and the environment, never both', async (t) => {
   const file = join(dir, 'pw')
   writeFileSync(file, 's3cret\n')
   const fromFile = parseConfig(`${ldap}    bindPasswordFile: ${file}\n`, 'x')
-  t.equal(fromFile.directory.ldap?.bindPassword, 's3cret', 'trailing newline dropped')
+  const ldapOf = (c: Config) => (c.directory.type === 'ldap' ? c.directory.ldap : undefined)
+  t.equal(ldapOf(fromFile)?.bindPassword, 's3cret', 'trailing newline dropped')
   const fromEnv = parseConfig(`${ldap}    bindPasswordEnv: MH_TEST_PW\nstore:\n  urlEnv: MH_TEST_URL\n`, 'x', { MH_TEST_PW: 'p', MH_TEST_URL: 'postgres://u:p@127.0.0.1/db' })
-  t.equal(fromEnv.directory.ldap?.bindPassword, 'p')
+  t.equal(ldapOf(fromEnv)?.bindPassword, 'p')
   t.equal(fromEnv.store.url, 'postgres://u:p@127.0.0.1/db')
   const keyOfError = (f: () => unknown) => {
     try {

@@ -51,6 +51,6 @@ t.test('data errors and successes reset the count; ping passes through', async (
   inner.up()
   await cb.ping()
   t.equal(cb.state, 'closed')
-  t.equal(cb.kind, 'sql')
+    t.equal(cb.kind, 'memory', "the inner directory's kind")
   await cb.close()
 })

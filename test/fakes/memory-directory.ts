@@ -6,7 +6,7 @@ import { DirectoryError, ErrorCodes } from '../../src/errors.js'
 import { Registry, type BackendInfo } from '../../src/resolve/registry.js'
 
 export class MemoryDirectory implements Directory {
-  readonly kind = 'sql' as const
+  readonly kind: string = 'memory'
   readonly queries: string[] = []
   readonly #entries = new Map<string, DirectoryEntry[]>()
   /** Plain passwords by entry id (the real directories check hashes or bind). */
@@ -30,6 +30,11 @@ export class MemoryDirectory implements Directory {
   alias(address: string, targets: string[]): this {
     const entry: AliasEntry = { kind: 'alias', id: `alias:${address}`, targets }
     return this.add(address, entry)
+  }
+
+  /** Every address an account owns (aliases left out), as the warm-up's listing gives them. */
+  mailboxAddresses(): string[] {
+    return [...this.#entries].filter(([, entries]) => entries.some((e) => e.kind === 'account')).map(([address]) => address)
   }
 
   /** Removes the entry with this id from every address it owned (a delete, or before re-adding it changed). */

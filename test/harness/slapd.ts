@@ -318,5 +318,7 @@ export function slapdDirectory(slapd: Slapd, extra: Record<string, unknown> = {}
  */
 export function ldapConfig(slapd: Slapd, overrides: Record<string, unknown> = {}): LdapConfig {
   const ldap = { url: slapd.url, bindDN: slapd.bindDN, bindPassword: slapd.bindPassword, baseDN: slapd.baseDN, ...overrides }
-  return validateConfig({ directory: { type: 'ldap', ldap } }).directory.ldap!
+  const directory = validateConfig({ directory: { type: 'ldap', ldap } }).directory
+  if (directory.type !== 'ldap') throw new Error(`directory.type ${directory.type}, not ldap`)
+  return directory.ldap
 }

@@ -5,28 +5,19 @@
 
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import type { Static, TSchema } from 'typebox'
-import type { Accounts } from '../../admin/accounts.js'
 import { placement } from '../../admin/accounts.js'
 import { queryAudit } from '../../admin/audit.js'
-import type { Backends } from '../../admin/backends.js'
-import type { AdminDeps } from '../../admin/context.js'
-import type { Domains } from '../../admin/domains.js'
+import type { AdminServices } from '../../admin/index.js'
 import { IDEMPOTENCY_KEY, IdempotencyKeys, PendingAnswer } from '../../admin/idempotency.js'
-import type { Moves } from '../../admin/moves.js'
 import { redact } from '../../admin/audit.js'
 import { allows, type Principal, type TokenAuth } from '../../admin/tokens.js'
 import { AdminError, ErrorCodes } from '../../errors.js'
 import { problemOf } from '../problem.js'
 import * as S from './schemas.js'
 
-export interface AdminRoutesOptions {
+/** The admin services (src/admin/index.ts) and the token check in force. */
+export interface AdminRoutesOptions extends AdminServices {
   readonly auth: TokenAuth
-  readonly deps: AdminDeps
-  readonly accounts: Accounts
-  readonly domains: Domains
-  readonly backends: Backends
-  readonly moves: Moves
-  readonly idempotency: IdempotencyKeys
 }
 
 declare module 'fastify' {
