@@ -77,6 +77,16 @@ const passdbAnswer = (nopassword: boolean) => (d: Decision) => {
   return { result: 'ok', fields: { proxy: 'y', host: to.address, ...(nopassword ? { nopassword: 'y' } : {}), ...(to.port === undefined ? {} : { port: String(to.port) }) } }
 }
 
+/** An nginx login with the right password: routed to the decision's backend, or told to wait. */
+const nginxLogin = (protocol: 'imap' | 'pop3'): Probe => ({
+  ask: () => nginx({ 'auth-method': 'plain', 'auth-protocol': protocol, 'auth-user': ALICE, 'auth-pass': PASSWORD }),
+  asker: { service: protocol },
+  expect: (d) => {
+    const to = route(d)
+    return to ? { 'auth-status': 'OK', 'auth-server': to.address, 'auth-port': String(to.port) } : { 'auth-status': 'Temporary authentication failure, try again later', 'auth-wait': NGINX_WAIT }
+  },
+})
+
 const PROBES: Readonly<Record<string, Probe>> = {
   'socketmap transport': {
     ask: () => socketmapQuery('transport', ALICE),
@@ -105,22 +115,8 @@ const PROBES: Readonly<Record<string, Probe>> = {
   'passdb verify pop3': { ask: () => passdb('verify', 'pop3'), asker: { service: 'pop3' }, expect: passdbAnswer(false) },
   'passdb verify submission': { ask: () => passdb('verify', 'submission'), asker: { service: 'login' }, expect: passdbAnswer(false) },
   'passdb lookup lmtp': { ask: () => passdb('lookup', 'lmtp'), asker: { service: 'lmtp' }, expect: passdbAnswer(true) },
-  'nginx imap login': {
-    ask: () => nginx({ 'auth-method': 'plain', 'auth-protocol': 'imap', 'auth-user': ALICE, 'auth-pass': PASSWORD }),
-    asker: { service: 'imap' },
-    expect: (d) => {
-      const to = route(d)
-      return to ? { 'auth-status': 'OK', 'auth-server': to.address, 'auth-port': String(to.port) } : { 'auth-status': 'Temporary authentication failure, try again later', 'auth-wait': NGINX_WAIT }
-    },
-  },
-  'nginx pop3 login': {
-    ask: () => nginx({ 'auth-method': 'plain', 'auth-protocol': 'pop3', 'auth-user': ALICE, 'auth-pass': PASSWORD }),
-    asker: { service: 'pop3' },
-    expect: (d) => {
-      const to = route(d)
-      return to ? { 'auth-status': 'OK', 'auth-server': to.address, 'auth-port': String(to.port) } : { 'auth-status': 'Temporary authentication failure, try again later', 'auth-wait': NGINX_WAIT }
-    },
-  },
+  'nginx imap login': nginxLogin('imap'),
+  'nginx pop3 login': nginxLogin('pop3'),
   'nginx smtp RCPT': {
     ask: () => nginx({ 'auth-method': 'none', 'auth-protocol': 'smtp', 'auth-user': '', 'auth-pass': '', 'auth-smtp-helo': 'client.example', 'auth-smtp-from': 'MAIL FROM:<>', 'auth-smtp-to': `RCPT TO:<${ALICE}>` }),
     asker: { service: 'nginx-smtp' },
