@@ -3,6 +3,7 @@
 // transaction as the change it records, so the log never claims a change that rolled back.
 // Secrets never reach it: password hashes are replaced before the row is built.
 
+import { Filter } from '../store/filter.js'
 import type { Queryable } from '../store/store.js'
 import type { AuditEntry, AuditQuery } from './shapes.js'
 
@@ -61,26 +62,21 @@ interface AuditRow {
 }
 
 export async function queryAudit(db: Queryable, q: AuditQuery): Promise<{ entries: AuditEntry[]; next?: number }> {
-  const where: string[] = []
-  const params: unknown[] = []
-  const add = (sql: string, value: unknown) => {
-    params.push(value)
-    where.push(sql.replace('?', `$${params.length}`))
-  }
-  if (q.subjectType !== undefined) add('subject_type = ?', q.subjectType)
-  if (q.subject !== undefined) add('subject = ?', q.subject)
-  if (q.actor !== undefined) add('actor = ?', q.actor)
-  if (q.action !== undefined) add('action = ?', q.action)
-  if (q.since !== undefined) add('at >= ?::timestamptz', q.since)
-  if (q.until !== undefined) add('at < ?::timestamptz', q.until)
-  if (q.before !== undefined) add('id < ?', q.before)
-  params.push(q.limit + 1)
+  const f = new Filter()
+  if (q.subjectType !== undefined) f.add('subject_type = ?', q.subjectType)
+  if (q.subject !== undefined) f.add('subject = ?', q.subject)
+  if (q.actor !== undefined) f.add('actor = ?', q.actor)
+  if (q.action !== undefined) f.add('action = ?', q.action)
+  if (q.since !== undefined) f.add('at >= ?::timestamptz', q.since)
+  if (q.until !== undefined) f.add('at < ?::timestamptz', q.until)
+  if (q.before !== undefined) f.add('id < ?', q.before)
+  const limit = f.limitPage(q.limit)
   // Ordered by the bigint column, not the text alias `id` (as text, 10 sorts before 9).
   const { rows } = await db.query<AuditRow>(
     `select id::text as id, at, actor, action, subject_type, subject, before, after
-       from audit_log ${where.length ? `where ${where.join(' and ')}` : ''}
-      order by audit_log.id desc limit $${params.length}`,
-    params,
+       from audit_log ${f.where}
+      order by audit_log.id desc ${limit}`,
+    f.params,
   )
   const page = rows.slice(0, q.limit)
   const entries = page.map((r) => ({

@@ -19,6 +19,7 @@ import { HookRunner } from './move-hook.js'
 import { UNFINISHED, type MoveState } from './move-states.js'
 import type { MoveListRequest, MoveView, StartRequest } from './shapes.js'
 import { canonicalAddress } from '../resolve/address.js'
+import { Filter } from '../store/filter.js'
 
 /** Who the audit log names for transitions the hook makes. */
 const SYSTEM_ACTOR = 'mailhostd'
@@ -109,24 +110,16 @@ export class Moves {
   }
 
   async list(q: MoveListRequest): Promise<{ moves: MoveView[]; next?: number }> {
-    const where: string[] = []
-    const params: unknown[] = []
-    const add = (sql: string, v: unknown) => {
-      params.push(v)
-      where.push(sql.replace('?', `$${params.length}`))
-    }
-    if (q.state !== undefined) add('state = ?', q.state)
-    if (q.active) add('state = any(?)', UNFINISHED)
+    const f = new Filter()
+    if (q.state !== undefined) f.add('state = ?', q.state)
+    if (q.active) f.add('state = any(?)', UNFINISHED)
     if (q.account !== undefined) {
       const c = canonicalAddress(q.account, this.d.config.addresses)
-      add('account = ?', c.ok ? c.address : q.account)
+      f.add('account = ?', c.ok ? c.address : q.account)
     }
-    if (q.after !== undefined) add('id > ?', q.after)
-    params.push(q.limit + 1)
-    const { rows } = await this.d.store.query<Row>(
-      `select ${COLUMNS} from moves ${where.length ? `where ${where.join(' and ')}` : ''} order by moves.id limit $${params.length}`,
-      params,
-    )
+    if (q.after !== undefined) f.add('id > ?', q.after)
+    const limit = f.limitPage(q.limit)
+    const { rows } = await this.d.store.query<Row>(`select ${COLUMNS} from moves ${f.where} order by moves.id ${limit}`, f.params)
     const moves = rows.slice(0, q.limit).map(view)
     return rows.length > q.limit ? { moves, next: moves.at(-1)!.id } : { moves }
   }
