@@ -11,7 +11,7 @@ import type { AdminState } from '../resolve/registry.js'
 import { BACKEND_COLUMNS, type BackendRow } from '../store/registry-repo.js'
 import type { Queryable } from '../store/store.js'
 import { recordAudit } from './audit.js'
-import { applied, sqlState, type AdminDeps } from './context.js'
+import { applied, sqlState, rowOf, type AdminDeps, type ObjectTable } from './context.js'
 import type { PendingAnswer } from './idempotency.js'
 import { UNFINISHED } from './move-states.js'
 import type { BackendChanges, BackendHealth, BackendView, NewBackend } from './shapes.js'
@@ -23,6 +23,7 @@ interface Row extends BackendRow {
 }
 
 const COLUMNS = `${BACKEND_COLUMNS}, weight, capacity, admin_state`
+const TABLE: ObjectTable = { table: 'backends', columns: COLUMNS, key: 'id', what: 'backend' }
 
 const view = (r: Row, accounts: number | null, health: BackendHealth = {}): BackendView => ({
   id: r.id,
@@ -149,10 +150,8 @@ export class Backends {
     await applied(this.d, { kind: 'registry' })
   }
 
-  async #row(db: Queryable, id: string, lock = false): Promise<Row> {
-    const { rows } = await db.query<Row>(`select ${COLUMNS} from backends where id = $1${lock ? ' for update' : ''}`, [id])
-    if (!rows[0]) throw new AdminError(ErrorCodes.NOT_FOUND, `no backend ${id}`)
-    return rows[0]
+  #row(db: Queryable, id: string, lock = false): Promise<Row> {
+    return rowOf<Row>(db, TABLE, id, lock)
   }
 
   /** A name (id or mailHost) must mean one backend only, or routing would depend on load order. */

@@ -11,7 +11,7 @@ import type { Directory } from '../directory/directory.js'
 import { AdminError, ErrorCodes } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Registry } from '../resolve/registry.js'
-import type { Store } from '../store/store.js'
+import type { Queryable, Store } from '../store/store.js'
 import type { AccountCounts } from './account-counts.js'
 import { Intents } from './intents.js'
 
@@ -65,4 +65,20 @@ export async function applied(d: AdminDeps, change: Change): Promise<void> {
   } catch (e) {
     d.logger.warn({ change: change.kind, err: String(e) }, 'applying a change locally failed; the notification will retry it')
   }
+}
+
+/** Where one kind of admin object lives: its table, the columns a view reads, and its key. */
+export interface ObjectTable {
+  readonly table: string
+  readonly columns: string
+  readonly key: string
+  /** What the NOT_FOUND answer calls it: `no <what> <key>`. */
+  readonly what: string
+}
+
+/** The row of `t` whose key is `value`, locked for update with `lock`; NOT_FOUND when there is none. */
+export async function rowOf<R>(db: Queryable, t: ObjectTable, value: string | number, lock = false): Promise<R> {
+  const { rows } = await db.query<R>(`select ${t.columns} from ${t.table} where ${t.key} = $1${lock ? ' for update' : ''}`, [value])
+  if (!rows[0]) throw new AdminError(ErrorCodes.NOT_FOUND, `no ${t.what} ${value}`)
+  return rows[0]
 }

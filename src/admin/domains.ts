@@ -6,7 +6,7 @@ import { AdminError, ErrorCodes } from '../errors.js'
 import { canonicalAddress, canonicalDomain } from '../resolve/address.js'
 import type { Queryable } from '../store/store.js'
 import { recordAudit } from './audit.js'
-import { applied, sqlState, type AdminDeps } from './context.js'
+import { applied, sqlState, rowOf, type AdminDeps, type ObjectTable } from './context.js'
 import type { PendingAnswer } from './idempotency.js'
 import type { DomainChanges, DomainView, NewDomain } from './shapes.js'
 
@@ -18,6 +18,7 @@ interface Row {
 }
 
 const COLUMNS = 'name, alias_for, catch_all, backend_affinity'
+const TABLE: ObjectTable = { table: 'domains', columns: COLUMNS, key: 'name', what: 'domain' }
 
 const view = (r: Row): DomainView => ({
   name: r.name,
@@ -111,10 +112,8 @@ export class Domains {
     await applied(this.d, { kind: 'registry' })
   }
 
-  async #row(db: Queryable, name: string, lock = false): Promise<Row> {
-    const { rows } = await db.query<Row>(`select ${COLUMNS} from domains where name = $1${lock ? ' for update' : ''}`, [name])
-    if (!rows[0]) throw new AdminError(ErrorCodes.NOT_FOUND, `no domain ${name}`)
-    return rows[0]
+  #row(db: Queryable, name: string, lock = false): Promise<Row> {
+    return rowOf<Row>(db, TABLE, name, lock)
   }
 
   async #checked(

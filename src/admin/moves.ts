@@ -12,7 +12,7 @@ import type { AccountRecord } from '../directory/accounts.js'
 import type { Queryable } from '../store/store.js'
 import { mailHostOf } from './accounts.js'
 import { recordAudit, type AuditAction } from './audit.js'
-import { applied, intentsOf, sqlState, writable, type AdminDeps } from './context.js'
+import { applied, intentsOf, sqlState, writable, rowOf, type AdminDeps, type ObjectTable } from './context.js'
 import type { PendingAnswer } from './idempotency.js'
 import type { Intent, Intents } from './intents.js'
 import { HookRunner } from './move-hook.js'
@@ -64,6 +64,7 @@ function refuseUnless(move: Row, allowed: readonly MoveState[], force: boolean):
 
 // `id` is the text alias in results: queries order by `moves.id`, the bigint (as text, 10 sorts before 9).
 const COLUMNS = 'id::text as id, account, account_id, source_mailhost, source_backend, target_backend, state, detail, actor, created_at, updated_at, finished_at, runner'
+const TABLE: ObjectTable = { table: 'moves', columns: COLUMNS, key: 'id', what: 'move' }
 const iso = (v: Date | string) => new Date(v).toISOString()
 
 const view = (r: Row): MoveView => ({
@@ -456,10 +457,8 @@ export class Moves {
     return updated
   }
 
-  async #row(db: Queryable, id: number, lock = false): Promise<Row> {
-    const { rows } = await db.query<Row>(`select ${COLUMNS} from moves where id = $1${lock ? ' for update' : ''}`, [id])
-    if (!rows[0]) throw new AdminError(ErrorCodes.NOT_FOUND, `no move ${id}`)
-    return rows[0]
+  #row(db: Queryable, id: number, lock = false): Promise<Row> {
+    return rowOf<Row>(db, TABLE, id, lock)
   }
 
   #hookEnv(r: Row): Record<string, string> {
