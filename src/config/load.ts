@@ -85,7 +85,13 @@ interface SchemaIssue {
 function schemaError(errors: readonly SchemaIssue[], directory: unknown): ConfigError {
   // Prefer the most specific error: unknown keys first (typos), then the deepest path.
   const unknown = errors.find((e) => e.keyword === 'boolean' && e.message === 'schema is false')
-  if (unknown) return new ConfigError(keyOf(unknown.instancePath), 'unknown key')
+  if (unknown) {
+    // A section of another directory type (ldap under type sql) is refused, never ignored: the
+    // admin would believe it in use. Saying the type in force makes that plain.
+    const inDirectory = /^\/directory\/[^/]+$/.test(unknown.instancePath)
+    const type = (directory as { type?: unknown }).type
+    return new ConfigError(keyOf(unknown.instancePath), inDirectory ? `unknown key for directory.type ${String(type)}` : 'unknown key')
+  }
   // A directory type's own section missing (directory.ldap): named, with the type that needs it.
   const section = errors.find((e) => e.keyword === 'required' && e.instancePath === '/directory')
   if (section) {

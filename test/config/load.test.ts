@@ -45,6 +45,9 @@ t.test('errors name the bad key', async (t) => {
     ['domains:\n  - name: "bad domain"\n', 'domains[0].name'],
     ['domains:\n  - name: example.org\n    catchAll: ["nope"]\n', 'domains[0].catchAll[0]'],
     ['directory:\n  type: ldap\n', 'directory.ldap'],
+    // Another type's section is refused, never silently ignored, saying which type is in force.
+    ['directory:\n  type: sql\n  ldap:\n    url: ldap://127.0.0.1\n', 'directory.ldap', /unknown key for directory.type sql/],
+    ['directory:\n  type: mysql\n', 'directory.type', /unknown directory type mysql: one of /],
     ['listen:\n  tcpTable:\n    - map: mailbox\n      port: 10043\n', 'listen.tcpTable[0].map'],
     ['listen:\n  tcpTable:\n    - map: transport\n      port: 10040\n', 'listen.tcpTable[0]', /already used/],
     ['addresses:\n  extensionDelimiters: "@"\n', 'addresses.extensionDelimiters'],
