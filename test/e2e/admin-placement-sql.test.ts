@@ -9,6 +9,11 @@ import pg from 'pg'
 import { startPostgres } from '../harness/postgres.js'
 import { CASES, POLICIES, runPlacementCase } from './admin-placement-cases.js'
 
+// 8,000 creates through the API, over both peer sets, is this suite's heaviest file: 285 s (LDAP)
+// and 158 s (SQL) on a quiet 2-core VM, past .taprc's 600 s when the machine is busy (the two
+// placement files run side by side). Twenty minutes keeps the limit a hang detector, not a race.
+t.setTimeout(1_200_000)
+
 eachPeerSet(t, async (t, set) => {
   t.test('placement at scale, SQL directory on PostgreSQL', async (t) => {
     const server = await startPostgres({ set })
