@@ -87,6 +87,21 @@ const nginxLogin = (protocol: 'imap' | 'pop3'): Probe => ({
   },
 })
 
+/** A dict passdb lookup for `service`: the proxy fields (no password to check here), or a failure. */
+const dictPassdb = (service: string, asker: Asker): Probe => ({
+  ask: async () => {
+    dict.write(dictLookup(`shared/passdb/${service}/${ALICE}`, ALICE))
+    const r = await readReply(dict)
+    return r.code === 'O' ? { code: 'O', fields: JSON.parse(r.fields[0]!) as unknown } : r
+  },
+  asker,
+  expect: (d) => {
+    const to = route(d)
+    if (!to) return { code: 'F', fields: [loginReason(d)] }
+    return { code: 'O', fields: { proxy: 'y', host: to.address, nopassword: 'y', ...(to.port === undefined ? {} : { port: String(to.port) }) } }
+  },
+})
+
 const PROBES: Readonly<Record<string, Probe>> = {
   'socketmap transport': {
     ask: () => socketmapQuery('transport', ALICE),
@@ -127,30 +142,8 @@ const PROBES: Readonly<Record<string, Probe>> = {
         : { 'auth-status': 'Temporary lookup failure, try again later', 'auth-wait': NGINX_WAIT, 'auth-error-code': '451 4.3.0' }
     },
   },
-  'dict passdb imap': {
-    ask: async () => {
-      dict.write(dictLookup(`shared/passdb/imap/${ALICE}`, ALICE))
-      const r = await readReply(dict)
-      return r.code === 'O' ? { code: 'O', fields: JSON.parse(r.fields[0]!) as unknown } : r
-    },
-    asker: { service: 'imap' },
-    expect: (d) => {
-      const to = route(d)
-      return to ? { code: 'O', fields: { proxy: 'y', host: to.address, nopassword: 'y', port: String(to.port) } } : { code: 'F', fields: [loginReason(d)] }
-    },
-  },
-  'dict passdb submission': {
-    ask: async () => {
-      dict.write(dictLookup(`shared/passdb/submission/${ALICE}`, ALICE))
-      const r = await readReply(dict)
-      return r.code === 'O' ? { code: 'O', fields: JSON.parse(r.fields[0]!) as unknown } : r
-    },
-    asker: { service: 'login' },
-    expect: (d) => {
-      const to = route(d)
-      return to ? { code: 'O', fields: { proxy: 'y', host: to.address, nopassword: 'y' } } : { code: 'F', fields: [loginReason(d)] }
-    },
-  },
+  'dict passdb imap': dictPassdb('imap', { service: 'imap' }),
+  'dict passdb submission': dictPassdb('submission', { service: 'login' }),
 }
 
 const setAdminState = async (state: string) => t.equal((await api.patch('/v1/backends/mx1', { adminState: state })).status, 200, `mx1 ${state}`)
