@@ -8,7 +8,7 @@
 import { createHistogram } from 'node:perf_hooks'
 import { AndFilter, Client, EqualityFilter, OrFilter, type Filter } from 'ldapts'
 import { parseExtraFilter } from '../src/directory/ldap-config.js'
-import { requestedAttributes } from '../src/directory/ldap-entry.js'
+import { entryMapping, requestedAttributes } from '../src/directory/ldap-entry.js'
 import { MAX_OWNERS } from '../src/directory/ldap.js'
 import { ldapConfig, type Slapd } from '../test/harness/slapd.js'
 import { summarise, type LatencySummary } from './histogram.js'
@@ -26,7 +26,7 @@ export interface MissPathResult {
 function directSearch(slapd: Slapd): { filter: (address: string) => Filter; attributes: string[]; timeLimit: number } {
   const c = ldapConfig(slapd)
   const extra = parseExtraFilter(c.filter)
-  const attributes = requestedAttributes({ ...c.attributes, disabledValues: [] })
+  const attributes = requestedAttributes(entryMapping(c))
   return {
     filter: (address) => {
       const match = new OrFilter({ filters: c.attributes.address.map((attribute) => new EqualityFilter({ attribute, value: address })) })

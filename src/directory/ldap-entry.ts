@@ -16,8 +16,10 @@ export interface LdapEntryMapping {
   readonly canonical: string
   readonly status: string
   readonly sendAs: string
-  /** Status values that mean "disabled", as configured; they match case-insensitively. */
+  /** Status values that mean "disabled", as configured (a write stores one of them). */
   readonly disabledValues: readonly string[]
+  /** The same, lower-cased: every entry read (a million in a warm-up) is matched against it. */
+  readonly disabled: ReadonlySet<string>
 }
 
 /** The mapping directory.ldap configures (lookups, the warm-up's listing and the writer read entries alike). */
@@ -29,6 +31,7 @@ export function entryMapping(config: LdapConfig): LdapEntryMapping {
     status: config.attributes.status,
     sendAs: config.attributes.sendAs,
     disabledValues: config.disabledValues,
+    disabled: new Set(config.disabledValues.map((v) => v.toLowerCase())),
   }
 }
 
@@ -99,8 +102,7 @@ export function toDirectoryEntry(entry: Entry, m: LdapEntryMapping): DirectoryEn
 
 /** The disabled rule: an account is disabled when any value of its status attribute is a disabled value. */
 export function statusOf(entry: Entry, m: LdapEntryMapping): AccountStatus {
-  const isDisabled = (value: string) => m.disabledValues.some((d) => sameName(d, value))
-  return attributeValues(entry, m.status).some(isDisabled) ? 'disabled' : 'active'
+  return attributeValues(entry, m.status).some((value) => m.disabled.has(value.toLowerCase())) ? 'disabled' : 'active'
 }
 
 /**

@@ -12,6 +12,7 @@ const mapping: LdapEntryMapping = {
   status: 'mailhostdAccountStatus',
   sendAs: 'mailhostdSendAs',
   disabledValues: ['disabled', 'locked'],
+  disabled: new Set(['disabled', 'locked']),
 }
 const dn = 'uid=x,ou=people,dc=example,dc=org'
 const entry = (attrs: Record<string, string | string[] | Buffer>): Entry => ({ dn, ...attrs })
