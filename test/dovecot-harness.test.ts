@@ -266,14 +266,19 @@ eachPeerSet(t, async (t, set) => {
   } else {
     t.test('director: the tag picks a member, the same one every time; an answer with host passes through', async (t) => {
       const pooled = Array.from({ length: 8 }, (_, i) => ({ user: `pooled${i}@example.org`, password: `secret-${i}` }))
+      const addresses = ['127.0.0.11', '127.0.0.12']
+      const director = await setUp(startDovecot({ set, role: 'director', httpPort, secret: SECRET, mailServers: addresses.map((address) => ({ address, tag: 'pool1' })) }))
+      // LMTP reaches a member on the port it reached the director on; IMAP on the answer's port.
       const [imap, pop3] = [await freePort(), await freePort()] as const
-      const member = (name: string, address: string) => setUp(startDovecot({ set, role: 'backend', name, address, ports: { imap, pop3 }, users: pooled }))
-      const m1 = await member('m1', '127.0.0.11')
-      const m2 = await member('m2', '127.0.0.12')
-      const director = await setUp(
-        startDovecot({ set, role: 'director', httpPort, secret: SECRET, mailServers: [m1, m2].map((m) => ({ address: m.address, tag: 'pool1' })) }),
-      )
-      for (const u of pooled) answers.set(u.user, ok({ proxy: 'y', director_tag: 'pool1', port: String(imap), destuser: u.user }))
+      const ports = { imap, pop3, lmtp: director.ports.lmtp! }
+      const [m1, m2] = [
+        await setUp(startDovecot({ set, role: 'backend', name: 'm1', address: addresses[0], ports, users: pooled })),
+        await setUp(startDovecot({ set, role: 'backend', name: 'm2', address: addresses[1], ports, users: pooled })),
+      ] as const
+      for (const u of pooled) {
+        answers.set(u.user, ok({ proxy: 'y', director_tag: 'pool1', port: String(imap), destuser: u.user }))
+        answers.set(`${u.user} lmtp`, ok({ proxy: 'y', director_tag: 'pool1' }))
+      }
       answers.set('alice@example.org', ok(backendFields(mx1.ports.imap)))
       answers.set('untagged@example.org', ok({ proxy: 'y', director_tag: 'pool9', port: String(imap) }))
 
@@ -290,6 +295,20 @@ eachPeerSet(t, async (t, set) => {
       }
       const subjects = new Set(landed.values())
       t.same([...subjects].sort(), [helloSubject('m1'), helloSubject('m2')], 'the users are spread over both members')
+
+      for (const u of pooled.slice(0, 3)) {
+        const { session: lmtp } = await SmtpSession.open(director.ports.lmtp!)
+        await lmtp.command('LHLO harness.test')
+        await lmtp.mailFrom('sender@example.net')
+        t.equal((await lmtp.rcptTo(u.user)).code, 250, `LMTP through the director takes ${u.user}`)
+        t.equal((await lmtp.data(`Subject: to ${u.user} through the director\n\nhi\n`)).code, 250)
+        await lmtp.quit()
+        const { session } = await ImapSession.open(director.ports.imap)
+        await session.login(u.user, u.password)
+        await session.select()
+        t.same([await session.subject(1), await session.subject(2)], [landed.get(u.user), `to ${u.user} through the director`], 'delivered on the member the user logs in to')
+        await session.logout()
+      }
 
       const plain = await imapLogin(director.ports.imap, 'alice@example.org', 'wonderland')
       t.same([plain.login.status, plain.subject], ['OK', helloSubject('mx1')], 'an answer with host: proxied there, the director does not interfere')

@@ -112,8 +112,8 @@ export interface BackendOptions extends Common {
   authPolicy?: { httpPort: number; secret: string }
   /** The loopback address every listener binds (127.0.0.1 by default): one per director member. */
   address?: string
-  /** Fixed IMAP and POP3 ports instead of free ones: a director's members share them. */
-  ports?: { imap: number; pop3: number }
+  /** Fixed ports instead of free ones: a director's members share them. */
+  ports?: { imap: number; pop3: number; lmtp?: number }
 }
 
 export interface LuaProxyOptions extends Common {
@@ -133,7 +133,7 @@ export interface DictProxyOptions extends Common {
   dictSocket: string
 }
 
-/** A director ring of one on 127.0.0.1: the Lua proxy's passdb, logins handed to the director. */
+/** A director ring of one on 127.0.0.1: the Lua proxy's passdb, logins and LMTP handed to the director. */
 export interface DirectorOptions extends Omit<LuaProxyOptions, 'role'> {
   role: 'director'
   /** director_mail_servers: each member's address and the tag naming its pool. */
@@ -153,7 +153,7 @@ export interface Dovecot {
   readonly configFile: string
   /** The address every listener binds. */
   readonly address: string
-  /** director: the ring's inet_listener. */
+  /** lmtp: a backend's, or a director's LMTP proxy; director: the ring's inet_listener. */
   readonly ports: { imap: number; pop3: number; lmtp?: number; director?: number }
   /** Every file Dovecot logs to (one: log_path). */
   readonly logFiles: readonly string[]
@@ -271,13 +271,14 @@ async function luaProxyFiles(set: PeerSet, dir: string, o: LuaProxyOptions | Dir
  * The Lua proxy with dovecot/2.3/director.conf included after it, as docs/dovecot.md installs it,
  * rewritten to a ring of one on 127.0.0.1:<ring port> in front of `mailServers`.
  */
-async function directorFiles(set: PeerSet, dir: string, o: DirectorOptions, ring: number): Promise<string> {
+async function directorFiles(set: PeerSet, dir: string, o: DirectorOptions, ports: { ring: number; lmtp: number }): Promise<string> {
   const name = dovecotFiles(set).director
   if (!name) throw new Error(`Dovecot ${set.dovecot} (${set.label}) has no director: Dovecot 2.4 removed it`)
   let conf = await readFile(name, 'utf8')
-  conf = rewrite(conf, name, /^director_servers = .*$/m, `director_servers = 127.0.0.1:${ring}`)
+  conf = rewrite(conf, name, /^director_servers = .*$/m, `director_servers = 127.0.0.1:${ports.ring}`)
   conf = rewrite(conf, name, /^director_mail_servers = .*$/m, `director_mail_servers = ${o.mailServers.map((s) => `${s.address}@${s.tag}`).join(' ')}`)
-  conf = rewrite(conf, name, /inet_listener director \{\n(\s*)port = 9090\n/, `inet_listener director {\n    address = 127.0.0.1\n    port = ${ring}\n`)
+  conf = rewrite(conf, name, /inet_listener director \{\n(\s*)port = 9090\n/, `inet_listener director {\n    address = 127.0.0.1\n    port = ${ports.ring}\n`)
+  conf = rewrite(conf, name, /inet_listener lmtp \{\n(\s*)port = 24\n/, `inet_listener lmtp {\n    address = 127.0.0.1\n    port = ${ports.lmtp}\n`)
   if (o.userExpire) conf = rewrite(conf, name, /^director_user_expire = .*$/m, `director_user_expire = ${o.userExpire}`)
   await writeFile(join(dir, 'director.conf'), conf)
   return `${await luaProxyFiles(set, dir, o)}\n!include ${join(dir, 'director.conf')}\n`
@@ -332,15 +333,16 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
   const configFile = join(dir, 'dovecot.conf')
   const address = (o.role === 'backend' && o.address) || '127.0.0.1'
   try {
-    const [freeImap, freePop3, lmtp, ring] = (await freePorts(4)) as [number, number, number, number]
-    const { imap, pop3 } = (o.role === 'backend' && o.ports) || { imap: freeImap, pop3: freePop3 }
+    const [freeImap, freePop3, freeLmtp, ring] = (await freePorts(4)) as [number, number, number, number]
+    const fixed = o.role === 'backend' ? o.ports : undefined
+    const [imap, pop3, lmtp] = [fixed?.imap ?? freeImap, fixed?.pop3 ?? freePop3, fixed?.lmtp ?? freeLmtp]
     const snippet =
       o.role === 'backend'
         ? await backendFiles(set, dir, o, { lmtp }, address)
         : o.role === 'proxy-lua'
           ? await luaProxyFiles(set, dir, o)
           : o.role === 'director'
-            ? await directorFiles(set, dir, o, ring)
+            ? await directorFiles(set, dir, o, { ring, lmtp })
             : await dictProxyFiles(set, dir, o)
     const files = dovecotFiles(set)
     const shipped = {
@@ -373,7 +375,7 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     ].join('\n')
     await writeFile(configFile, conf)
 
-    const ports = { imap, pop3, ...(o.role === 'backend' ? { lmtp } : {}), ...(o.role === 'director' ? { director: ring } : {}) }
+    const ports = { imap, pop3, ...(o.role === 'backend' || o.role === 'director' ? { lmtp } : {}), ...(o.role === 'director' ? { director: ring } : {}) }
     const instanceFiles = { role: o.role, set, dir, configFile, logFile, address, ports }
     return instance({ ...instanceFiles, proc: await startMaster(instanceFiles) })
   } catch (e) {
