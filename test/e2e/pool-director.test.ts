@@ -112,9 +112,9 @@ const home = new Map<string, (typeof MEMBERS)[number]>()
 
 t.test('mailhostd hands the choice to the director: proxy and director_tag, no host', async (t) => {
   const r = await director.doveadm(['auth', 'lookup', pooled[0]!.user])
-  t.equal(r.code, 0, `doveadm auth lookup on the director: ${r.stderr}`)
-  t.match(r.stdout, /proxy\s*:\s*y/)
-  t.match(r.stdout, new RegExp(`director_tag\\s*:\\s*${TAG}\\b`))
+  t.equal(r.code, 0, `doveadm auth lookup on the director exits 0 ${r.stderr}`)
+  t.match(r.stdout, /proxy\s*:\s*y/, 'proxy')
+  t.match(r.stdout, new RegExp(`director_tag\\s*:\\s*${TAG}\\b`), `director_tag ${TAG}`)
   t.notMatch(r.stdout, /\bhost\s*:/, 'no host: the director adds it')
   t.notMatch(r.stdout, /\bport\s*:/, 'no port either')
 })
@@ -170,7 +170,7 @@ t.test('live sessions: doveadm who on the members shows each user on its member 
   }
   for (const x of MEMBERS) {
     const who = await members.get(x.id)!.doveadm(['who', '-1'])
-    t.equal(who.code, 0, `doveadm who on ${x.id}: ${who.stderr}`)
+    t.equal(who.code, 0, `doveadm who on ${x.id} exits 0 ${who.stderr}`)
     const users = new Set(
       who.stdout
         .split('\n')
