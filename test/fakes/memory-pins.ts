@@ -25,7 +25,7 @@ export class MemoryPins implements PinReader {
     return this.pinned(address, pool, registry) !== undefined
   }
 
-  async claim(address: string, pool: PoolInfo, registry: Registry): Promise<ClaimOutcome> {
+  async claim(address: string, pool: PoolInfo, registry: Registry, _timeoutMs?: number): Promise<ClaimOutcome> {
     this.claims.push(address)
     if (this.mode === 'fail') return 'failed'
     const member = registry.eligibleMembers(pool)[0]
