@@ -6,8 +6,8 @@
 //      directory answer was cached beforehand through the recipient map (the claim alone).
 //   2. Every other key asked once (untimed): every pooled user now holds a pin on this instance.
 //   3. Cached transport lookups over socketmap and tcp_table, plain keys against pooled keys in
-//      alternating rounds; a pooled answer reads the local pin, and the touched pins are
-//      refreshed in the store once a second (docs/pools.md), which is part of what it costs.
+//      alternating rounds; a pooled answer reads the local pin, and touched pins are confirmed
+//      in the store once per slice of their pinFor (docs/pools.md), which is part of what it costs.
 // The daemon runs under `node --cpu-prof` throughout, so where a pooled lookup's extra time goes
 // is read from the very rounds measured (samples of the plain rounds against those of the pooled
 // ones, per lookup): a second daemon warmed the same way would cost minutes of directory queries

@@ -360,10 +360,11 @@ ${table(['protocol', 'users', 'lookups/s', 'p50 ms', 'p99 ms', 'requests', 'unex
 
 During the cached rounds the daemon counted ${n0(p.during.pinned)} pooled lookups answered from a local pin,
 ${n0(p.during.claimed)} pin claims and ${n0(p.during.failed)} failed claims (0 claims: no cached round reached the store
-on the lookup path). A cached pooled answer costs, beyond a plain one, two reads of the local pin
-(is it held, then take it: a map lookup and the member's health), a labelled counter, and the
-pin ledger's refresh of the pins touched in the last second: one batched UPDATE of up to every
-pooled user each second, which PGlite runs inside the daemon's process.
+on the lookup path). A cached pooled answer costs, beyond a plain one, one read of the local pin
+(a map lookup; the member's health is checked again only when the registry changed), a plain
+count, and the pin ledger's refresh: a touched pin is confirmed in the store once per slice of
+its pinFor (a tenth, at most a minute), in one batched UPDATE per second, which PGlite runs
+inside the daemon's process.
 
 Every round, in the order they ran (load average: the machine's 1-minute figure at the end of the run):
 
@@ -386,7 +387,7 @@ ${table(['time by kind', 'plain rounds', 'pooled rounds'], kinds.filter((k) => s
 The embedded store (PGlite: its JavaScript and its WebAssembly, the only WebAssembly on the
 daemon's main thread) took ${store(f.pooled.kinds).toFixed(1)} % of the samples of the pooled rounds and ${store(f.plain.kinds).toFixed(1)} % of the plain ones${
     p.during.claimed === 0
-      ? ':\nno cached lookup claimed a pin, so that is the pin ledger\'s background work, the batched refresh\nof the touched pins each second (and the sweep of expired pins each minute).'
+      ? ':\nno cached lookup claimed a pin, so that is the pin ledger\'s background work, the batched refresh\nof touched pins due for confirmation (and the sweep of expired pins each minute).'
       : '.'
   }
 

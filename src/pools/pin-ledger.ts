@@ -35,6 +35,8 @@ interface LocalPin {
   dirty: boolean
   /** Just claimed: the lookup that claimed it is counted as claimed, not again as pinned. */
   fresh: boolean
+  /** The registry it was last found usable in, and its member there: the same registry needs no new check. */
+  checked?: { readonly registry: Registry; readonly member: PoolMember }
 }
 
 /** What a claim came to: a member, none because no member takes users, or no answer from the store. */
@@ -150,6 +152,10 @@ export class PinLedger implements PinReader {
   #live(address: string, pool: PoolInfo, registry: Registry, now: number): { pin: LocalPin; member: PoolMember } | undefined {
     const pin = this.#pins.get(address)
     if (pin === undefined) return undefined
+    // Registries are immutable snapshots (a health or member change makes a new one), so a pin
+    // found usable in this very registry is usable still; only its time can have run out.
+    const checked = pin.checked?.registry === registry && pin.pool === pool.id ? pin.checked.member : undefined
+    if (checked !== undefined && now - pin.touchedAt < pin.pinForMs && now - pin.confirmedAt < pin.pinForMs) return { pin, member: checked }
     const member = pin.pool === pool.id ? registry.member(pin.member) : undefined
     // A member down, in maintenance or removed loses its users at once; a pin not used or not
     // confirmed for pinFor may have been replaced in the store.
@@ -157,6 +163,7 @@ export class PinLedger implements PinReader {
       this.#pins.delete(address)
       return undefined
     }
+    pin.checked = { registry, member }
     return { pin, member }
   }
 

@@ -102,8 +102,11 @@ export class Lookups implements LookupService {
     if (!mapName) return { answer: perm(`unknown map ${printable(map)}`), layer: 'rules' }
     const r = this.#resolveNow(key)
     if (r.ok) return { pending: r, map, mapName, registry }
-    if (unpinned(mapName, r.resolution, registry)) return { pending: r.resolution, map, mapName, registry }
-    return this.#answerOf(mapName, r.resolution, registry)
+    const decided = this.#answerOf(mapName, r.resolution, registry)
+    // A route that could not be given for want of a pool pin this instance does not hold yet:
+    // claim it (asked only for temporary answers, so the hot path reads each pin once).
+    if (decided.answer.outcome === 'temp' && unpinned(mapName, r.resolution, registry)) return { pending: r.resolution, map, mapName, registry }
+    return decided
   }
 
   /** Resolves (the cache's slow path) when needed, then claims the pins a route needs (a pooled user new to this instance). */
