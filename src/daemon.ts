@@ -28,7 +28,7 @@ import { LoginRouter } from './login/router.js'
 import { PolicyEngine } from './policy/engine.js'
 import { RateLimiter } from './policy/rate-limiter.js'
 import { Lookups } from './resolve/lookup-service.js'
-import { Registry } from './resolve/registry.js'
+import { Registry, type ProbedService, type ServiceHealth } from './resolve/registry.js'
 import { Resolver } from './resolve/resolver.js'
 import { DictLogins } from './login/dict-service.js'
 import {
@@ -45,7 +45,7 @@ import { Presence } from './cluster/presence.js'
 import { movingAccounts } from './admin/moves.js'
 import { TokenAuth } from './admin/tokens.js'
 import { HealthChecker } from './health/checker.js'
-import { loadHealth } from './health/health-repo.js'
+import { loadHealthTransitions } from './health/health-repo.js'
 import type { ChangeBus, ChangeEvent } from './cluster/changes.js'
 import { LocalChangeBus } from './cluster/local-change-bus.js'
 import { PgChangeBus } from './cluster/pg-change-bus.js'
@@ -120,6 +120,9 @@ export class Daemon {
   #admin: Admin | undefined
   /** None while health.interval is 0. */
   #health: HealthChecker | undefined
+  /** Per server, when its health last changed in the store (the latest read, and the one pins were last checked against). */
+  #healthMarks = new Map<string, string>()
+  #seenMarks = new Map<string, string>()
   /** None unless cache.warmup. */
   #warmup: { readonly done: Promise<unknown>; readonly stop: AbortController } | undefined
   /** Reloads run one at a time, in the order asked. */
@@ -265,6 +268,7 @@ export class Daemon {
     const { domains, backends } = await loadRegistry(this.store)
     const before = this.#registry
     this.#registry = new Registry(domains, backends, await movingAccounts(this.store), await this.#recordedHealth(), this.#running().pins)
+    this.#dropPinsOfChangedMembers()
     const same = JSON.stringify([before.domains, before.backends]) === JSON.stringify([domains, backends])
     if (!(opts.keepCacheIfSame === true && same)) this.cache.clear()
     this.logger.info({ domains: domains.length, backends: backends.length, moving: this.#registry.movingCount }, 'registry loaded')
@@ -414,14 +418,40 @@ export class Daemon {
   /** Re-reads only the backends' health states: maps and logins apply them per answer, so the cache stays. */
   async reloadHealth(): Promise<void> {
     this.#registry = this.#registry.withHealth(await this.#recordedHealth())
+    this.#dropPinsOfChangedMembers()
+  }
+
+  /**
+   * A pool member that went down (or down and up again) since the last read loses the local pins
+   * to it: while it was down another instance may have pinned its users elsewhere, and a local pin
+   * that outlived the outage would send them back beside their new sessions.
+   */
+  #dropPinsOfChangedMembers(): void {
+    const registry = this.#registry
+    for (const server of registry.servers) {
+      if (server.kind !== 'member') continue
+      const mark = this.#healthMarks.get(server.id)
+      const seen = this.#seenMarks.get(server.id)
+      if (mark !== seen || !registry.isUp(server)) {
+        const dropped = this.#running().pins.drop({ pool: server.pool, member: server.id })
+        if (dropped > 0) this.logger.info({ pool: server.pool, member: server.id, dropped }, 'pool member changed state: its local pins dropped')
+      }
+    }
+    this.#seenMarks = this.#healthMarks
   }
 
   /**
    * The states the health checks recorded; none while this instance's checks are off
    * (health.interval 0), so turning them off never leaves an old "down" refusing logins.
    */
-  async #recordedHealth(): Promise<Awaited<ReturnType<typeof loadHealth>>> {
-    return toMs(this.config.health.interval) > 0 ? loadHealth(this.store) : new Map()
+  async #recordedHealth(): Promise<Map<string, Map<ProbedService, ServiceHealth>>> {
+    if (toMs(this.config.health.interval) === 0) {
+      this.#healthMarks = new Map()
+      return new Map()
+    }
+    const { states, changed } = await loadHealthTransitions(this.store)
+    this.#healthMarks = changed
+    return states
   }
 
   /** Applies a change from any instance (this one included) to this instance. */

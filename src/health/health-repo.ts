@@ -32,12 +32,24 @@ export async function healthRecords(db: Queryable): Promise<HealthRecord[]> {
 
 /** The states as the registry holds them: backend id -> service -> state. */
 export async function loadHealth(db: Queryable): Promise<Map<string, Map<ProbedService, ServiceHealth>>> {
-  const out = new Map<string, Map<ProbedService, ServiceHealth>>()
+  return (await loadHealthTransitions(db)).states
+}
+
+/**
+ * The states, and per server when its services last changed state (the latest `since`, as the
+ * store's clock wrote it): a server whose mark moved went down or up since it was last read, even
+ * if it is up again by now.
+ */
+export async function loadHealthTransitions(db: Queryable): Promise<{ states: Map<string, Map<ProbedService, ServiceHealth>>; changed: Map<string, string> }> {
+  const states = new Map<string, Map<ProbedService, ServiceHealth>>()
+  const changed = new Map<string, string>()
   for (const r of await healthRecords(db)) {
-    if (!out.has(r.backend)) out.set(r.backend, new Map())
-    out.get(r.backend)!.set(r.service, r.state)
+    if (!states.has(r.backend)) states.set(r.backend, new Map())
+    states.get(r.backend)!.set(r.service, r.state)
+    // ISO 8601 in UTC: compared as strings, in time order.
+    if ((changed.get(r.backend) ?? '') < r.since) changed.set(r.backend, r.since)
   }
-  return out
+  return { states, changed }
 }
 
 /**
