@@ -40,7 +40,7 @@ function counting(db: Queryable = store) {
         if (c.fail) return Promise.reject(new Error('connection refused'))
         return db.query(sql, params)
       },
-    } as Queryable,
+    },
   }
   return c
 }
