@@ -29,17 +29,13 @@ await store.query(`insert into backends (id, kind, mailhosts, address, route, lm
 
 /** The store, counting queries; `fail` makes every query reject, `hang` never answer. */
 function counting(db: Queryable = store) {
-  const c = {
-    queries: 0,
-    fail: false,
-    hang: false,
-    db: {
-      query: (sql: string, params?: unknown[]) => {
-        c.queries++
-        if (c.hang) return new Promise<never>(() => {})
-        if (c.fail) return Promise.reject(new Error('connection refused'))
-        return db.query(sql, params)
-      },
+  const c = { queries: 0, fail: false, hang: false, db: undefined as unknown as Queryable }
+  c.db = {
+    query<R>(sql: string, params?: readonly unknown[]) {
+      c.queries++
+      if (c.hang) return new Promise<never>(() => {})
+      if (c.fail) return Promise.reject(new Error('connection refused'))
+      return db.query<R>(sql, params)
     },
   }
   return c
