@@ -110,6 +110,20 @@ t.test('accounts on the pool: lookups pin them; status counts the pins and the h
   isProblem(t, await api.get('/v1/pools/nope'), 404, 'MH_NOT_FOUND', 'no such pool')
 })
 
+t.test('the status page shows the pool with its members and their pinned users', async (t) => {
+  const res = await fetch(`http://127.0.0.1:${d.port}/`, { headers: { authorization: `Bearer ${READ_TOKEN}` }, signal: AbortSignal.timeout(30_000) })
+  const page = await res.text()
+  t.equal(res.status, 200)
+  t.match(page, /<h3 id="pool-pool1">Pool pool1<\/h3>/)
+  const pins = await storedPins()
+  for (const m of ['m1', 'm2']) {
+    const at = page.indexOf(`data-member="${m}"`)
+    t.ok(at > 0, `${m} has a row`)
+    const row = page.slice(at, page.indexOf('</tr>', at))
+    t.match(row, new RegExp(`data-field="pins"[^>]*>${pins.filter((p) => p.member_id === m).length}<`), `${m}: its pinned users`)
+  }
+})
+
 t.test('members: add, weight, drain, maintenance; audited as the pool', async (t) => {
   const added = await api.post('/v1/pools/pool1/members', { id: 'm3', address: '127.0.0.3', ports: { lmtp: 2424 }, weight: 1 })
   t.equal(added.status, 201, JSON.stringify(added.body))
