@@ -23,7 +23,7 @@ import { InstrumentedDirectory } from './directory/instrumented.js'
 import { directoryDriver, type DirectoryDriver, type DriverContext } from './directory/drivers/index.js'
 import { startHttp, type HttpLimits } from './http/server.js'
 import { live } from './live.js'
-import { Metrics } from './metrics.js'
+import { Metrics, type Labels } from './metrics.js'
 import { LoginRouter } from './login/router.js'
 import { PolicyEngine } from './policy/engine.js'
 import { RateLimiter } from './policy/rate-limiter.js'
@@ -53,7 +53,9 @@ import { ListenerSet, type BoundAddress, type ListenerSpec, type RunningListener
 import { Closers } from './closers.js'
 import { registerDaemonGauges } from './daemon-gauges.js'
 import { openStore } from './store/open.js'
-import { PinLedger } from './pools/pin-ledger.js'
+import { LOOKUP_OUTCOMES, PinLedger } from './pools/pin-ledger.js'
+import { doveadmWho } from './pools/doveadm.js'
+import { SessionWatch } from './pools/session-watch.js'
 import { loadRegistry, seedFromConfig } from './store/registry-repo.js'
 import { applySqlFile } from './store/sql-file.js'
 import type { Store } from './store/store.js'
@@ -200,6 +202,8 @@ export class Daemon {
       await this.#watchChanges(rt)
       // Probes record and announce changes: stopped before the bus and the store close.
       this.#closers.push('health checks', () => this.#health?.stop())
+      const sessions = this.#watchSessions(rt)
+      this.#closers.push('pool session watch', () => sessions.stop())
       for (const spec of this.#listenerSpecs(c)) await this.#listeners.bind(spec)
     } catch (e) {
       await this.close(0)
@@ -346,24 +350,37 @@ export class Daemon {
 
   /** The pin ledger (docs/pools.md), refreshing touched pins every second, with its metrics. */
   #startPins(c: Config, store: Store): PinLedger {
-    const outcomes = new Map<string, ReturnType<Metrics['poolPins']['labels']>>()
     const pins = new PinLedger({
       store,
       logger: this.logger.child({ component: 'pools' }),
       refreshIntervalMs: PIN_REFRESH_MS,
       claimTimeoutMs: toMs(c.lookup.deadline),
-      // Per pooled lookup: the labelled child is looked up once per pool and result.
-      onOutcome: (pool, result) => {
-        const key = `${pool}\u0000${result}`
-        let child = outcomes.get(key)
-        if (!child) outcomes.set(key, (child = this.metrics.poolPins.labels({ pool, result })))
-        child.inc()
-      },
       onStoreError: () => this.metrics.poolPinStoreErrors.inc(),
     })
     this.metrics.gauge('mailhostd_pool_local_pins', 'Pool pins this instance holds in memory (live or awaiting their sweep).', () => pins.size)
+    this.metrics.labelledCounter(
+      'mailhostd_pool_pin_lookups_total',
+      `Routing of pooled mailboxes by pool and result: ${LOOKUP_OUTCOMES.join('/')}: pinned (a live pin on this instance, no store round trip), claimed (a pin claimed in the store: kept or new), none-up (no member may take the user), failed (the store did not answer: temporary failure).`,
+      ['pool', 'result'],
+      () => [...pins.outcomes()].flatMap(([pool, counts]) => LOOKUP_OUTCOMES.map((result): [Labels, number] => [{ pool, result }, counts[result]])),
+    )
     pins.start()
     return pins
+  }
+
+  /** Keeps the pins of users with live sessions on pool members live (doveadm who; docs/pools.md). */
+  #watchSessions(rt: Runtime): SessionWatch {
+    const watch = new SessionWatch({
+      store: rt.store,
+      registry: () => this.#registry,
+      active: () => this.#config.doveadm !== undefined,
+      who: (address) => doveadmWho(this.#config.doveadm!, address),
+      logger: this.logger.child({ component: 'pools' }),
+      onSplit: (pool, member, users) => this.metrics.poolSplitUsers.inc({ pool, member }, users),
+      onError: () => this.metrics.poolSessionErrors.inc(),
+    })
+    watch.start()
+    return watch
   }
 
   /** (Re)starts the backend health checks with `c.health`; none while its interval is 0. */

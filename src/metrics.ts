@@ -45,8 +45,9 @@ export class Metrics {
   readonly logins = labelledCounter(this.registry, 'mailhostd_login_total', 'Login routing answers by protocol (dovecot, nginx, dict) and result (ok/mismatch/unknown/disabled/tempfail/invalid); wrong passwords are result="mismatch", nginx requests refused for their headers result="invalid".', ['protocol', 'result'])
   readonly brakes = labelledCounter(this.registry, 'mailhostd_brakes_total', 'Brute-force brakes applied, by scope (ip, account) and action (tarpit, refuse).', ['scope', 'action'])
   readonly passwordJobs = labelledCounter(this.registry, 'mailhostd_password_jobs_total', `Password checks and hashes handed to the worker threads (Argon2, bcrypt, SHA-crypt), by operation (${PASSWORD_OPERATIONS.join('/')}) and outcome (${PASSWORD_JOB_OUTCOMES.join('/')}): busy = queue full, answered with a temporary failure at once; crashed = its worker died (temporary failure, worker replaced); abandoned = its caller stopped waiting.`, ['operation', 'outcome'])
-  readonly poolPins = labelledCounter(this.registry, 'mailhostd_pool_pin_lookups_total', 'Routing of pooled mailboxes by pool and result: pinned (a live pin on this instance, no store round trip), claimed (a pin claimed in the store: kept or new), none-up (no member may take the user), failed (the store did not answer: temporary failure).', ['pool', 'result'])
   readonly poolPinStoreErrors = new Counter({ name: 'mailhostd_pool_pin_store_errors_total', help: 'Pin claims and refreshes the store failed or did not answer in time (docs/pools.md).', registers: [this.registry] })
+  readonly poolSplitUsers = labelledCounter(this.registry, 'mailhostd_pool_split_users_total', 'Users found with live sessions (doveadm who) on a pool member while pinned to another: each is a user on two members; kick them (docs/pools.md).', ['pool', 'member'])
+  readonly poolSessionErrors = new Counter({ name: 'mailhostd_pool_session_watch_errors_total', help: "A pool member's doveadm HTTP API did not list its sessions (config doveadm).", registers: [this.registry] })
   readonly reloads = labelledCounter(this.registry, 'mailhostd_config_reloads_total', 'Configuration reloads (SIGHUP) by result: applied, invalid (the file did not validate; nothing changed) or failed (applied in part).', ['result'])
   readonly #connectionSources = new Map<string, () => number>()
   readonly openConnections = new Gauge({
@@ -75,6 +76,23 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(read())
+      },
+    })
+  }
+
+  /**
+   * A counter with one series per label set, its totals read at scrape time from a source that
+   * counts in plain numbers (a hot path that must not pay for prom-client's label lookup).
+   */
+  labelledCounter(name: string, help: string, labelNames: readonly string[], read: () => Iterable<readonly [Labels, number]>): void {
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const [labels, value] of read()) this.inc(labels, value)
       },
     })
   }

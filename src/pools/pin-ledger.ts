@@ -1,7 +1,9 @@
 // This instance's view of the pins (docs/pools.md, "Consistency"). A lookup for a pooled user
 // reads the local pin without a store round trip; only a user this instance has no live pin for
 // costs one atomic claim in the store, which every instance asks alike, so they all get the same
-// member. Touched pins are refreshed in the store in one batched statement per interval.
+// member. Touched pins are refreshed in the store in batched statements: a pin is sent again
+// only when its last confirmation is older than a slice of its pinFor (REFRESH_SLICE), so a
+// user looked up all day costs one row update per slice, not one per interval.
 //
 // Why two instances never send one user to two members: a local pin is used only while the store
 // is sure to still hold it. The store keeps a pin live for pinFor after its last_seen, which it
@@ -9,8 +11,9 @@
 // statement, which is earlier, so our copy always dies first. The store replaces a pin only when
 // it is not live or its member may not hold pins (down, maintenance, removed), and the admin's
 // flush and move drop it there and tell every instance on the change bus; a notification that is
-// lost costs at most one refresh interval, because the refresh returns only the pins the store
-// still holds as we hold them and we drop the others.
+// lost (the bus's own reconnects resync and drop every local pin) costs at most a slice of
+// pinFor, because the refresh returns only the pins the store still holds as we hold them and
+// we drop the others.
 
 import type { Logger } from 'pino'
 import { describeError } from '../errors.js'
@@ -37,14 +40,21 @@ interface LocalPin {
 /** What a claim came to: a member, none because no member takes users, or no answer from the store. */
 export type ClaimOutcome = 'pinned' | 'none-up' | 'failed'
 
+/** How a pooled lookup was routed: a local pin, a claim in the store, none up, or the store failed. */
+export const LOOKUP_OUTCOMES = ['pinned', 'claimed', 'none-up', 'failed'] as const
+export type LookupOutcome = (typeof LOOKUP_OUTCOMES)[number]
+
 /** What the routing decision reads (Registry holds one). */
 export interface PinReader {
   /** The member a live local pin sends `address` to, touching it; undefined: claim first. */
   pinned(address: string, pool: PoolInfo, registry: Registry): PoolMember | undefined
   /** Whether a live local pin exists (nothing touched or counted): settlePins() asks before claiming. */
   holds(address: string, pool: PoolInfo, registry: Registry): boolean
-  /** Claims in the store (a local miss): keeps the live pin there, else pins the hash choice. */
-  claim(address: string, pool: PoolInfo, registry: Registry): Promise<ClaimOutcome>
+  /**
+   * Claims in the store (a local miss): keeps the live pin there, else pins the hash choice.
+   * Gives up ('failed') after `timeoutMs` (what is left of the lookup's deadline) at the latest.
+   */
+  claim(address: string, pool: PoolInfo, registry: Registry, timeoutMs?: number): Promise<ClaimOutcome>
 }
 
 export interface PinLedgerOptions {
@@ -54,14 +64,22 @@ export interface PinLedgerOptions {
   readonly refreshIntervalMs: number
   /** A claim gives up after this long (the lookup deadline): the lookup fails temporarily. */
   readonly claimTimeoutMs: number
-  /** Per claim and refresh outcome, for metrics. */
-  readonly onOutcome?: (pool: string, outcome: 'pinned' | 'claimed' | 'none-up' | 'failed') => void
   readonly onStoreError?: () => void
   readonly now?: () => number
 }
 
 /** Sweeping expired rows from the store is housekeeping: once a minute is plenty. */
 const SWEEP_EVERY_MS = 60_000
+
+/**
+ * A touched pin is confirmed again once its last confirmation is this share of its pinFor old (at
+ * most a minute): it then lives at least pinFor minus the slice after the user's last lookup, and
+ * the store's row is updated once per slice however often the user is looked up.
+ */
+const REFRESH_SLICE = 0.1
+const MAX_REFRESH_AGE_MS = 60_000
+
+const refreshAge = (pin: LocalPin) => Math.min(MAX_REFRESH_AGE_MS, pin.pinForMs * REFRESH_SLICE)
 
 export class PinLedger implements PinReader {
   readonly #o: PinLedgerOptions
@@ -70,6 +88,8 @@ export class PinLedger implements PinReader {
   /** One claim per address at a time: concurrent lookups of one user share it. */
   readonly #claims = new Map<string, Promise<ClaimOutcome>>()
   readonly #throttle = new LogThrottle(10_000)
+  /** Routing of pooled lookups by pool and result: plain counts on the hot path, read at scrape. */
+  readonly #outcomes = new Map<string, Record<LookupOutcome, number>>()
   #timer: NodeJS.Timeout | undefined
   #refreshing: Promise<void> | undefined
   #lastSweep = 0
@@ -83,6 +103,17 @@ export class PinLedger implements PinReader {
   /** Live local pins (some may have expired since the last sweep of this map). */
   get size(): number {
     return this.#pins.size
+  }
+
+  /** Pooled lookups since start, per pool and result (metrics read it at scrape). */
+  outcomes(): ReadonlyMap<string, Readonly<Record<LookupOutcome, number>>> {
+    return this.#outcomes
+  }
+
+  #count(pool: string, outcome: LookupOutcome): void {
+    let counts = this.#outcomes.get(pool)
+    if (!counts) this.#outcomes.set(pool, (counts = { pinned: 0, claimed: 0, 'none-up': 0, failed: 0 }))
+    counts[outcome]++
   }
 
   start(): void {
@@ -107,7 +138,7 @@ export class PinLedger implements PinReader {
     live.pin.touchedAt = now
     live.pin.dirty = true
     if (live.pin.fresh) live.pin.fresh = false
-    else this.#o.onOutcome?.(pool.id, 'pinned')
+    else this.#count(pool.id, 'pinned')
     return live.member
   }
 
@@ -129,13 +160,17 @@ export class PinLedger implements PinReader {
     return { pin, member }
   }
 
-  claim(address: string, pool: PoolInfo, registry: Registry): Promise<ClaimOutcome> {
+  claim(address: string, pool: PoolInfo, registry: Registry, timeoutMs = this.#o.claimTimeoutMs): Promise<ClaimOutcome> {
     let claim = this.#claims.get(address)
     if (!claim) {
       claim = this.#claim(address, pool, registry).finally(() => this.#claims.delete(address))
       this.#claims.set(address, claim)
     }
-    return claim
+    if (timeoutMs >= this.#o.claimTimeoutMs) return claim
+    // A caller with less time left than a claim may take stops waiting sooner; the claim goes on.
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<ClaimOutcome>((resolve) => (timer = setTimeout(() => resolve('failed'), Math.max(0, timeoutMs))))
+    return Promise.race([claim, late]).finally(() => clearTimeout(timer))
   }
 
   async #claim(address: string, pool: PoolInfo, registry: Registry): Promise<ClaimOutcome> {
@@ -158,10 +193,10 @@ export class PinLedger implements PinReader {
     const outcome = await Promise.race([work, timeout]).finally(() => clearTimeout(timer))
     if (outcome === 'timeout') {
       this.#storeError('claiming a pool pin took longer than the lookup deadline; the lookup fails temporarily', undefined)
-      this.#o.onOutcome?.(pool.id, 'failed')
+      this.#count(pool.id, 'failed')
       return 'failed'
     }
-    this.#o.onOutcome?.(pool.id, outcome === 'pinned' ? 'claimed' : outcome)
+    this.#count(pool.id, outcome === 'pinned' ? 'claimed' : outcome)
     return outcome
   }
 
@@ -193,7 +228,7 @@ export class PinLedger implements PinReader {
     const batch: { address: string; pin: LocalPin }[] = []
     for (const [address, pin] of this.#pins) {
       if (now - pin.touchedAt >= pin.pinForMs || now - pin.confirmedAt >= pin.pinForMs) this.#pins.delete(address)
-      else if (pin.dirty) {
+      else if (pin.dirty && now - pin.confirmedAt >= refreshAge(pin)) {
         pin.dirty = false
         batch.push({ address, pin })
       }

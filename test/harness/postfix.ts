@@ -320,9 +320,15 @@ export async function processGroup(pgid: number): Promise<number[]> {
   return members
 }
 
-/** Inodes ("socket:[N]") of the sockets listening on 127.0.0.1:port, from /proc/net/tcp. */
-export async function listeningSockets(port: number): Promise<Set<string>> {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+/** Inodes ("socket:[N]") of the sockets listening on host:port (127.0.0.1 unless said), from /proc/net/tcp. */
+export async function listeningSockets(port: number, host = '127.0.0.1'): Promise<Set<string>> {
+  // /proc/net/tcp writes an IPv4 address as the hex of its 32 bits in host (little-endian) order.
+  const ip = host
+    .split('.')
+    .reverse()
+    .map((b) => Number(b).toString(16).toUpperCase().padStart(2, '0'))
+    .join('')
+  const local = `${ip}:${port.toString(16).toUpperCase().padStart(4, '0')}`
   const table = await readFile('/proc/net/tcp', 'utf8')
   return new Set(
     table
@@ -333,9 +339,9 @@ export async function listeningSockets(port: number): Promise<Set<string>> {
   )
 }
 
-/** Whether process pid holds a socket listening on 127.0.0.1:port. */
-export async function listensOn(pid: number, port: number): Promise<boolean> {
-  const sockets = await listeningSockets(port)
+/** Whether process pid holds a socket listening on host:port (127.0.0.1 unless said). */
+export async function listensOn(pid: number, port: number, host = '127.0.0.1'): Promise<boolean> {
+  const sockets = await listeningSockets(port, host)
   if (sockets.size === 0) return false
   const fds = await readdir(`/proc/${pid}/fd`).catch(() => [])
   for (const fd of fds) {
@@ -356,18 +362,19 @@ export async function waitForListener(
   port: number,
   owner: () => Promise<number | undefined>,
   timeoutMs: number,
+  host = '127.0.0.1',
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs
   let exited = false
   void proc.exited.then(() => (exited = true))
   for (;;) {
-    if (exited) throw new Error(`process ${proc.pid} exited before listening on 127.0.0.1:${port}`)
+    if (exited) throw new Error(`process ${proc.pid} exited before listening on ${host}:${port}`)
     const pid = await owner()
-    if (pid !== undefined && (await listensOn(pid, port))) {
-      if ((await listeningSockets(port)).size > 1) throw new Error(`127.0.0.1:${port} has another listener besides process ${pid}`)
+    if (pid !== undefined && (await listensOn(pid, port, host))) {
+      if ((await listeningSockets(port, host)).size > 1) throw new Error(`${host}:${port} has another listener besides process ${pid}`)
       return pid
     }
-    if (Date.now() > deadline) throw new Error(`nothing of process ${proc.pid} listens on 127.0.0.1:${port} after ${timeoutMs} ms`)
+    if (Date.now() > deadline) throw new Error(`nothing of process ${proc.pid} listens on ${host}:${port} after ${timeoutMs} ms`)
     await sleep(50)
   }
 }
