@@ -38,7 +38,7 @@ const postgres = await startPostgres()
 t.teardown(() => postgres.stop())
 
 const calls: DoveadmCall[] = []
-let answer: () => { status: number; body: unknown } = () => ({ status: 200, body: [['doveadmResponse', [], 'k1']] })
+let answer: () => { status: number; body: unknown } = () => ({ status: 200, body: [['doveadmResponse', [], 'c1']] })
 const first = await fakeDoveadm('127.0.0.1', 0, calls, () => answer())
 t.teardown(() => first.close())
 const port = (first.address() as AddressInfo).port
@@ -107,17 +107,17 @@ t.test('move-user through A with a kick: B follows; the old member is kicked wit
   calls.length = 0
   const r = await A.api.post('/v1/pools/pool1/move-user', { user, member: target, kick: true })
   t.same(r.body, { user, member: target, previous: old, kicked: true })
-  t.same(calls, [{ host: old === 'm1' ? '127.0.0.1' : '127.0.0.2', authorization: `X-Dovecot-API ${Buffer.from(API_KEY).toString('base64')}`, body: [['kick', { mask: [user] }, 'k1']] }], 'one kick, on the old member')
+  t.same(calls, [{ host: old === 'm1' ? '127.0.0.1' : '127.0.0.2', authorization: `X-Dovecot-API ${Buffer.from(API_KEY).toString('base64')}`, body: [['kick', { mask: [user] }, 'c1']] }], 'one kick, on the old member')
   await until('B routes to the new member', async () => route((await lookup(B.api, 'transport', user)).value) === target)
 
-  answer = () => ({ status: 200, body: [['error', { type: 'exitCode', exitCode: 67 }, 'k1']] })
+  answer = () => ({ status: 200, body: [['error', { type: 'exitCode', exitCode: 67 }, 'c1']] })
   const back = await A.api.post('/v1/pools/pool1/move-user', { user, member: old, kick: true })
   t.match(back.body, { user, member: old, previous: target, kicked: false, reason: /exitCode 67/ }, 'a failed kick is reported; the move stands')
   t.equal(route((await lookup(A.api, 'transport', user)).value), old)
   answer = () => ({ status: 401, body: {} })
   t.match((await A.api.post('/v1/pools/pool1/move-user', { user, member: target, kick: true })).body, { kicked: false, reason: /HTTP 401/ })
   t.match((await A.api.post('/v1/pools/pool1/move-user', { user, member: target, kick: true })).body, { kicked: false, reason: /already pinned/ }, 'no kick where the user already is')
-  answer = () => ({ status: 200, body: [['doveadmResponse', [], 'k1']] })
+  answer = () => ({ status: 200, body: [['doveadmResponse', [], 'c1']] })
   t.match((await A.api.post('/v1/pools/pool1/move-user', { user: 'u3@example.org', member: 'm1', kick: true })).body, { previous: String }, 'u3 had a pin')
   t.match((await A.api.get('/v1/audit?subjectType=pool&subject=pool1&action=move-user&limit=1')).body.entries[0], { actor: 'demo-admin', after: { member: 'm1', kick: true } })
   for (const d of [A, B]) t.notMatch(d.logs(), API_KEY, 'the key is never logged')
