@@ -10,7 +10,7 @@ import type { AuditEntry, AuditQuery } from './shapes.js'
 /** What an audit entry can be about; the admin API's audit filter derives from it. */
 export const SUBJECT_TYPES = ['account', 'domain', 'backend', 'move', 'pool'] as const
 export type SubjectType = (typeof SUBJECT_TYPES)[number]
-export type AuditAction = 'create' | 'update' | 'delete' | 'start' | 'copied' | 'failed' | 'complete' | 'abort'
+export type AuditAction = 'create' | 'update' | 'delete' | 'start' | 'copied' | 'failed' | 'complete' | 'abort' | 'flush' | 'move-user'
 
 export interface AuditRecord {
   readonly actor: string

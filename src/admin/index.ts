@@ -9,6 +9,7 @@ import type { AdminDeps } from './context.js'
 import { Domains } from './domains.js'
 import { IdempotencyKeys } from './idempotency.js'
 import { Moves } from './moves.js'
+import { Pools } from './pools.js'
 import { Recovery } from './recovery.js'
 
 /** What the admin routes call. */
@@ -17,6 +18,7 @@ export interface AdminServices {
   readonly accounts: Accounts
   readonly domains: Domains
   readonly backends: Backends
+  readonly pools: Pools
   readonly moves: Moves
   readonly idempotency: IdempotencyKeys
 }
@@ -40,6 +42,7 @@ export function createAdmin(deps: AdminDeps): Admin {
     accounts,
     domains: new Domains(deps),
     backends: new Backends(deps),
+    pools: new Pools(deps),
     moves,
     idempotency,
     start: async () => {

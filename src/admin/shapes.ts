@@ -9,7 +9,7 @@ import { Literals } from '../config/literals.js'
 import { PLACEMENT_POLICIES } from '../config/schema.js'
 import { ACCOUNT_STATUSES } from '../directory/directory.js'
 import { MAIL_HOST_PATTERN, MAIL_HOST_RULE } from '../resolve/mail-host.js'
-import { ADMIN_STATES, BACKEND_ID_PATTERN, PROBED_SERVICES, ROUTE_STYLES, SERVICE_HEALTH_STATES, type ProbedService } from '../resolve/vocabulary.js'
+import { ADMIN_STATES, BACKEND_ID_PATTERN, BACKEND_KINDS, PROBED_SERVICES, ROUTE_STYLES, SERVICE_HEALTH_STATES, type ProbedService } from '../resolve/vocabulary.js'
 import { SUBJECT_TYPES } from './audit.js'
 import { MOVE_STATES } from './move-states.js'
 
@@ -138,10 +138,35 @@ const BackendHealth = Type.Object(healthProperties, {
 })
 export type BackendHealth = Static<typeof BackendHealth>
 
+const IpAddress = Type.String({ minLength: 2, maxLength: 45, description: 'IP address (proxies need IP literals).' })
+const MemberWeight = Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Share of new pins; 0 takes none.' })
+
+/** A pool member as /v1/backends and /v1/pools show it. */
+export const PoolMember = Type.Object({
+  id: Type.String(),
+  address: Type.String(),
+  /** Its own where it set them, else the pool's. */
+  ports: Ports,
+  weight: Type.Integer(),
+  adminState: AdminState,
+  health: BackendHealth,
+})
+export type PoolMemberView = Static<typeof PoolMember>
+
+const Director = Type.Object(
+  {
+    tag: Type.String({ pattern: BACKEND_ID_PATTERN, description: "The director_tag naming this pool in a Dovecot 2.3 director's director_mail_servers." }),
+    address: IpAddress,
+  },
+  { additionalProperties: false, description: 'Dovecot 2.3 director mode: logins answer proxy=y director_tag=<tag>; mail and nginx go to the director at address.' },
+)
+
 export const Backend = Type.Object({
   id: Type.String(),
+  kind: Literals(BACKEND_KINDS),
   mailHosts: Type.Array(Type.String()),
-  address: Type.String(),
+  /** A host's; a pool has none (its members have theirs). */
+  address: Type.Optional(Type.String()),
   route: Route,
   ports: Ports,
   weight: Type.Integer(),
@@ -149,11 +174,39 @@ export const Backend = Type.Object({
   adminState: AdminState,
   accounts: Nullable(Type.Integer({ description: 'Accounts on it; null when the directory cannot count them (read-only LDAP).' })),
   health: BackendHealth,
+  /** Pools only. */
+  members: Type.Optional(Type.Array(PoolMember)),
+  pinForMs: Type.Optional(Type.Integer({ description: 'A pool: how long a pin lives after the user\'s last lookup.' })),
+  director: Type.Optional(Director),
 })
 export type BackendView = Static<typeof Backend>
 
+/** A new member: in a new pool's `members`, or POST /v1/pools/:id/members. */
+export const MemberCreate = Type.Object(
+  {
+    id: BackendId,
+    address: IpAddress,
+    ports: Type.Optional(Type.Object(
+      { lmtp: Type.Optional(PortNumber), smtp: Type.Optional(PortNumber), imap: Type.Optional(PortNumber), pop3: Type.Optional(PortNumber) },
+      { additionalProperties: false, description: "Where they differ from the pool's ports." },
+    )),
+    weight: Type.Optional(MemberWeight),
+    adminState: Type.Optional(AdminState),
+  },
+  { additionalProperties: false },
+)
+export type NewMember = Static<typeof MemberCreate>
+
+export const MemberUpdate = Type.Object({ weight: Type.Optional(MemberWeight), adminState: Type.Optional(AdminState) }, { additionalProperties: false, minProperties: 1 })
+export type MemberChanges = Static<typeof MemberUpdate>
+
+const PinFor = Type.String({
+  pattern: '^\\s*\\d+\\s*(ms|s|m|h|d)?\\s*$',
+  description: 'A pool: how long a user stays on a member after their last lookup, as in the config (90s, 15m, 1h; a bare number is seconds); at least 5s.',
+})
+
 const BackendFields = {
-  address: Type.String({ minLength: 2, maxLength: 45, description: 'IP address (proxies need IP literals).' }),
+  address: IpAddress,
   mailHosts: Type.Optional(Type.Array(MailHost, { maxItems: 32, uniqueItems: true })),
   route: Type.Optional(Route),
   ports: Type.Optional(PortsPatch),
@@ -162,11 +215,80 @@ const BackendFields = {
   adminState: Type.Optional(AdminState),
 }
 
-export const BackendCreate = Type.Object({ id: BackendId, ...BackendFields }, { additionalProperties: false })
+export const BackendCreate = Type.Object(
+  {
+    id: BackendId,
+    kind: Type.Optional(Literals(BACKEND_KINDS)),
+    ...BackendFields,
+    address: Type.Optional(BackendFields.address),
+    members: Type.Optional(Type.Array(MemberCreate, { minItems: 1, maxItems: 256, description: 'A pool only: its members.' })),
+    pinFor: Type.Optional(PinFor),
+    director: Type.Optional(Director),
+  },
+  { additionalProperties: false, description: 'A host needs an address; a pool needs members and has no address.' },
+)
 export type NewBackend = Static<typeof BackendCreate>
-export const BackendUpdate = Type.Object({ ...BackendFields, address: Type.Optional(BackendFields.address) }, { additionalProperties: false, minProperties: 1 })
+export const BackendUpdate = Type.Object(
+  { ...BackendFields, address: Type.Optional(BackendFields.address), pinFor: Type.Optional(PinFor), director: Type.Optional(Nullable(Director)) },
+  { additionalProperties: false, minProperties: 1 },
+)
 export type BackendChanges = Static<typeof BackendUpdate>
 export const BackendList = Type.Object({ backends: Type.Array(Backend) })
+
+/** A member in a pool's status: what it is, and what the pins and the hash give it. */
+export const PoolMemberStatus = Type.Object({
+  ...PoolMember.properties,
+  /** Whether new pins may go to it: up on every probed service, active, weight above 0. */
+  eligible: Type.Boolean(),
+  pins: Type.Integer({ description: 'Live pins (users kept on it).' }),
+  share: Type.Number({ description: 'Percent of new pins the hash gives it: weight over the eligible members\' total; 0 when not eligible.' }),
+})
+export const PoolStatus = Type.Object({
+  id: Type.String(),
+  mailHosts: Type.Array(Type.String()),
+  route: Route,
+  ports: Ports,
+  adminState: AdminState,
+  pinForMs: Type.Integer(),
+  director: Type.Optional(Director),
+  accounts: Nullable(Type.Integer()),
+  pins: Type.Integer({ description: 'Live pins in the whole pool.' }),
+  members: Type.Array(PoolMemberStatus),
+})
+export type PoolStatusView = Static<typeof PoolStatus>
+
+export const PoolFlush = Type.Object(
+  { member: Type.Optional(BackendId), user: Type.Optional(AddressText) },
+  { additionalProperties: false, description: "One member's pins, one user's, or (neither) the whole pool's." },
+)
+export type FlushRequest = Static<typeof PoolFlush>
+export const PoolFlushReply = Type.Object({ dropped: Type.Integer() })
+
+export const MoveUser = Type.Object(
+  {
+    user: AddressText,
+    member: BackendId,
+    kick: Type.Optional(Type.Boolean({ description: "Also kick the user's live sessions on the old member (doveadm HTTP API; needs the doveadm config section)." })),
+  },
+  { additionalProperties: false },
+)
+export type MoveUserRequest = Static<typeof MoveUser>
+export const MoveUserReply = Type.Object({
+  user: Type.String({ description: 'The canonical primary address the pin is kept by.' }),
+  member: Type.String(),
+  previous: Nullable(Type.String({ description: 'The member the store pinned the user to before (live or not); null when none.' })),
+  kicked: Type.Optional(Type.Boolean({ description: 'Present when a kick was asked: whether the old member kicked the sessions.' })),
+  reason: Type.Optional(Type.String({ description: 'Why no kick was done or why it failed; the move stands either way.' })),
+})
+export type MoveUserView = Static<typeof MoveUserReply>
+
+export const PinQuery = Type.Object(
+  { member: Type.Optional(BackendId), after: Type.Optional(Type.String({ maxLength: 320 })), limit: Limit },
+  { additionalProperties: false },
+)
+export type PinListRequest = Static<typeof PinQuery>
+export const Pin = Type.Object({ address: Type.String(), member: Type.String(), explicit: Type.Boolean(), pinnedAt: Type.String(), lastSeen: Type.String() })
+export const PinPage = Type.Object({ pins: Type.Array(Pin), next: Type.Optional(Type.String()) })
 
 export const PlacementQuery = Type.Object(
   { domain: Type.Optional(DomainName), policy: Type.Optional(Literals(PLACEMENT_POLICIES)) },

@@ -16,6 +16,7 @@ import { domains } from './commands/domains.js'
 import { lookup } from './commands/lookup.js'
 import { moves } from './commands/moves.js'
 import { placement } from './commands/placement.js'
+import { pools } from './commands/pools.js'
 import { token } from './commands/token.js'
 
 export const USAGE = `usage: mailhostctl [--url URL] [--token-file FILE] [--json] <command> ...
@@ -25,6 +26,7 @@ commands:
   account list|show|create|update|delete
   domain list|show|create|update|delete
   backend list|show|create|update|drain|maintenance|activate|delete
+  pool status|add-member|remove-member|weight|drain|maintenance|activate|flush|move-user|pins
   placement                which backend a new account would get
   move start|list|show|complete|abort
   audit                    the audit log
@@ -40,7 +42,7 @@ exit codes: 0 ok (lookup: found), 1 not found, 2 daemon failure (lookup: tempora
 configuration failure), 3 refused (invalid or conflicting request), 64 usage, 69 daemon
 unreachable, 77 no token or not allowed`
 
-const GROUPS: ReadonlyMap<string, Group> = new Map([accounts, audit, backends, domains, lookup, moves, placement, token].map((g) => [g.name, g]))
+const GROUPS: ReadonlyMap<string, Group> = new Map([accounts, audit, backends, domains, lookup, moves, placement, pools, token].map((g) => [g.name, g]))
 
 const GLOBAL_OPTIONS = {
   url: { type: 'string' },

@@ -15,8 +15,8 @@ import { ConfigSchema, DEFAULT_DIRECTORY_TYPE, HOOK_BASE_ENVIRONMENT, SECRET_PAT
 
 type Raw = Record<string, unknown>
 
-/** Pins are refreshed every second (daemon.ts); a shorter life would have them lapse between refreshes. */
-const MIN_PIN_FOR_MS = 5000
+/** Pins are refreshed every second (daemon.ts); a shorter life would have them lapse between refreshes. The admin API holds to it too. */
+export const MIN_PIN_FOR_MS = 5000
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
   let text: string

@@ -12,7 +12,8 @@ import type { CircuitBreakerDirectory } from '../directory/circuit-breaker.js'
 import { withinDeadline } from '../deadline.js'
 import { describeError } from '../errors.js'
 import { healthRecords, type HealthRecord } from '../health/health-repo.js'
-import type { AdminState, BackendInfo, ProbedService, Registry, ServiceHealth } from '../resolve/registry.js'
+import { pinCounts } from '../pools/pins-repo.js'
+import type { AdminState, BackendInfo, PoolInfo, ProbedService, Registry, ServiceHealth } from '../resolve/registry.js'
 import type { Store } from '../store/store.js'
 import { VERSION } from '../version.js'
 
@@ -51,6 +52,27 @@ export interface BackendStatus {
   readonly capacity: number | null
 }
 
+export interface PoolMemberStatus {
+  readonly id: string
+  readonly address: string
+  readonly adminState: AdminState
+  /** As for a backend: this instance's view of its health, maintenance counting as down. */
+  readonly state: BackendStatus['state']
+  readonly services: readonly ServiceStatus[]
+  readonly weight: number
+  /** Whether new pins may go to it (Registry.eligibleMembers): up, active, weight above 0. */
+  readonly eligible: boolean
+  /** Live pins in the store; null when they could not be counted. */
+  readonly pins: number | null
+}
+
+export interface PoolStatus {
+  readonly id: string
+  readonly pinForMs: number
+  readonly director?: { readonly tag: string; readonly address: string }
+  readonly members: readonly PoolMemberStatus[]
+}
+
 export interface CacheStatus {
   readonly hits: number
   readonly misses: number
@@ -69,28 +91,35 @@ export interface StatusSnapshot {
   readonly directory: { readonly kind: string; readonly circuit: string }
   readonly store: string
   readonly backends: readonly BackendStatus[]
+  /** The pools among the backends, with their members. */
+  readonly pools: readonly PoolStatus[]
   readonly cache: CacheStatus
   /** Accounts being moved (Registry.movingCount). */
   readonly moving: number
   readonly audit: readonly AuditEntry[]
   /** Parts that could not be read, and why; the page shows the rest. */
-  readonly problems: { readonly counts?: string; readonly health?: string; readonly audit?: string }
+  readonly problems: { readonly counts?: string; readonly health?: string; readonly audit?: string; readonly pins?: string }
 }
 
 export async function statusData(d: StatusDaemon, backends: Pick<Backends, 'list'>, now: Date = new Date()): Promise<StatusSnapshot> {
   // One registry snapshot for the whole page, so states and counts describe the same moment.
   const registry = d.registry
   const deadlineMs = toMs(d.config.lookup.deadline)
-  const [counts, records, audit] = await Promise.all([
+  const pools = registry.backends.filter((b): b is PoolInfo => b.kind === 'pool')
+  const [counts, records, audit, pins] = await Promise.all([
     attempt(deadlineMs, async () => new Map((await backends.list()).map((b) => [b.id, b.accounts]))),
     attempt(deadlineMs, () => healthRecords(d.store)),
     attempt(deadlineMs, async () => (await queryAudit(d.store, { limit: AUDIT_ENTRIES })).entries),
+    attempt(deadlineMs, async () => new Map(await Promise.all(pools.map(async (p) => [p.id, await pinCounts(d.store, p.id, p.pinForMs)] as const)))),
   ])
   const probing = toMs(d.config.health.interval) > 0
+  const recordedFor = (id: string) => ('value' in records ? records.value.filter((r) => r.backend === id) : [])
+  const configured = probing ? d.config.health.services : []
   const cache = d.cache
   const { hits, misses, staleServed } = cache.stats
-  const problems: { counts?: string; health?: string; audit?: string } = {}
+  const problems: { counts?: string; health?: string; audit?: string; pins?: string } = {}
   if ('error' in counts) problems.counts = counts.error
+  if ('error' in pins) problems.pins = pins.error
   if ('error' in records) problems.health = records.error
   if ('error' in audit) problems.audit = audit.error
   return {
@@ -100,16 +129,35 @@ export async function statusData(d: StatusDaemon, backends: Pick<Backends, 'list
     directory: { kind: d.directory.kind, circuit: d.directory.state },
     store: d.store.kind,
     backends: registry.backends.map((b) => {
-      const recorded = 'value' in records ? records.value.filter((r) => r.backend === b.id) : []
+      const recorded = recordedFor(b.id)
       return {
         id: b.id,
         address: b.kind === 'pool' ? b.members.map((m) => m.address).join(' ') : b.address,
         mailHosts: b.mailHosts,
         adminState: b.adminState ?? 'active',
         state: backendState(registry, b),
-        services: services(registry, b.id, probing ? d.config.health.services : [], recorded),
+        services: services(registry, b.id, configured, recorded),
         accounts: 'value' in counts ? (counts.value.get(b.id) ?? null) : null,
         capacity: b.capacity ?? null,
+      }
+    }),
+    pools: pools.map((p) => {
+      const eligible = new Set(registry.eligibleMembers(p).map((m) => m.id))
+      const counted = 'value' in pins ? pins.value.get(p.id) : undefined
+      return {
+        id: p.id,
+        pinForMs: p.pinForMs,
+        ...(p.director ? { director: p.director } : {}),
+        members: p.members.map((m) => ({
+          id: m.id,
+          address: m.address,
+          adminState: m.adminState ?? 'active',
+          state: m.adminState === 'maintenance' ? 'maintenance' : !registry.isUp(m) ? 'down' : registry.healthOf(m.id).size === 0 ? 'not probed' : 'up',
+          services: services(registry, m.id, configured, recordedFor(m.id)),
+          weight: m.weight,
+          eligible: eligible.has(m.id),
+          pins: counted === undefined ? null : (counted.get(m.id) ?? 0),
+        })),
       }
     }),
     cache: { hits, misses, hitRate: hits + misses === 0 ? null : hits / (hits + misses), entries: cache.size, staleServed },

@@ -6,7 +6,7 @@
 
 import { COUNTS_MAX_AGE_MS } from '../admin/account-counts.js'
 import type { Principal } from '../admin/tokens.js'
-import type { BackendStatus, ServiceStatus, StatusSnapshot } from './status-data.js'
+import type { BackendStatus, PoolStatus, ServiceStatus, StatusSnapshot } from './status-data.js'
 
 /** The browser reloads the page this often (meta refresh); a login prompt's credentials are resent. */
 export const REFRESH_SECONDS = 30
@@ -154,6 +154,39 @@ function backendsSection(s: StatusSnapshot): Markup {
 </section>`
 }
 
+function poolTable(p: PoolStatus, now: string, probing: boolean): Markup {
+  const total = p.members.filter((m) => m.eligible).reduce((n, m) => n + m.weight, 0)
+  return html`<h3 id="pool-${p.id}">Pool ${p.id}</h3>
+  <p class="meta">Users stay on their member ${Math.round(p.pinForMs / 1000)} s after their last lookup${
+    p.director ? html`; logins hand the choice to the Dovecot director (tag ${p.director.tag} at ${p.director.address})` : ''
+  }.</p>
+  <div class="scroll"><table class="stack" data-pool="${p.id}">
+    <thead><tr><th scope="col">Member</th><th scope="col">Health</th><th scope="col">Services</th><th scope="col">Admin state</th><th scope="col">Weight</th><th scope="col">Share of new users</th><th scope="col">Pinned users</th></tr></thead>
+    <tbody>${p.members.map((m) => {
+      const share = m.eligible && total > 0 ? m.weight / total : 0
+      const services = m.services.length === 0 ? html`<span class="empty">${probing ? 'none configured' : 'probing off'}</span>` : html`<ul class="services">${m.services.map((x) => service(x, now))}</ul>`
+      return html`<tr data-member="${m.id}">
+      <th scope="row">${m.id}<br><small>${m.address}</small></th>
+      <td data-field="health" data-label="Health">${stateBadge(m.state)}</td>
+      <td data-field="services" data-label="Services">${services}</td>
+      <td data-field="admin-state" data-label="Admin state">${m.adminState}</td>
+      <td data-field="weight" data-label="Weight" class="num">${m.weight}</td>
+      <td data-field="share" data-label="Share">${m.eligible ? percent(share) : html`<span class="empty">none (${m.adminState === 'active' ? (m.weight === 0 ? 'weight 0' : 'down') : m.adminState})</span>`}</td>
+      <td data-field="pins" data-label="Pinned users" class="num">${m.pins ?? 'not counted'}</td>
+    </tr>`
+    })}</tbody>
+  </table></div>`
+}
+
+function poolsSection(s: StatusSnapshot): Markup {
+  if (s.pools.length === 0) return html``
+  return html`<section aria-labelledby="pools-title">
+  <h2 id="pools-title">Pools</h2>
+  ${problem('Pinned users could not be counted', s.problems.pins)}
+  ${s.pools.map((p) => poolTable(p, s.generatedAt, s.probing))}
+</section>`
+}
+
 function lookupsSection(s: StatusSnapshot): Markup {
   const c = s.cache
   return html`<section aria-labelledby="lookups-title">
@@ -199,6 +232,7 @@ export function renderStatus(s: StatusSnapshot, viewer: Principal): string {
 </header>
 <main>
 ${backendsSection(s)}
+${poolsSection(s)}
 ${lookupsSection(s)}
 ${auditSection(s)}
 </main>

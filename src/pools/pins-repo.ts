@@ -103,10 +103,14 @@ export async function dropPins(db: Queryable, s: PinSelector): Promise<number> {
   return rows[0]?.n ?? 0
 }
 
-/** Pins `address` to `member` whatever it held (an admin's move): explicit, live from now. */
+/**
+ * Pins `address` to `member` whatever it held (an admin's move): explicit, live from now. Returns
+ * the member the row named before, from the statement's snapshot: a `for update` there would
+ * follow the row to the version this very statement writes, which it may not see (always null).
+ */
 export async function setPin(db: Queryable, p: { address: string; pool: string; member: string }): Promise<string | undefined> {
   const { rows } = await db.query<{ before: string | null }>(
-    `with old as (select member_id from pool_pins where address = $1 for update)
+    `with old as (select member_id from pool_pins where address = $1)
      insert into pool_pins (address, pool_id, member_id, explicit) values ($1, $2, $3, true)
      on conflict (address) do update set pool_id = excluded.pool_id, member_id = excluded.member_id, explicit = true, pinned_at = now(), last_seen = now()
      returning (select member_id from old) as before`,

@@ -7,4 +7,6 @@ export const ADVISORY_LOCKS = {
   migrate: 727_361_001,
   /** Serialises seeding the registry from configuration. */
   seed: 727_361_002,
+  /** Serialises admin writes that take a server id (backend or pool member ids share one namespace). */
+  serverIds: 727_361_003,
 } as const

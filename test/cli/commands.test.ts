@@ -305,6 +305,102 @@ t.test('mailhostctl commands', async (t) => {
     d.take()
   })
 
+  t.test('pools', async (t) => {
+    const create = await ctl(['backend', 'create', 'pool1', '--kind', 'pool', '--member', 'm1=127.0.0.11', '--member', 'm2=127.0.0.12', '--pin-for', '10m', '--mail-host', 'pool1.example.org'])
+    t.equal(create.code, 0, create.stderr)
+    t.same(one(t).json, { id: 'pool1', kind: 'pool', mailHosts: ['pool1.example.org'], pinFor: '10m', members: [{ id: 'm1', address: '127.0.0.11' }, { id: 'm2', address: '127.0.0.12' }] })
+    t.match(create.stdout, /^kind +pool$/m)
+    t.notMatch(create.stdout, /^address/m, 'a pool shows no address')
+    t.match(create.stdout, /^members +m1 127\.0\.0\.11 weight 1 active -\n +m2 127\.0\.0\.12 weight 1 active -$/m)
+    const dir = await ctl(['backend', 'create', 'pool2', '--kind', 'pool', '--member', 'n1=127.0.0.21', '--director-tag', 'pool2', '--director-address', '127.0.0.20'])
+    t.equal(dir.code, 0, dir.stderr)
+    t.same((one(t).json as { director: unknown }).director, { tag: 'pool2', address: '127.0.0.20' })
+    for (const bad of [
+      ['create', 'pool3', '--kind', 'pool'],
+      ['create', 'pool3', '--kind', 'pool', '--member', 'm3'],
+      ['create', 'pool3', '--kind', 'pool', '--member', '=127.0.0.1'],
+      ['create', 'pool3', '--kind', 'cluster', '--address', '10.0.0.1'],
+      ['create', 'pool3', '--kind', 'pool', '--member', 'm3=127.0.0.1', '--director-tag', 'x'],
+    ]) {
+      t.equal((await ctl(['backend', ...bad])).code, 64, bad.join(' '))
+    }
+    t.equal(d.take().length, 0, 'usage errors send nothing')
+    t.match((await ctl(['backend', 'list'])).stdout, /^pool1 +- +lmtp +active/m, 'a pool in the list, without an address')
+    d.take()
+
+    const add = await ctl(['pool', 'add-member', 'pool1', 'm3', '--address', '127.0.0.13', '--imap-port', '1143', '--weight', '2', '--state', 'drain'])
+    t.equal(add.code, 0, add.stderr)
+    const addReq = one(t)
+    t.same([addReq.method, addReq.path, addReq.json], ['POST', '/v1/pools/pool1/members', { id: 'm3', address: '127.0.0.13', ports: { imap: 1143 }, weight: 2, adminState: 'drain' }])
+    t.match(add.stdout, /^member +m3\naddress +127\.0\.0\.13\nports +lmtp 24, smtp 25, imap 1143, pop3 110\nweight +2\nstate +drain$/m)
+
+    for (const [args, body] of [
+      [['weight', 'pool1', 'm1', '3'], { weight: 3 }],
+      [['drain', 'pool1', 'm1'], { adminState: 'drain' }],
+      [['maintenance', 'pool1', 'm1'], { adminState: 'maintenance' }],
+      [['activate', 'pool1', 'm1'], { adminState: 'active' }],
+      [['activate', 'pool1', 'm3'], { adminState: 'active' }],
+    ] as const) {
+      const r = await ctl(['pool', ...args])
+      t.equal(r.code, 0, args.join(' '))
+      const req = one(t)
+      t.same([req.method, req.path, req.json], ['PATCH', `/v1/pools/pool1/members/${args[2]}`, body], args.join(' '))
+    }
+
+    const status = await ctl(['pool', 'status', 'pool1'])
+    t.equal(status.code, 0, status.stderr)
+    t.same([one(t).path], ['/v1/pools/pool1'])
+    t.match(status.stdout, /^pool +pool1\n/)
+    t.match(status.stdout, /^pin for +900s$/m)
+    t.match(status.stdout, /^MEMBER +ADDRESS +STATE +HEALTH +WEIGHT +ELIGIBLE +SHARE +PINS$/m)
+    t.match(status.stdout, /^m1 +127\.0\.0\.11 +active +- +3 +yes +50% +0$/m)
+    t.match(status.stdout, /^m3 +127\.0\.0\.13 +active +- +2 +yes +33\.33% +0$/m)
+    const json = await ctl(['--json', 'pool', 'status', 'pool1'])
+    t.match(JSON.parse(json.stdout), { id: 'pool1', members: [{ id: 'm1', share: 50 }, { id: 'm2' }, { id: 'm3' }] })
+    d.take()
+
+    const move = await ctl(['pool', 'move-user', 'pool1', 'Ann@example.org', 'm2', '--kick'])
+    t.equal(move.code, 0, move.stderr)
+    t.same(one(t).json, { user: 'Ann@example.org', member: 'm2', kick: true })
+    t.match(move.stdout, /^user +ann@example\.org\nmember +m2\nprevious +-\nkicked +no: no previous pin: no member to kick on$/m)
+    t.equal((await ctl(['pool', 'move-user', 'pool1', 'bea@example.org', 'm1'])).code, 0)
+    t.same(one(t).json, { user: 'bea@example.org', member: 'm1' }, 'no kick unless asked')
+    t.equal((await ctl(['pool', 'move-user', 'pool1', 'bea@example.org', 'm3', '--kick'])).code, 0)
+    d.take()
+
+    const pins = await ctl(['pool', 'pins', 'pool1', '--limit', '1'])
+    t.equal(pins.code, 0)
+    t.same(one(t).query, { limit: '1' })
+    t.match(pins.stdout, /^ADDRESS +MEMBER +EXPLICIT +PINNED +LAST SEEN\nann@example\.org +m2 +yes /)
+    t.match(pins.stderr, /more pins follow: add --all/)
+    const all = await ctl(['pool', 'pins', 'pool1', '--all', '--member', 'm3'])
+    t.match(all.stdout, /bea@example\.org +m3 +yes/)
+    t.same(d.take().map((r) => r.query), [{ member: 'm3' }])
+
+    const flushUser = await ctl(['pool', 'flush', 'pool1', '--user', 'ann@example.org'])
+    t.same([flushUser.code, flushUser.stdout], [0, 'dropped 1 pin(s)\n'])
+    t.same(one(t).json, { user: 'ann@example.org' })
+    t.equal((await ctl(['pool', 'flush', 'pool1', '--member', 'm3'])).code, 0)
+    t.same(one(t).json, { member: 'm3' })
+    t.equal((await ctl(['pool', 'flush', 'pool1'])).code, 0)
+    t.same([one(t).json], [{}], 'the whole pool')
+    t.equal((await ctl(['pool', 'flush', 'pool1', '--member', 'm1', '--user', 'a@example.org'])).code, 64, '--member and --user exclude each other')
+
+    const removed = await ctl(['pool', 'remove-member', 'pool1', 'm3'])
+    t.same([removed.code, removed.stdout], [0, 'removed member m3 from pool pool1\n'])
+    t.same([one(t).method, d.requests.length], ['DELETE', 0])
+    const missing = await ctl(['pool', 'weight', 'pool1', 'm3', '1'])
+    t.equal(missing.code, 1, 'no such member: not found')
+    t.match(missing.stderr, /MH_NOT_FOUND/)
+    t.equal((await ctl(['pool', 'status', 'mx1'])).code, 1, 'a host is no pool')
+    for (const id of ['pool1', 'pool2']) t.equal((await ctl(['backend', 'delete', id])).code, 0, `pool ${id} deleted`)
+    d.take()
+    for (const bad of [['status'], ['weight', 'pool1', 'm1'], ['weight', 'pool1', 'm1', 'heavy'], ['add-member', 'pool1', 'm4'], ['move-user', 'pool1', 'a@example.org'], ['frobnicate', 'pool1']]) {
+      t.equal((await ctl(['pool', ...bad])).code, 64, bad.join(' '))
+    }
+    t.equal(d.take().length, 0)
+  })
+
   t.test('placement', async (t) => {
     const r = await ctl(['placement', '--domain', 'example.org', '--policy', 'weighted'])
     t.equal(r.code, 0)
@@ -420,7 +516,7 @@ t.test('mailhostctl commands', async (t) => {
   })
 
   t.test('help and usage', async (t) => {
-    for (const group of ['account', 'domain', 'backend', 'placement', 'move', 'audit', 'token', 'lookup']) {
+    for (const group of ['account', 'domain', 'backend', 'pool', 'placement', 'move', 'audit', 'token', 'lookup']) {
       const r = await raw([group, '--help'])
       t.equal(r.code, 0, group)
       t.match(r.stdout, /^usage: mailhostctl /, group)

@@ -42,13 +42,34 @@ interface Domain {
 
 interface Backend {
   id: string
+  kind: string
   mailHosts: string[]
-  address: string
+  /** Absent for a pool. */
+  address?: string
   route: string
   ports: Record<string, number>
   weight: number
   capacity: number | null
   adminState: string
+  members?: Member[]
+  pinForMs?: number
+}
+
+interface Member {
+  id: string
+  address: string
+  ports: Record<string, number>
+  weight: number
+  adminState: string
+  health: Record<string, unknown>
+}
+
+interface Pin {
+  address: string
+  member: string
+  explicit: boolean
+  pinnedAt: string
+  lastSeen: string
 }
 
 interface Move {
@@ -115,6 +136,8 @@ export class FakeDaemon {
   readonly backends = new Map<string, Backend>()
   readonly moves: Move[] = []
   readonly audit: AuditEntry[] = []
+  /** Pool pins by pool id, in address order. */
+  readonly pins = new Map<string, Pin[]>()
   /** Answers (or drops) the next requests with these, instead of the endpoint's own answer. */
   private readonly overrides: (Problem | 'reset')[] = []
   private readonly idempotency = new Map<string, { body: string; status: number; answer: unknown } | { body: string; refused: Problem }>()
@@ -126,6 +149,7 @@ export class FakeDaemon {
     this.domains.set('example.net', { name: 'example.net', aliasFor: 'example.org', catchAll: null, affinity: null })
     const backend = (id: string, address: string, adminState = 'active'): Backend => ({
       id,
+      kind: 'host',
       mailHosts: [`${id}.example.org`],
       address,
       route: 'lmtp',
@@ -174,6 +198,84 @@ export class FakeDaemon {
     const a: Account = { address, backend, mailHost: b?.mailHosts[0] ?? backend, status: 'active', aliases: [], sendAs: [], hasPassword: false, moving: false, ...fields }
     this.accounts.set(address, a)
     return a
+  }
+
+  /** /v1/pools/:id[/members[/:member] | /flush | /move-user | /pins]: members and pins of a pool backend. */
+  private pools(actor: string, m: string | undefined, id: string, rest: string[], q: Record<string, string | undefined>, b: Record<string, unknown>): [number, unknown] {
+    const pool = this.backends.get(id)
+    if (pool?.kind !== 'pool') throw notFound('pool')
+    const members = pool.members!
+    const pins = this.pins.get(id) ?? []
+    const [what, memberId] = rest
+    const memberOf = (mid: unknown) => {
+      const x = members.find((mm) => mm.id === mid)
+      if (!x) throw notFound('member')
+      return x
+    }
+    if (what === undefined && m === 'GET') {
+      const eligible = members.filter((x) => x.adminState === 'active' && x.weight > 0)
+      const total = eligible.reduce((sum, x) => sum + x.weight, 0)
+      return [
+        200,
+        {
+          id,
+          mailHosts: pool.mailHosts,
+          route: pool.route,
+          ports: pool.ports,
+          adminState: pool.adminState,
+          pinForMs: pool.pinForMs,
+          accounts: [...this.accounts.values()].filter((a) => a.backend === id).length,
+          pins: pins.length,
+          members: members.map((x) => ({
+            ...x,
+            eligible: eligible.includes(x),
+            pins: pins.filter((p) => p.member === x.id).length,
+            share: eligible.includes(x) ? Math.round((x.weight / total) * 10_000) / 100 : 0,
+          })),
+        },
+      ]
+    }
+    if (what === 'members' && memberId === undefined && m === 'POST') {
+      if (members.some((x) => x.id === b.id) || this.backends.has(String(b.id))) throw new Problem(409, 'MH_CONFLICT', `${String(b.id)} already names a server`)
+      const x = { weight: 1, adminState: 'active', health: {}, ...(b as object), ports: { ...pool.ports, ...(b.ports as object) } } as Member
+      members.push(x)
+      this.record(actor, 'create', 'pool', id, null, { member: x })
+      return [201, x]
+    }
+    if (what === 'members' && m === 'PATCH') {
+      const x = memberOf(memberId)
+      const before = { ...x }
+      Object.assign(x, b)
+      this.record(actor, 'update', 'pool', id, { member: before }, { member: x })
+      return [200, x]
+    }
+    if (what === 'members' && m === 'DELETE') {
+      const x = memberOf(memberId)
+      members.splice(members.indexOf(x), 1)
+      this.pins.set(id, pins.filter((p) => p.member !== x.id))
+      return [204, undefined]
+    }
+    if (what === 'flush' && m === 'POST') {
+      if (b.member !== undefined) memberOf(b.member)
+      const keep = pins.filter((p) => (b.member !== undefined && p.member !== b.member) || (b.user !== undefined && p.address !== b.user))
+      this.pins.set(id, keep)
+      return [200, { dropped: pins.length - keep.length }]
+    }
+    if (what === 'move-user' && m === 'POST') {
+      const target = memberOf(b.member)
+      const user = String(b.user).toLowerCase()
+      const old = pins.find((p) => p.address === user)
+      const at = new Date(Date.UTC(2026, 11, 1, 10, 0, 0)).toISOString()
+      this.pins.set(id, [...pins.filter((p) => p !== old), { address: user, member: target.id, explicit: true, pinnedAt: at, lastSeen: at }].sort((x, y) => (x.address < y.address ? -1 : 1)))
+      const kick = b.kick === true ? (old ? { kicked: true } : { kicked: false, reason: 'no previous pin: no member to kick on' }) : {}
+      return [200, { user, member: target.id, previous: old?.member ?? null, ...kick }]
+    }
+    if (what === 'pins' && m === 'GET') {
+      if (q.member !== undefined) memberOf(q.member)
+      const list = pins.filter((p) => (q.member === undefined || p.member === q.member) && (q.after === undefined || p.address > q.after))
+      return [200, page(list, 'pins', (p) => p.address, q.limit)]
+    }
+    throw new Problem(404, 'MH_HTTP_NOT_FOUND', 'no such route')
   }
 
   private record(actor: string, action: string, subjectType: string, subject: string, before: unknown, after: unknown): void {
@@ -287,9 +389,22 @@ export class FakeDaemon {
       const withCount = (x: Backend) => ({ ...x, accounts: [...this.accounts.values()].filter((a) => a.backend === x.id).length })
       if (id === undefined && m === 'GET') return [200, { backends: [...this.backends.values()].map(withCount) }]
       if (id === undefined && m === 'POST') {
-        if (typeof b.id !== 'string' || typeof b.address !== 'string') throw invalid('body must have required properties id, address')
+        const pool = b.kind === 'pool'
+        if (typeof b.id !== 'string' || (pool ? !Array.isArray(b.members) : typeof b.address !== 'string')) throw invalid('body must have required properties id, address (a host) or members (a pool)')
         if (this.backends.has(b.id)) throw new Problem(409, 'MH_CONFLICT', `backend ${b.id} exists`)
-        const x: Backend = { mailHosts: [b.id], route: 'lmtp', weight: 1, capacity: null, adminState: 'active', ...(b as object), ports: { lmtp: 24, smtp: 25, imap: 143, pop3: 110, ...(b.ports as object) } } as unknown as Backend
+        const ports = { lmtp: 24, smtp: 25, imap: 143, pop3: 110, ...(b.ports as object) }
+        const { pinFor: _pinFor, ...fields } = b
+        const x: Backend = {
+          kind: 'host',
+          mailHosts: [b.id],
+          route: 'lmtp',
+          weight: 1,
+          capacity: null,
+          adminState: 'active',
+          ...(fields as object),
+          ports,
+          ...(pool ? { pinForMs: 900_000, members: (b.members as { id: string; address: string }[]).map((m) => ({ weight: 1, adminState: 'active', health: {}, ...m, ports })) } : {}),
+        } as unknown as Backend
         this.backends.set(x.id, x)
         return [201, withCount(x)]
       }
@@ -307,6 +422,7 @@ export class FakeDaemon {
         return [204, undefined]
       }
     }
+    if (kind === 'pools') return this.pools(actor, m, id ?? '', parts.slice(3), q, b)
     if (kind === 'placement' && m === 'GET') {
       const eligible = [...this.backends.values()].filter((x) => x.adminState === 'active').map((x) => x.id)
       const excluded = [...this.backends.values()].filter((x) => x.adminState !== 'active').map((x) => ({ id: x.id, reason: x.adminState }))

@@ -42,6 +42,7 @@ function snapshot(over: Partial<StatusSnapshot> = {}): StatusSnapshot {
       },
       { id: 'mx3', address: '10.0.0.13', mailHosts: [], adminState: 'maintenance', state: 'maintenance', services: [], accounts: null, capacity: null },
     ],
+    pools: [],
     cache: { hits: 3, misses: 1, hitRate: 0.75, entries: 4, staleServed: 2 },
     moving: 1,
     audit: [
@@ -136,4 +137,30 @@ t.test('times', async (t) => {
     [0, 119, 120, 7199, 7200, 172799, 172800, -5].map((s) => elapsed(at(0), at(s))),
     ['0 s', '119 s', '2 min', '120 min', '2 h', '48 h', '2 d', '0 s'],
   )
+})
+
+t.test('pools: each member with its state, weight, share of new users and pinned users', async (t) => {
+  const member = (id: string, over: object = {}) => ({ id, address: `127.0.0.${id.slice(1)}`, adminState: 'active' as const, state: 'up' as const, services: [], weight: 1, eligible: true, pins: 4, ...over })
+  const pools = [
+    {
+      id: 'pool1',
+      pinForMs: 900_000,
+      director: { tag: 'pool1', address: '127.0.0.9' },
+      members: [member('m1', { weight: 3 }), member('m2'), member('m3', { adminState: 'drain', eligible: false, pins: 2 }), member('m4', { state: 'down', eligible: false, pins: null })],
+    },
+  ]
+  const out = renderStatus(snapshot({ pools }), viewer)
+  t.match(out, /<h2 id="pools-title">Pools<\/h2>/)
+  t.match(out, /Users stay on their member 900 s after their last lookup; logins hand the choice to the Dovecot director \(tag pool1 at 127\.0\.0\.9\)/)
+  const row = (id: string) => out.slice(out.indexOf(`data-member="${id}"`), out.indexOf('</tr>', out.indexOf(`data-member="${id}"`)))
+  t.match(row('m1'), /data-field="share"[^>]*>75\.0%/)
+  t.match(row('m1'), /data-field="pins"[^>]*>4</)
+  t.match(row('m2'), />25\.0%/)
+  t.match(row('m3'), /none \(drain\)/)
+  t.match(row('m3'), /data-field="pins"[^>]*>2</, 'a drained member keeps its pins')
+  t.match(row('m4'), /DOWN/)
+  t.match(row('m4'), /none \(down\)/)
+  t.match(row('m4'), /not counted/)
+  t.match(renderStatus(snapshot({ pools, problems: { pins: 'timeout' } }), viewer), /Pinned users could not be counted:<\/strong> timeout/)
+  t.notMatch(renderStatus(snapshot(), viewer), /pools-title/, 'no pools: no section')
 })

@@ -7,11 +7,15 @@ import { fetchList, print, subcommands, type Command, type Ctx, type Group } fro
 import { EXIT } from '../exit.js'
 import { ADMIN_STATES, ROUTE_STYLES } from '../../resolve/vocabulary.js'
 import { keyValue, list, table, text } from '../table.js'
+import type { PoolMember } from './pools.js'
 
 export interface Backend {
   id: string
+  /** Absent from daemons older than pools. */
+  kind?: string
   mailHosts: string[]
-  address: string
+  /** A host's; absent for a pool. */
+  address?: string
   route: string
   ports: Partial<Record<Port, number>>
   weight: number
@@ -20,6 +24,10 @@ export interface Backend {
   accounts: number
   /** By probed service; absent from daemons older than the health checks. */
   health?: Record<string, ServiceHealth>
+  /** Pools only. */
+  members?: PoolMember[]
+  pinForMs?: number
+  director?: { tag: string; address: string }
 }
 
 interface ServiceHealth {
@@ -38,12 +46,15 @@ const USAGE = `usage: mailhostctl [global options] backend <subcommand>
   create <id> --address IP [--mail-host H]... [--route ${ROUTE_STYLES.join('|')}] [--lmtp-port N]
          [--smtp-port N] [--imap-port N] [--pop3-port N] [--weight N] [--capacity N]
          [--state ${ADMIN_STATES.join('|')}]
-  update <id> [--address IP] [same options as create] [--no-capacity]
+  create <id> --kind pool --member ID=IP [--member ID=IP]... [--pin-for DURATION]
+         [--director-tag TAG --director-address IP] [same options as a host, but no --address]
+  update <id> [--address IP] [same options as create] [--no-capacity] [--pin-for DURATION]
   drain <id>         no new accounts; mail and logins still routed
   maintenance <id>   no new accounts; logins get a fast temporary failure
   activate <id>      back to normal
   delete <id>        only once no account lives on it and no move targets it
 
+A pool's members share its storage; each user is pinned to one (mailhostctl pool ...).
 On update, --mail-host replaces the whole list and --no-capacity makes the capacity unlimited.
 To empty a backend: drain it, move its accounts (mailhostctl move start --from ID --target B),
 then delete it.`
@@ -78,10 +89,12 @@ export function backendTable(backends: readonly Backend[]): string {
 
 export function backendBlock(b: Backend): string {
   const ports = PORTS.filter((p) => b.ports?.[p] !== undefined).map((p) => `${p} ${b.ports[p]}`)
+  const pool = b.kind === 'pool'
   return keyValue([
     ['id', text(b.id)],
+    ...(b.kind === undefined ? [] : [['kind', b.kind] as const]),
     ['mail hosts', list(b.mailHosts)],
-    ['address', text(b.address)],
+    ...(pool ? [] : [['address', text(b.address)] as const]),
     ['route', text(b.route)],
     ['ports', list(ports)],
     ['weight', text(b.weight)],
@@ -89,6 +102,13 @@ export function backendBlock(b: Backend): string {
     ['state', text(b.adminState)],
     ['health', healthLines(b.health)],
     ['accounts', text(b.accounts)],
+    ...(pool
+      ? ([
+          ['pin for', b.pinForMs === undefined ? '-' : `${b.pinForMs / 1000}s`],
+          ['director', b.director ? `tag ${b.director.tag} at ${b.director.address}` : '-'],
+          ['members', (b.members ?? []).map((m) => `${m.id} ${m.address} weight ${m.weight} ${m.adminState} ${healthSummary(m.health)}`).join('\n') || '-'],
+        ] as const)
+      : []),
   ])
 }
 
@@ -103,6 +123,7 @@ const FIELD_OPTIONS = {
   weight: { type: 'string' },
   capacity: { type: 'string' },
   state: { type: 'string' },
+  'pin-for': { type: 'string' },
 } as const
 
 type FieldValues = { [K in keyof typeof FIELD_OPTIONS]?: (typeof FIELD_OPTIONS)[K] extends { multiple: true } ? string[] : string }
@@ -122,7 +143,15 @@ function fields(values: FieldValues) {
     weight: integer('weight', values.weight),
     capacity: integer('capacity', values.capacity),
     adminState: values.state,
+    pinFor: values['pin-for'],
   }
+}
+
+/** `--member ID=IP`: a new pool's member (weight, ports and state through `pool` afterwards). */
+function memberOption(value: string): { id: string; address: string } {
+  const eq = value.indexOf('=')
+  if (eq <= 0 || eq === value.length - 1) throw new UsageError(`--member needs ID=IP, not ${JSON.stringify(value)}`)
+  return { id: value.slice(0, eq), address: value.slice(eq + 1) }
 }
 
 async function listBackends(ctx: Ctx, args: readonly string[]): Promise<number> {
@@ -140,9 +169,19 @@ async function show(ctx: Ctx, args: readonly string[]): Promise<number> {
 }
 
 async function create(ctx: Ctx, args: readonly string[]): Promise<number> {
-  const { values, positionals } = parse(args, FIELD_OPTIONS, [1, 1], '<id>')
-  if (values.address === undefined) throw new UsageError('--address is required')
-  const body = defined({ id: positionals[0]!, ...fields(values), ports: portOptions(values) })
+  const { values, positionals } = parse(
+    args,
+    { ...FIELD_OPTIONS, kind: { type: 'string' }, member: { type: 'string', multiple: true }, 'director-tag': { type: 'string' }, 'director-address': { type: 'string' } },
+    [1, 1],
+    '<id>',
+  )
+  const pool = values.kind === 'pool'
+  if (values.kind !== undefined && !pool && values.kind !== 'host') throw new UsageError(`--kind is host or pool, not ${JSON.stringify(values.kind)}`)
+  if (!pool && values.address === undefined) throw new UsageError('--address is required')
+  if (pool && values.member === undefined) throw new UsageError('a pool needs at least one --member ID=IP')
+  if ((values['director-tag'] === undefined) !== (values['director-address'] === undefined)) throw new UsageError('--director-tag and --director-address go together')
+  const director = values['director-tag'] === undefined ? undefined : { tag: values['director-tag'], address: values['director-address']! }
+  const body = defined({ id: positionals[0]!, kind: values.kind, ...fields(values), ports: portOptions(values), members: values.member?.map(memberOption), director })
   const { body: backend } = await (await ctx.api()).send<Backend>({ method: 'POST', path: apiPath('backends'), body })
   print(ctx, backend, () => backendBlock(backend))
   return EXIT.OK

@@ -149,6 +149,30 @@ export function adminRoutes(o: AdminRoutesOptions): FastifyPluginCallback {
       return reply.code(204).send()
     })
 
+    // Pools: their members and pins (docs/pools.md, "Operations"); pools themselves are backends.
+    scope.get('/v1/pools/:id', schema({ params: S.BackendParams }, { 200: S.PoolStatus }, ['pools']), (req: Req<typeof S.BackendParams>) => o.pools.status(req.params.id))
+    scope.post('/v1/pools/:id/members', schema({ params: S.BackendParams, body: S.MemberCreate }, { 201: S.PoolMember }, ['pools']), (req: Req<typeof S.BackendParams, undefined, typeof S.MemberCreate>, reply) =>
+      created(req, reply, () => o.pools.addMember(actor(req), req.params.id, req.body), () => `/v1/pools/${req.params.id}`),
+    )
+    scope.patch(
+      '/v1/pools/:id/members/:member',
+      schema({ params: S.MemberParams, body: S.MemberUpdate }, { 200: S.PoolMember }, ['pools']),
+      (req: Req<typeof S.MemberParams, undefined, typeof S.MemberUpdate>) => o.pools.updateMember(actor(req), req.params.id, req.params.member, req.body),
+    )
+    scope.delete('/v1/pools/:id/members/:member', schema({ params: S.MemberParams }, { 204: S.NoContent }, ['pools']), async (req: Req<typeof S.MemberParams>, reply) => {
+      await o.pools.removeMember(actor(req), req.params.id, req.params.member)
+      return reply.code(204).send()
+    })
+    scope.post('/v1/pools/:id/flush', schema({ params: S.BackendParams, body: S.PoolFlush }, { 200: S.PoolFlushReply }, ['pools']), (req: Req<typeof S.BackendParams, undefined, typeof S.PoolFlush>) =>
+      o.pools.flush(actor(req), req.params.id, req.body ?? {}),
+    )
+    scope.post('/v1/pools/:id/move-user', schema({ params: S.BackendParams, body: S.MoveUser }, { 200: S.MoveUserReply }, ['pools']), (req: Req<typeof S.BackendParams, undefined, typeof S.MoveUser>) =>
+      o.pools.moveUser(actor(req), req.params.id, req.body),
+    )
+    scope.get('/v1/pools/:id/pins', schema({ params: S.BackendParams, querystring: S.PinQuery }, { 200: S.PinPage }, ['pools']), (req: Req<typeof S.BackendParams, typeof S.PinQuery>) =>
+      o.pools.pins(req.params.id, req.query),
+    )
+
     // Placement dry run: reads only, so a read token may ask.
     scope.get('/v1/placement', schema({ querystring: S.PlacementQuery }, { 200: S.PlacementReply }, ['placement']), async (req: Req<undefined, typeof S.PlacementQuery>) => {
       const domain = req.query.domain === undefined ? undefined : o.deps.registry().domain(req.query.domain.trim().toLowerCase())

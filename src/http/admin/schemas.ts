@@ -28,8 +28,18 @@ export {
   MoveList,
   MoveListQuery,
   MoveStart,
+  MemberCreate,
+  MemberUpdate,
+  MoveUser,
+  MoveUserReply,
+  PinPage,
+  PinQuery,
   PlacementQuery,
   PlacementReply,
+  PoolFlush,
+  PoolFlushReply,
+  PoolMember,
+  PoolStatus,
 } from '../../admin/shapes.js'
 
 export const Problem = Type.Object(
@@ -46,6 +56,7 @@ export const Problem = Type.Object(
 export const AddressParams = Type.Object({ address: AddressText })
 export const DomainParams = Type.Object({ name: DomainName })
 export const BackendParams = Type.Object({ id: BackendId })
+export const MemberParams = Type.Object({ id: BackendId, member: BackendId })
 export const MoveParams = Type.Object({ id: RowId })
 export const CompleteQuery = Type.Object({ force: Type.Optional(Type.Boolean()) }, { additionalProperties: false })
 
