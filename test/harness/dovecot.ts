@@ -96,6 +96,16 @@ interface Common {
   debug?: boolean
   /** dovecot.conf settings appended last, so they win (e.g. auth_failure_delay for timing). */
   settings?: Record<string, string>
+  /**
+   * The loopback address every listener binds (127.0.0.1 by default): members of a pool each
+   * have their own, as real backends have their own hosts.
+   */
+  address?: string
+  /**
+   * Fixed ports instead of free ones: a pool's members listen on the same ports, each on its own
+   * address (mailhostd's pool-wide `ports`). The caller makes sure they are free on `address`.
+   */
+  ports?: { imap: number; pop3: number; lmtp: number }
 }
 
 export interface BackendOptions extends Common {
@@ -105,6 +115,11 @@ export interface BackendOptions extends Common {
   users: readonly MailUser[]
   /** Include dovecot/auth-policy.conf, pointed at mailhostd's HTTP port with this secret. */
   authPolicy?: { httpPort: number; secret: string }
+  /**
+   * Shared storage: the mailboxes live under this directory, made once by writeMailboxes() for
+   * every backend that shares it (a pool's members), instead of in the backend's own temp dir.
+   */
+  mailDir?: string
 }
 
 export interface LuaProxyOptions extends Common {
@@ -133,6 +148,8 @@ export interface Dovecot {
   readonly pid: number
   readonly dir: string
   readonly configFile: string
+  /** The loopback address it listens on. */
+  readonly address: string
   readonly ports: { imap: number; pop3: number; lmtp?: number }
   /** Every file Dovecot logs to (one: log_path). */
   readonly logFiles: readonly string[]
@@ -140,6 +157,11 @@ export interface Dovecot {
   waitForLog(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>
   /** doveadm of the instance's peer set against this instance (`doveadm -c <its config> ...`). */
   doveadm(args: readonly string[]): Promise<RunResult>
+  /**
+   * The users with live sessions on this instance and how many each has (`doveadm who` through
+   * its base_dir); empty while the instance is killed, whose sessions died with it.
+   */
+  who(): Promise<Map<string, number>>
   /** Stops the master and its children (the service is down); config, mail and ports stay for restart(). */
   kill(): Promise<void>
   /** Starts a killed instance again, on the same ports with the same config and mail. */
@@ -178,18 +200,37 @@ function message(backend: string, user: string): string {
   ].join('\r\n')
 }
 
-async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, ports: { lmtp: number }): Promise<string> {
-  const files = dovecotFiles(set)
+/**
+ * Mailboxes for `users` under `vmail` (<domain>/<local>/Maildir), each holding one message whose
+ * Subject names `name`, owned by the set's `mail` user that the backends' mail processes run as.
+ */
+export async function writeMailboxes(set: PeerSet, vmail: string, name: string, users: readonly MailUser[]): Promise<void> {
   const mail = set.ids('mail')
-  const vmail = join(dir, 'vmail')
-  for (const [i, u] of o.users.entries()) {
+  for (const [i, u] of users.entries()) {
     const [local, domain] = u.user.split('@') as [string, string]
     const maildir = join(vmail, domain, local, 'Maildir')
     for (const sub of ['cur', 'new', 'tmp']) await mkdir(join(maildir, sub), { recursive: true })
-    await writeFile(join(maildir, 'new', `1700000000.M${i}P1.${o.name}`), message(o.name, u.user))
+    await writeFile(join(maildir, 'new', `1700000000.M${i}P1.${name}`), message(name, u.user))
   }
   await mkdir(vmail, { recursive: true })
   await mustRun('chown', ['-R', `${mail.uid}:${mail.gid}`, vmail])
+}
+
+/**
+ * The backend's IMAP ID answer names it (field x-backend): a client logged in through a proxy
+ * talks to the backend after LOGIN, so `ID NIL` tells it where it landed, also when backends share
+ * one mail directory and their mailboxes look alike.
+ */
+function imapIdOf(set: PeerSet, name: string): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`a backend name for IMAP ID must be a plain word: ${name}`)
+  return set.dovecot === '2.3' ? `imap_id_send = name * x-backend ${name}\n` : `imap_id_send {\n  name = *\n  x-backend = ${name}\n}\n`
+}
+
+async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, listen: { address: string; lmtp: number }): Promise<string> {
+  const files = dovecotFiles(set)
+  const mail = set.ids('mail')
+  const vmail = o.mailDir ?? join(dir, 'vmail')
+  if (o.mailDir === undefined) await writeMailboxes(set, vmail, o.name, o.users)
   // {PLAIN} per line overrides the file's default scheme, so the shipped settings stay as they
   // are. The auth process (user dovecot) reads it, as /etc/dovecot/users in production.
   await writeDovecotSecret(set, join(dir, 'users'), o.users.map((u) => `${u.user}:{PLAIN}${u.password}`).join('\n') + '\n')
@@ -200,10 +241,10 @@ async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, ports:
   conf = rewrite(conf, name, '/etc/dovecot/users', join(dir, 'users'))
   if (set.dovecot === '2.3') {
     conf = rewrite(conf, name, 'uid=vmail gid=vmail home=/var/vmail/', `uid=${mail.uid} gid=${mail.gid} home=${vmail}/`)
-    conf = rewrite(conf, name, /address = 10\.0\.0\.11\n(\s*)port = 24\n/, `address = 127.0.0.1\n    port = ${ports.lmtp}\n`)
+    conf = rewrite(conf, name, /address = 10\.0\.0\.11\n(\s*)port = 24\n/, `address = ${listen.address}\n    port = ${listen.lmtp}\n`)
   } else {
     conf = rewrite(conf, name, /uid = vmail\n(\s*)gid = vmail\n(\s*)home = \/var\/vmail\//, `uid = ${mail.uid}\n    gid = ${mail.gid}\n    home = ${vmail}/`)
-    conf = rewrite(conf, name, /listen = 10\.0\.0\.11\n(\s*)port = 24\n/, `listen = 127.0.0.1\n    port = ${ports.lmtp}\n`)
+    conf = rewrite(conf, name, /listen = 10\.0\.0\.11\n(\s*)port = 24\n/, `listen = ${listen.address}\n    port = ${listen.lmtp}\n`)
   }
   if (o.authPolicy) {
     const policyName = files.authPolicy
@@ -215,7 +256,7 @@ async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, ports:
     conf = rewrite(conf, name, '#   !include /etc/dovecot/mailhostd-auth-policy.conf', `!include ${join(dir, 'auth-policy.conf')}`)
   }
   // Mail processes run as `mail` (uid 8); Dovecot refuses uids below first_valid_uid (500).
-  return `${conf}\nfirst_valid_uid = ${mail.uid}\n`
+  return `${conf}\nfirst_valid_uid = ${mail.uid}\n${imapIdOf(set, o.name)}`
 }
 
 /**
@@ -256,11 +297,11 @@ async function dictProxyFiles(set: PeerSet, dir: string, o: DictProxyOptions): P
   return rewrite(conf, proxyDict, '/etc/dovecot/mailhostd-dict-auth.conf.ext', join(dir, 'dict-auth.conf.ext'))
 }
 
-/** A loopback listener on `port`; `disable` names the service's TLS listener, turned off. 2.4 renamed `address` to `listen`. */
-function listener(set: PeerSet, service: string, name: string, port: number, disable?: string): string {
+/** A listener on loopback `ip`:`port`; `disable` names the service's TLS listener, turned off. 2.4 renamed `address` to `listen`. */
+function listener(set: PeerSet, ip: string, service: string, name: string, port: number, disable?: string): string {
   const address = set.dovecot === '2.3' ? 'address' : 'listen'
   const off = disable ? `  inet_listener ${disable} {\n    port = 0\n  }\n` : ''
-  return `service ${service} {\n  inet_listener ${name} {\n    ${address} = 127.0.0.1\n    port = ${port}\n  }\n${off}}\n`
+  return `service ${service} {\n  inet_listener ${name} {\n    ${address} = ${ip}\n    port = ${port}\n  }\n${off}}\n`
 }
 
 /** Debug logs for the auth process and mail; 2.4 replaced auth_debug with the log_debug filter. */
@@ -294,9 +335,11 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
   const logFile = join(dir, 'dovecot.log')
   const configFile = join(dir, 'dovecot.conf')
   try {
-    const [imap, pop3, lmtp] = (await freePorts(3)) as [number, number, number]
+    const address = o.address ?? '127.0.0.1'
+    if (!address.startsWith('127.')) throw new Error(`tests listen on loopback addresses only, not ${address}`)
+    const [imap, pop3, lmtp] = o.ports ? [o.ports.imap, o.ports.pop3, o.ports.lmtp] : ((await freePorts(3, address)) as [number, number, number])
     const snippet =
-      o.role === 'backend' ? await backendFiles(set, dir, o, { lmtp }) : o.role === 'proxy-lua' ? await luaProxyFiles(set, dir, o) : await dictProxyFiles(set, dir, o)
+      o.role === 'backend' ? await backendFiles(set, dir, o, { address, lmtp }) : o.role === 'proxy-lua' ? await luaProxyFiles(set, dir, o) : await dictProxyFiles(set, dir, o)
     const files = dovecotFiles(set)
     const shipped = o.role === 'backend' ? files.backend : o.role === 'proxy-lua' ? files.proxyLua : files.proxyDict
     const settings = { ...(o.debug ? DEBUG[set.dovecot] : {}), ...o.settings }
@@ -307,14 +350,14 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
       `state_dir = ${join(dir, 'state')}`,
       `log_path = ${logFile}`,
       `instance_name = ${basename(dir)}`,
-      'listen = 127.0.0.1',
+      `listen = ${address}`,
       'ssl = no',
       '',
       `# ---- ${shipped} (rewritten)`,
       snippet,
       '# ---- harness: loopback listeners on free ports, the ssl ones off',
-      listener(set, 'imap-login', 'imap', imap, 'imaps'),
-      listener(set, 'pop3-login', 'pop3', pop3, 'pop3s'),
+      listener(set, address, 'imap-login', 'imap', imap, 'imaps'),
+      listener(set, address, 'pop3-login', 'pop3', pop3, 'pop3s'),
       // The documented way to turn the auth penalty off (2.3 and 2.4 alike): the auth process
       // cannot reach anvil.
       ...(o.authPenalty ? [] : ['service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n']),
@@ -324,7 +367,7 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     await writeFile(configFile, conf)
 
     const ports = { imap, pop3, ...(o.role === 'backend' ? { lmtp } : {}) }
-    const instanceFiles = { role: o.role, set, dir, configFile, logFile, ports }
+    const instanceFiles = { role: o.role, set, dir, configFile, logFile, address, ports }
     return instance({ ...instanceFiles, proc: await startMaster(instanceFiles) })
   } catch (e) {
     // startMaster stopped a master that did not come up.
@@ -340,6 +383,7 @@ interface Files {
   dir: string
   configFile: string
   logFile: string
+  address: string
   ports: Dovecot['ports']
 }
 
@@ -347,7 +391,7 @@ interface Files {
 async function startMaster(f: Files): Promise<Started> {
   const proc = f.set.start('dovecot', ['-F', '-c', f.configFile])
   try {
-    for (const port of Object.values(f.ports)) await waitForListener(proc, port, async () => proc.pid, START_TIMEOUT_MS)
+    for (const port of Object.values(f.ports)) await waitForListener(proc, port, async () => proc.pid, START_TIMEOUT_MS, f.address)
   } catch (e) {
     await stopTree(proc)
     const log = await readFile(f.logFile, 'utf8').catch(() => '(no log file)')
@@ -356,12 +400,29 @@ async function startMaster(f: Files): Promise<Started> {
   return proc
 }
 
+/**
+ * `doveadm -f tab who -1` (one row per connection, a header row naming the columns) as
+ * user -> connections.
+ */
+export function sessionsByUser(tab: string): Map<string, number> {
+  const [header, ...rows] = tab.split('\n').filter((l) => l.trim() !== '')
+  const column = header?.split('\t').indexOf('username') ?? -1
+  if (column < 0) throw new Error(`doveadm who: no username column in ${JSON.stringify(header)}`)
+  const users = new Map<string, number>()
+  for (const row of rows) {
+    const user = row.split('\t')[column]!
+    users.set(user, (users.get(user) ?? 0) + 1)
+  }
+  return users
+}
+
 function instance(p: Files & { proc: Started }): Dovecot {
   let stopping: Promise<void> | undefined
   let proc = p.proc
   /** Whether `proc` runs: a killed master's PID is never signalled again (it may be reused). */
   let running = true
   const log = () => readFile(p.logFile, 'utf8').catch(() => '')
+  const doveadm = (args: readonly string[]) => p.set.run('doveadm', ['-c', p.configFile, ...args], { timeoutMs: 30_000 })
   return {
     role: p.role,
     set: p.set,
@@ -370,6 +431,7 @@ function instance(p: Files & { proc: Started }): Dovecot {
     },
     dir: p.dir,
     configFile: p.configFile,
+    address: p.address,
     ports: p.ports,
     logFiles: [p.logFile],
     log,
@@ -383,7 +445,15 @@ function instance(p: Files & { proc: Started }): Dovecot {
         await sleep(100)
       }
     },
-    doveadm: (args) => p.set.run('doveadm', ['-c', p.configFile, ...args], { timeoutMs: 30_000 }),
+    doveadm,
+    who: async () => {
+      if (!running) return new Map()
+      const r = await doveadm(['-f', 'tab', 'who', '-1'])
+      // Killed between the check and the call: its anvil went with it, and so did its sessions.
+      if (r.code !== 0 && !running) return new Map()
+      if (r.code !== 0) throw new Error(`doveadm who on ${p.dir} exited ${r.code}: ${r.stderr.trim()}`)
+      return sessionsByUser(r.stdout)
+    },
     kill: async () => {
       if (!running) return
       running = false

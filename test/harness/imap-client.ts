@@ -147,6 +147,20 @@ export class ImapSession {
     return m?.[1]?.trim()
   }
 
+  /**
+   * The server's ID fields (RFC 2971 `ID NIL`), names lower-cased; empty when it sends none or
+   * refuses. Through a proxy, after LOGIN, it is the backend that answers.
+   */
+  async id(): Promise<Record<string, string>> {
+    const r = await this.command(['ID NIL'])
+    const line = r.untagged.find((l) => /^\* ID \(/i.test(l))
+    if (r.status !== 'OK' || !line) return {}
+    const strings = [...line.matchAll(/"((?:[^"\\]|\\.)*)"|NIL/g)].map((m) => (m[1] === undefined ? '' : m[1].replace(/\\(.)/g, '$1')))
+    const fields: Record<string, string> = {}
+    for (let i = 0; i + 1 < strings.length; i += 2) fields[strings[i]!.toLowerCase()] = strings[i + 1]!
+    return fields
+  }
+
   async logout(): Promise<ImapResult> {
     const r = await this.command(['LOGOUT'])
     this.close()

@@ -320,9 +320,18 @@ export async function processGroup(pgid: number): Promise<number[]> {
   return members
 }
 
-/** Inodes ("socket:[N]") of the sockets listening on 127.0.0.1:port, from /proc/net/tcp. */
-export async function listeningSockets(port: number): Promise<Set<string>> {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+/** An IPv4 address as /proc/net/tcp writes it: the four bytes in host (little-endian) order, in hex. */
+function procNetAddress(ip: string): string {
+  return ip
+    .split('.')
+    .reverse()
+    .map((b) => Number(b).toString(16).toUpperCase().padStart(2, '0'))
+    .join('')
+}
+
+/** Inodes ("socket:[N]") of the sockets listening on host:port (127.0.0.1 by default), from /proc/net/tcp. */
+export async function listeningSockets(port: number, host = '127.0.0.1'): Promise<Set<string>> {
+  const local = `${procNetAddress(host)}:${port.toString(16).toUpperCase().padStart(4, '0')}`
   const table = await readFile('/proc/net/tcp', 'utf8')
   return new Set(
     table
@@ -333,9 +342,9 @@ export async function listeningSockets(port: number): Promise<Set<string>> {
   )
 }
 
-/** Whether process pid holds a socket listening on 127.0.0.1:port. */
-export async function listensOn(pid: number, port: number): Promise<boolean> {
-  const sockets = await listeningSockets(port)
+/** Whether process pid holds a socket listening on host:port (127.0.0.1 by default). */
+export async function listensOn(pid: number, port: number, host = '127.0.0.1'): Promise<boolean> {
+  const sockets = await listeningSockets(port, host)
   if (sockets.size === 0) return false
   const fds = await readdir(`/proc/${pid}/fd`).catch(() => [])
   for (const fd of fds) {
@@ -345,7 +354,7 @@ export async function listensOn(pid: number, port: number): Promise<boolean> {
 }
 
 /**
- * Polls until `owner()` names a process listening on 127.0.0.1:port, and returns its PID. A mere
+ * Polls until `owner()` names a process listening on host:port (127.0.0.1 by default), and returns its PID. A mere
  * connect is not proof: another process may hold the port and answer in its place, and Postfix
  * programs listen with SO_REUSEPORT, so a taken port does not even make them fail; they would
  * share the connections. Throws as soon as `proc` exits (a daemon that failed to start), when the
@@ -356,18 +365,19 @@ export async function waitForListener(
   port: number,
   owner: () => Promise<number | undefined>,
   timeoutMs: number,
+  host = '127.0.0.1',
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs
   let exited = false
   void proc.exited.then(() => (exited = true))
   for (;;) {
-    if (exited) throw new Error(`process ${proc.pid} exited before listening on 127.0.0.1:${port}`)
+    if (exited) throw new Error(`process ${proc.pid} exited before listening on ${host}:${port}`)
     const pid = await owner()
-    if (pid !== undefined && (await listensOn(pid, port))) {
-      if ((await listeningSockets(port)).size > 1) throw new Error(`127.0.0.1:${port} has another listener besides process ${pid}`)
+    if (pid !== undefined && (await listensOn(pid, port, host))) {
+      if ((await listeningSockets(port, host)).size > 1) throw new Error(`${host}:${port} has another listener besides process ${pid}`)
       return pid
     }
-    if (Date.now() > deadline) throw new Error(`nothing of process ${proc.pid} listens on 127.0.0.1:${port} after ${timeoutMs} ms`)
+    if (Date.now() > deadline) throw new Error(`nothing of process ${proc.pid} listens on ${host}:${port} after ${timeoutMs} ms`)
     await sleep(50)
   }
 }
