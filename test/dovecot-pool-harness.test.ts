@@ -1,8 +1,9 @@
 // Proves the shared-storage pool harness (test/harness/dovecot-pool.ts) without mailhostd, on each
 // peer set: three Dovecot backends on three loopback addresses and the same ports serve one mail
 // directory; each names itself in its IMAP ID answer; mail delivered over LMTP to one member is
-// read on another; `doveadm who` on each member lists exactly the sessions held there; a member
-// killed by PID and restarted comes back on its address with the mail intact.
+// read on another; `doveadm who` on each member lists exactly the sessions held there; doveadm's
+// HTTP API on a member kicks a user's sessions there; a member killed by PID and restarted comes
+// back on its address.
 
 import t from 'tap'
 import { eachPeerSet } from './harness/peer-set.js'
@@ -21,8 +22,10 @@ const MEMBERS = [
   { id: 'p3', address: '127.0.0.23' },
 ]
 
+const API_KEY = 'pool-harness-key'
+
 eachPeerSet(t, async (t, set) => {
-  const pool = await startSharedPool(t, { set, name: 'pool9', members: MEMBERS, users: USERS })
+  const pool = await startSharedPool(t, { set, name: 'pool9', members: MEMBERS, users: USERS, doveadmApiKey: API_KEY })
 
   t.test('every member on its own address, the same ports, naming itself', async (t) => {
     t.same([...pool.members.keys()], ['p1', 'p2', 'p3'])
@@ -76,6 +79,21 @@ eachPeerSet(t, async (t, set) => {
     let after = await pool.who()
     for (let i = 0; i < 50 && after.size > 0; i++) after = await pool.who()
     t.same(after.size, 0, 'gone once logged out')
+  })
+
+  t.test("doveadm's HTTP API on each member kicks the user's sessions there", async (t) => {
+    const held = await landOn(pool.ports.imap, 'ben@example.org', 'ben-pw', { host: '127.0.0.23' })
+    if ('refused' in held) throw new Error(held.refused)
+    const res = await fetch(`http://127.0.0.23:${pool.ports.doveadm}/doveadm/v1`, {
+      method: 'POST',
+      headers: { authorization: `X-Dovecot-API ${Buffer.from(API_KEY).toString('base64')}`, 'content-type': 'application/json' },
+      body: JSON.stringify([['kick', { mask: 'ben@example.org' }, 'k1']]),
+    })
+    t.equal(res.status, 200, 'POST /doveadm/v1 kick')
+    t.match(await res.text(), /"doveadmResponse"/, 'a doveadm answer')
+    const noop = await held.session.command(['NOOP']).catch((e: Error) => ({ status: 'BAD', closed: true, line: e.message }))
+    t.match(noop, { status: 'BAD', closed: true }, `ben's session on p3 was kicked: ${noop.line}`)
+    t.same((await pool.who()).get('ben@example.org'), undefined, 'no session of ben left')
   })
 
   t.test('a member killed and restarted by PID', async (t) => {

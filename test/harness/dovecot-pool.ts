@@ -32,6 +32,8 @@ export interface SharedPoolOptions {
   members: readonly PoolMemberSpec[]
   /** Every member accepts these users with these passwords (its own passwd-file). */
   users: readonly MailUser[]
+  /** Doveadm's HTTP API on every member, on one more shared port, with this key. */
+  doveadmApiKey?: string
   /** dovecot.conf settings for every member. */
   settings?: Record<string, string>
   debug?: boolean
@@ -42,7 +44,7 @@ export interface SharedPool {
   /** The one mail directory every member serves. */
   readonly mailDir: string
   /** The ports every member listens on, each on its own address. */
-  readonly ports: { imap: number; pop3: number; lmtp: number }
+  readonly ports: { imap: number; pop3: number; lmtp: number; doveadm?: number }
   /** Members by id, in the order given. */
   readonly members: ReadonlyMap<string, Dovecot>
   /** The member listening on `address`. */
@@ -73,11 +75,11 @@ export async function startSharedPool(t: Pick<Test, 'teardown'>, o: SharedPoolOp
   // The members' mail processes (user `mail`) must reach the mailboxes inside.
   await chmod(mailDir, 0o755)
   await writeMailboxes(set, mailDir, o.name, o.users)
-  const [imap, pop3, lmtp] = (await freePortsOnAll(
+  const [imap, pop3, lmtp, doveadm] = (await freePortsOnAll(
     o.members.map((m) => m.address),
-    3,
-  )) as [number, number, number]
-  const ports = { imap, pop3, lmtp }
+    4,
+  )) as [number, number, number, number]
+  const ports = { imap, pop3, lmtp, ...(o.doveadmApiKey ? { doveadm } : {}) }
   for (const m of o.members) {
     members.set(
       m.id,
@@ -88,7 +90,8 @@ export async function startSharedPool(t: Pick<Test, 'teardown'>, o: SharedPoolOp
         users: o.users,
         mailDir,
         address: m.address,
-        ports,
+        ports: { imap, pop3, lmtp },
+        ...(o.doveadmApiKey ? { doveadmHttp: { port: doveadm, apiKey: o.doveadmApiKey } } : {}),
         ...(o.settings ? { settings: o.settings } : {}),
         ...(o.debug ? { debug: true } : {}),
       }),

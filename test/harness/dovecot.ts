@@ -120,6 +120,12 @@ export interface BackendOptions extends Common {
    * every backend that shares it (a pool's members), instead of in the backend's own temp dir.
    */
   mailDir?: string
+  /**
+   * Doveadm's HTTP API on the backend's address (POST http://<address>:<port>/doveadm/v1, with
+   * "Authorization: X-Dovecot-API <base64 key>"): what mailhostd kicks a moved user's sessions
+   * through.
+   */
+  doveadmHttp?: { port: number; apiKey: string }
 }
 
 export interface LuaProxyOptions extends Common {
@@ -150,7 +156,7 @@ export interface Dovecot {
   readonly configFile: string
   /** The loopback address it listens on. */
   readonly address: string
-  readonly ports: { imap: number; pop3: number; lmtp?: number }
+  readonly ports: { imap: number; pop3: number; lmtp?: number; doveadm?: number }
   /** Every file Dovecot logs to (one: log_path). */
   readonly logFiles: readonly string[]
   log(): Promise<string>
@@ -256,7 +262,16 @@ async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, listen
     conf = rewrite(conf, name, '#   !include /etc/dovecot/mailhostd-auth-policy.conf', `!include ${join(dir, 'auth-policy.conf')}`)
   }
   // Mail processes run as `mail` (uid 8); Dovecot refuses uids below first_valid_uid (500).
-  return `${conf}\nfirst_valid_uid = ${mail.uid}\n${imapIdOf(set, o.name)}`
+  conf = `${conf}\nfirst_valid_uid = ${mail.uid}\n${imapIdOf(set, o.name)}`
+  if (o.doveadmHttp) conf += doveadmHttpListener(set, listen.address, o.doveadmHttp)
+  return conf
+}
+
+/** Doveadm's HTTP listener; 2.4 names the listener's protocol with `type`, 2.3 by the listener's name. */
+function doveadmHttpListener(set: PeerSet, ip: string, o: { port: number; apiKey: string }): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(o.apiKey)) throw new Error('a doveadm API key for the harness must be a plain word')
+  const address = set.dovecot === '2.3' ? `address = ${ip}` : `listen = ${ip}\n    type = http`
+  return `doveadm_api_key = ${o.apiKey}\nservice doveadm {\n  inet_listener http {\n    ${address}\n    port = ${o.port}\n  }\n}\n`
 }
 
 /**
@@ -366,7 +381,7 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     ].join('\n')
     await writeFile(configFile, conf)
 
-    const ports = { imap, pop3, ...(o.role === 'backend' ? { lmtp } : {}) }
+    const ports = { imap, pop3, ...(o.role === 'backend' ? { lmtp, ...(o.doveadmHttp ? { doveadm: o.doveadmHttp.port } : {}) } : {}) }
     const instanceFiles = { role: o.role, set, dir, configFile, logFile, address, ports }
     return instance({ ...instanceFiles, proc: await startMaster(instanceFiles) })
   } catch (e) {
