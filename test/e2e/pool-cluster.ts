@@ -3,12 +3,16 @@
 // real Dovecot backends sharing one mail directory (test/harness/dovecot-pool.ts), probed with
 // short health settings; two Dovecot Lua proxies, proxy A asking instance A and proxy B asking
 // instance B; 300 accounts on pool1 made through A's admin API, with the passwords the members'
-// passwd-files hold (mailhostd checks them, then each member checks them again).
+// passwd-files hold (mailhostd checks them, then each member checks them again). Every member
+// serves doveadm's HTTP API, which the pool's `doveadm` settings point mailhostd at (kicks).
 //
 // Where a login landed is the member's IMAP ID answer (x-backend); where mail goes is mailhostd's
 // transport answer, whose address names the member.
 
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Test } from 'tap'
 import { adminApi, DEMO_TOKENS, type AdminApi } from '../harness/admin-api.js'
 import { startDovecot, type Dovecot, type MailUser } from '../harness/dovecot.js'
@@ -71,7 +75,13 @@ export async function startPoolCluster(t: Test, set: PeerSet, o: PoolClusterOpti
   const secret = `pool-login-${randomBytes(9).toString('hex')}`
   const pg = await startPostgres({ set })
   t.teardown(() => pg.stop())
-  const pool = await startSharedPool(t, { set, name: POOL, members: MEMBERS, users: USERS })
+  // Doveadm's HTTP API on every member, so that move-user can kick the moved user's sessions.
+  const doveadmKey = `doveadm-${randomBytes(9).toString('hex')}`
+  const keyDir = await mkdtemp(join(tmpdir(), 'mailhostd-pool-key-'))
+  t.teardown(() => rm(keyDir, { recursive: true, force: true }))
+  const apiKeyFile = join(keyDir, 'doveadm.key')
+  await writeFile(apiKeyFile, `${doveadmKey}\n`, { mode: 0o600 })
+  const pool = await startSharedPool(t, { set, name: POOL, members: MEMBERS, users: USERS, doveadmApiKey: doveadmKey })
   const config = {
     domains: [{ name: 'example.org' }],
     backends: [
@@ -80,8 +90,9 @@ export async function startPoolCluster(t: Test, set: PeerSet, o: PoolClusterOpti
         kind: 'pool',
         mailHosts: [`${POOL}.example.org`],
         route: 'lmtp',
-        ports: pool.ports,
+        ports: { imap: pool.ports.imap, pop3: pool.ports.pop3, lmtp: pool.ports.lmtp },
         pinFor: `${o.pinForMs}ms`,
+        doveadm: { port: pool.ports.doveadm, apiKeyFile },
         members: MEMBERS.map((m) => ({ ...m })),
       },
     ],

@@ -7,7 +7,8 @@
 //   it; flush of the member through B: its pins are dropped and those users land elsewhere
 //   (drained: no new pins); activate through B;
 // - move-user through A and through B: the user's logins through both proxies and both transport
-//   maps go to the named member; flush of one user: back to the hash's choice;
+//   maps go to the named member; with kick, the user's live session on the old member is ended
+//   (doveadm's HTTP API); flush of one user: back to the hash's choice;
 // - every one of those writes is in the audit log (subject type pool), seen from both instances;
 // - a run holding IMAP sessions open and logging users in and out through both proxies while a
 //   member is stopped, restarted, drained and weighted: no user ever has live sessions on two
@@ -158,6 +159,20 @@ eachPeerSet(t, async (t, set) => {
       t.same([trA.get(user), trB.get(user)], [target, target], `both transport maps send ${user}'s mail to ${target}`)
     }
 
+    // With kick: the user's live session on the old member is ended, so the move never leaves
+    // the user on two members.
+    const userK = SEEN.find((u) => home.get(u) === 'm3' && u !== userB)!
+    const held = await landOn(c.proxyA.ports.imap, userK, PASSWORD.get(userK)!)
+    if ('refused' in held) throw new Error(held.refused)
+    t.equal(held.member, 'm3', `${userK} holds a session on m3`)
+    const kicked = await c.apiB.post(path('/move-user'), { user: userK, member: 'm2', kick: true })
+    t.equal(kicked.status, 200, `move-user ${userK} -> m2 with kick through B: ${JSON.stringify(kicked.body)}`)
+    const noop = await held.session.command(['NOOP']).catch((e: Error) => ({ status: 'BAD', closed: true, line: e.message }))
+    t.match(noop, { status: 'BAD', closed: true }, `the session on m3 was ended (${noop.line})`)
+    held.session.close()
+    t.same((await c.pool.who()).get(userK), undefined, `doveadm who: no session of ${userK} left on any member`)
+    t.equal(await landing(c.proxyA.ports.imap, userK, PASSWORD.get(userK)!), 'm2', `${userK}'s next login lands on m2`)
+
     const flushed = await c.apiB.post<{ dropped?: number }>(path('/flush'), { user: userA })
     t.same([flushed.status, flushed.body?.dropped], [200, 1], `flush {user: ${userA}} through B dropped its pin`)
     const back = await bothProxies(t, [userA], 'after the flush')
@@ -172,7 +187,7 @@ eachPeerSet(t, async (t, set) => {
       const r = await api.get<{ entries: { actor: string; action: string; subject: string; after: unknown; before: unknown }[] }>(`/v1/audit?subjectType=pool&since=${encodeURIComponent(auditMark)}&limit=100`)
       t.equal(r.status, 200, `GET /v1/audit through ${name}`)
       const entries = [...r.body.entries].reverse()
-      t.equal(entries.length, 6, `six pool writes audited: ${entries.map((e) => `${e.action} ${e.subject}`).join('; ')}`)
+      t.equal(entries.length, 7, `seven pool writes audited: ${entries.map((e) => `${e.action} ${e.subject}`).join('; ')}`)
       t.ok(
         entries.every((e) => e.actor === 'demo-admin' && e.subject.startsWith(POOL)),
         'each by the token that made it, on the pool',
@@ -183,7 +198,8 @@ eachPeerSet(t, async (t, set) => {
       t.match(text[2], /active/, 'the activation')
       t.match(text[3], /m3/, 'the move to m3')
       t.match(text[4], /m1/, 'the move to m1')
-      t.match(text[5], /user\d{3}@example\.org/, 'the flush of one user')
+      t.match(text[5], /kick/, 'the move with a kick')
+      t.match(text[6], /user\d{3}@example\.org/, 'the flush of one user')
     }
   })
 
