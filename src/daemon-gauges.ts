@@ -32,11 +32,11 @@ export function registerDaemonGauges(m: Metrics, s: GaugeSources): void {
   m.gauge('mailhostd_directory_last_answer_timestamp_seconds', 'When the directory last answered (Unix time; 0: never since start).', () => (s.directoryAnsweredAt() ?? 0) / 1000)
   m.labelledGauge(
     'mailhostd_backend_up',
-    'Per backend and probed service: 1 when usable (health checks, admin state), 0 when down or in maintenance.',
+    'Per backend (or pool member) and probed service: 1 when usable (health checks, admin state), 0 when down or in maintenance.',
     ['backend', 'service'],
     () => {
       const r = s.registry()
-      return r.backends.flatMap((b) => s.config().health.services.map((service): [Labels, number] => [{ backend: b.id, service }, r.isUp(b, service) ? 1 : 0]))
+      return r.servers.flatMap((b) => s.config().health.services.map((service): [Labels, number] => [{ backend: b.id, service }, r.isUp(b, service) ? 1 : 0]))
     },
   )
   m.gauge('mailhostd_moves_in_progress', 'Mailboxes being moved between backends.', () => s.registry().movingCount)

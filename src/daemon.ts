@@ -53,6 +53,7 @@ import { ListenerSet, type BoundAddress, type ListenerSpec, type RunningListener
 import { Closers } from './closers.js'
 import { registerDaemonGauges } from './daemon-gauges.js'
 import { openStore } from './store/open.js'
+import { PinLedger } from './pools/pin-ledger.js'
 import { loadRegistry, seedFromConfig } from './store/registry-repo.js'
 import { applySqlFile } from './store/sql-file.js'
 import type { Store } from './store/store.js'
@@ -91,6 +92,8 @@ interface Runtime {
   readonly cache: LookupCache
   readonly brakes: Brakes
   readonly bus: ChangeBus
+  /** This instance's pool pins; the registry carries it to the routing decision. */
+  readonly pins: PinLedger
   /** Reached by the listeners through live(). */
   services: Services
 }
@@ -242,7 +245,10 @@ export class Daemon {
         ? new PgChangeBus({ url: c.store.url, connectTimeoutMs: toMs(c.store.connectTimeout), logger: log, store })
         : new LocalChangeBus({ store, logger: log })
     closers.push('change bus', () => bus.close())
-    const parts = { store, passwords, context, calls, directory, resolver, cache, brakes, bus }
+    const pins = this.#startPins(c, store)
+    // Before the store: its last refresh tells the store which pins this instance still used.
+    closers.push('pool pins', () => pins.close())
+    const parts = { store, passwords, context, calls, directory, resolver, cache, brakes, bus, pins }
     return { ...parts, services: this.#buildServices(c, parts) }
   }
 
@@ -254,7 +260,7 @@ export class Daemon {
   async reloadRegistry(opts: { keepCacheIfSame?: boolean } = {}): Promise<void> {
     const { domains, backends } = await loadRegistry(this.store)
     const before = this.#registry
-    this.#registry = new Registry(domains, backends, await movingAccounts(this.store), await this.#recordedHealth())
+    this.#registry = new Registry(domains, backends, await movingAccounts(this.store), await this.#recordedHealth(), this.#running().pins)
     const same = JSON.stringify([before.domains, before.backends]) === JSON.stringify([domains, backends])
     if (!(opts.keepCacheIfSame === true && same)) this.cache.clear()
     this.logger.info({ domains: domains.length, backends: backends.length, moving: this.#registry.movingCount }, 'registry loaded')
@@ -338,6 +344,28 @@ export class Daemon {
     return pool
   }
 
+  /** The pin ledger (docs/pools.md), refreshing touched pins every second, with its metrics. */
+  #startPins(c: Config, store: Store): PinLedger {
+    const outcomes = new Map<string, ReturnType<Metrics['poolPins']['labels']>>()
+    const pins = new PinLedger({
+      store,
+      logger: this.logger.child({ component: 'pools' }),
+      refreshIntervalMs: PIN_REFRESH_MS,
+      claimTimeoutMs: toMs(c.lookup.deadline),
+      // Per pooled lookup: the labelled child is looked up once per pool and result.
+      onOutcome: (pool, result) => {
+        const key = `${pool}\u0000${result}`
+        let child = outcomes.get(key)
+        if (!child) outcomes.set(key, (child = this.metrics.poolPins.labels({ pool, result })))
+        child.inc()
+      },
+      onStoreError: () => this.metrics.poolPinStoreErrors.inc(),
+    })
+    this.metrics.gauge('mailhostd_pool_local_pins', 'Pool pins this instance holds in memory (live or awaiting their sweep).', () => pins.size)
+    pins.start()
+    return pins
+  }
+
   /** (Re)starts the backend health checks with `c.health`; none while its interval is 0. */
   async #startHealthChecks(c: Config): Promise<void> {
     await this.#health?.stop()
@@ -393,8 +421,15 @@ export class Daemon {
         return this.reloadHealth()
       case 'registry':
         return this.reloadRegistry()
+      case 'pins': {
+        const dropped = this.#running().pins.drop(event)
+        this.logger.debug({ pool: event.pool, member: event.member, address: event.address, dropped }, 'pool pins dropped')
+        return
+      }
       case 'resync':
         this.logger.info('change notifications may have been lost: reloading the registry and dropping the cache')
+        // Pins too: a flush or move this instance did not hear of would otherwise last a refresh interval.
+        this.#running().pins.drop('all')
         return this.reloadRegistry()
     }
   }
@@ -599,6 +634,12 @@ export class Daemon {
     this.logger.info('mailhostd stopped')
   }
 }
+
+/**
+ * How often touched pins are refreshed in the store: the bound on how long a flush or move an
+ * instance did not hear of can go unnoticed (docs/pools.md).
+ */
+const PIN_REFRESH_MS = 1000
 
 function brakesOptions(c: Config): Pick<BrakesOptions, 'windowMs' | 'ip' | 'account' | 'tarpitMs' | 'maxTarpitMs' | 'ipv6Prefix'> {
   const b = c.login.brakes

@@ -8,7 +8,7 @@ import type { Queryable } from '../store/store.js'
 import type { AuditEntry, AuditQuery } from './shapes.js'
 
 /** What an audit entry can be about; the admin API's audit filter derives from it. */
-export const SUBJECT_TYPES = ['account', 'domain', 'backend', 'move'] as const
+export const SUBJECT_TYPES = ['account', 'domain', 'backend', 'move', 'pool'] as const
 export type SubjectType = (typeof SUBJECT_TYPES)[number]
 export type AuditAction = 'create' | 'update' | 'delete' | 'start' | 'copied' | 'failed' | 'complete' | 'abort'
 

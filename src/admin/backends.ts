@@ -28,7 +28,7 @@ const TABLE: ObjectTable = { table: 'backends', columns: COLUMNS, key: 'id', wha
 const view = (r: Row, accounts: number | null, health: BackendHealth = {}): BackendView => ({
   id: r.id,
   mailHosts: r.mailhosts,
-  address: r.address,
+  address: r.address ?? '',
   route: r.route,
   ports: { lmtp: r.lmtp_port, smtp: r.smtp_port, imap: r.imap_port, pop3: r.pop3_port },
   weight: r.weight,

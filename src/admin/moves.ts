@@ -20,6 +20,8 @@ import { UNFINISHED, type MoveState } from './move-states.js'
 import type { MoveListRequest, MoveView, StartRequest } from './shapes.js'
 import { canonicalAddress } from '../resolve/address.js'
 import { Filter } from '../store/filter.js'
+import { chooseMember } from '../pools/rendezvous.js'
+import type { BackendInfo } from '../resolve/registry.js'
 
 /** Who the audit log names for transitions the hook makes. */
 const SYSTEM_ACTOR = 'mailhostd'
@@ -465,13 +467,15 @@ export class Moves {
     const reg = this.d.registry()
     const source = r.source_backend === null ? undefined : reg.backend(r.source_backend)
     const target = reg.backend(r.target_backend)
+    // A pool has no address: the member the account would be pinned to first (storage is shared).
+    const addressOf = (b: BackendInfo | undefined) => (b?.kind === 'pool' ? (chooseMember(r.account, reg.eligibleMembers(b))?.address ?? '') : (b?.address ?? ''))
     return {
       MAILHOSTD_MOVE_ID: r.id,
       MAILHOSTD_ACCOUNT: r.account,
       MAILHOSTD_SOURCE_BACKEND: r.source_backend ?? '',
-      MAILHOSTD_SOURCE_ADDRESS: source?.address ?? '',
+      MAILHOSTD_SOURCE_ADDRESS: addressOf(source),
       MAILHOSTD_TARGET_BACKEND: r.target_backend,
-      MAILHOSTD_TARGET_ADDRESS: target?.address ?? '',
+      MAILHOSTD_TARGET_ADDRESS: addressOf(target),
     }
   }
 

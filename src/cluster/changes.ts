@@ -18,6 +18,8 @@ export type Change =
   | { readonly kind: 'moves' }
   /** A backend service went up or down: reload the health states (the cache stays). */
   | { readonly kind: 'health' }
+  /** Pool pins were dropped or set in the store (flush, move-user): drop these local pins. */
+  | { readonly kind: 'pins'; readonly pool: string; readonly member?: string; readonly address?: string }
 
 export type ChangeEvent =
   | Change

@@ -193,6 +193,8 @@ export class PgChangeBus implements ChangeBus {
  * an absurd DN might be) is replaced by a resync, so a change is never silently dropped.
  */
 export function changePayloads(change: Change): string[] {
+  // Pin selectors are ids and one address: always far below the payload limit.
+  if (change.kind === 'pins') return [JSON.stringify({ v: WIRE_VERSION, ...change })]
   if (change.kind !== 'entries') return [JSON.stringify({ v: WIRE_VERSION, kind: change.kind })]
   const empty = entriesPayload([], [])
   const out: string[] = []
@@ -249,9 +251,13 @@ export function parseChangePayload(payload: string | undefined): ChangeEvent | u
     case 'entries':
       if (!isStringArray(m.addresses) || !isStringArray(m.ids)) return undefined
       return { kind: 'entries', addresses: m.addresses, ids: m.ids }
+    case 'pins':
+      if (typeof m.pool !== 'string' || !optionalString(m.member) || !optionalString(m.address)) return undefined
+      return { kind: 'pins', pool: m.pool, ...(m.member === undefined ? {} : { member: m.member }), ...(m.address === undefined ? {} : { address: m.address }) }
     default:
       return undefined
   }
 }
 
+const optionalString = (v: unknown): v is string | undefined => v === undefined || typeof v === 'string'
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string')

@@ -15,6 +15,9 @@ import { ConfigSchema, DEFAULT_DIRECTORY_TYPE, HOOK_BASE_ENVIRONMENT, SECRET_PAT
 
 type Raw = Record<string, unknown>
 
+/** Pins are refreshed every second (daemon.ts); a shorter life would have them lapse between refreshes. */
+const MIN_PIN_FOR_MS = 5000
+
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
   let text: string
   try {
@@ -163,21 +166,7 @@ function checkSemantics(c: Config): void {
     throw new ConfigError('addresses.extensionDelimiters', 'must not contain whitespace or @')
   }
 
-  const ids = new Set<string>()
-  const hosts = new Map<string, string>()
-  c.backends.forEach((b, i) => {
-    const at = `backends[${i}]`
-    if (ids.has(b.id)) throw new ConfigError(`${at}.id`, `duplicate backend id ${b.id}`)
-    ids.add(b.id)
-    if (isIP(b.address) === 0) throw new ConfigError(`${at}.address`, 'must be an IP address (proxies need IP literals)')
-    for (const h of [b.id, ...b.mailHosts]) {
-      const other = hosts.get(h.toLowerCase())
-      if (other !== undefined && other !== b.id) {
-        throw new ConfigError(`${at}.mailHosts`, `${h} already names backend ${other}`)
-      }
-      hosts.set(h.toLowerCase(), b.id)
-    }
-  })
+  checkBackends(c.backends)
 
   const names = new Map<string, number>()
   c.domains.forEach((d, i) => {
@@ -226,9 +215,59 @@ function checkSemantics(c: Config): void {
   if (!Object.hasOwn(c.policy.ruleSets, c.policy.defaultRuleSet)) {
     throw new ConfigError('policy.defaultRuleSet', `no rule set named ${c.policy.defaultRuleSet} in policy.ruleSets`)
   }
+  const ids = new Set(c.backends.flatMap((b) => [b.id, ...(b.members ?? []).map((m) => m.id)]))
   c.listen.tcpTable.forEach((t, i) => {
     const key = `listen.tcpTable[${i}]`
     if (!parseMapName(t.map, (id) => ids.has(id))) throw new ConfigError(`${key}.map`, `unknown map ${t.map}`)
     claim(t.host, t.port, key)
   })
+}
+
+/**
+ * Backend and member ids are one namespace (a member is named alone in local/<id> maps, health
+ * records and URLs); mailHost names one backend each; a host has an address, a pool members and
+ * none of its own, and the pool-only keys stay on pools.
+ */
+function checkBackends(backends: Config['backends']): void {
+  const ids = new Map<string, string>()
+  const hosts = new Map<string, string>()
+  const claimId = (id: string, at: string, what: string) => {
+    const other = ids.get(id)
+    if (other !== undefined) throw new ConfigError(`${at}.id`, `duplicate id ${id} (already ${other})`)
+    ids.set(id, what)
+  }
+  backends.forEach((b, i) => {
+    const at = `backends[${i}]`
+    claimId(b.id, at, `backend ${b.id}`)
+    for (const h of [b.id, ...b.mailHosts]) {
+      const other = hosts.get(h.toLowerCase())
+      if (other !== undefined && other !== b.id) {
+        throw new ConfigError(`${at}.mailHosts`, `${h} already names backend ${other}`)
+      }
+      hosts.set(h.toLowerCase(), b.id)
+    }
+    if (b.kind === 'host') {
+      if (b.address === undefined) throw new ConfigError(`${at}.address`, 'required for a backend of kind host')
+      if (isIP(b.address) === 0) throw new ConfigError(`${at}.address`, 'must be an IP address (proxies need IP literals)')
+      for (const key of ['members', 'pinFor', 'director'] as const) {
+        if (b[key] !== undefined) throw new ConfigError(`${at}.${key}`, 'only a backend of kind pool has it')
+      }
+      return
+    }
+    if (b.address !== undefined) throw new ConfigError(`${at}.address`, 'a pool has no address of its own: each member has one')
+    if (b.members === undefined) throw new ConfigError(`${at}.members`, 'required for a backend of kind pool')
+    if (b.pinFor !== undefined && toMs(b.pinFor) < MIN_PIN_FOR_MS) throw new ConfigError(`${at}.pinFor`, 'must be at least 5s: pins are refreshed in the store every second')
+    if (b.director !== undefined && isIP(b.director.address) === 0) throw new ConfigError(`${at}.director.address`, 'must be an IP address (proxies need IP literals)')
+    b.members.forEach((m, j) => {
+      claimId(m.id, `${at}.members[${j}]`, `member of pool ${b.id}`)
+      if (isIP(m.address) === 0) throw new ConfigError(`${at}.members[${j}].address`, 'must be an IP address (proxies need IP literals)')
+    })
+  })
+  // A member id that is also a mailHost of a backend would make local/<id> and a route disagree.
+  for (const b of backends) {
+    for (const m of b.members ?? []) {
+      const owner = hosts.get(m.id.toLowerCase())
+      if (owner !== undefined) throw new ConfigError(`backends[${backends.indexOf(b)}].members`, `${m.id} already names backend ${owner}`)
+    }
+  }
 }

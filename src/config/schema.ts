@@ -5,7 +5,7 @@ import { Type, type Static } from 'typebox'
 import { TOKEN_NAME_PATTERN } from '../admin/tokens.js'
 import { DEFAULT_IPV6_PREFIX, MAX_IPV6_PREFIX, MIN_IPV6_PREFIX } from '../auth/ip-key.js'
 import { MAIL_HOST_PATTERN, MAIL_HOST_RULE } from '../resolve/mail-host.js'
-import { BACKEND_ID_PATTERN, PROBED_SERVICES, ROUTE_STYLES } from '../resolve/vocabulary.js'
+import { BACKEND_ID_PATTERN, BACKEND_KINDS, PROBED_SERVICES, ROUTE_STYLES } from '../resolve/vocabulary.js'
 import { Literals } from './literals.js'
 
 const Duration = (def: string, description: string) =>
@@ -133,23 +133,64 @@ const Domain = Type.Object(
   { additionalProperties: false },
 )
 
+const ServicePort = (dflt?: number) => Type.Integer({ minimum: 1, maximum: 65535, ...(dflt === undefined ? {} : { default: dflt }) })
+
+const PoolMember = Type.Object(
+  {
+    id: Type.String({ pattern: BACKEND_ID_PATTERN, description: 'Names the member in local/<id> maps, health records and URLs; never a backend id.' }),
+    address: Type.String({ minLength: 2, description: 'IP address (IPv4 or IPv6).' }),
+    ports: Type.Optional(
+      Type.Object(
+        {
+          lmtp: Type.Optional(ServicePort()),
+          smtp: Type.Optional(ServicePort()),
+          imap: Type.Optional(ServicePort()),
+          pop3: Type.Optional(ServicePort()),
+        },
+        { additionalProperties: false, description: "Where they differ from the pool's ports." },
+      ),
+    ),
+    weight: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Share of new pins (absent: left as the admin API set it, 1 for a new member).' })),
+  },
+  { additionalProperties: false },
+)
+
+/** The Dovecot director's user expiry, whose job a pool's pins do. */
+export const DEFAULT_PIN_FOR = '15m'
+
 const Backend = Type.Object(
   {
     id: Type.String({ pattern: BACKEND_ID_PATTERN }),
+    kind: Literals(BACKEND_KINDS, { default: 'host', description: 'host: one server; pool: members on shared storage, each user pinned to one (docs/pools.md).' }),
     mailHosts: Type.Array(Type.String({ pattern: MAIL_HOST_PATTERN, description: MAIL_HOST_RULE }), {
       default: [],
       description: 'mailHost values that mean this backend (the id always does).',
     }),
-    address: Type.String({ minLength: 2, description: 'IP address (IPv4 or IPv6).' }),
+    address: Type.Optional(Type.String({ minLength: 2, description: 'IP address (IPv4 or IPv6); a host only.' })),
     route: Literals(ROUTE_STYLES, { default: 'lmtp' }),
     ports: Type.Object(
       {
-        lmtp: Type.Integer({ minimum: 1, maximum: 65535, default: 24 }),
-        smtp: Type.Integer({ minimum: 1, maximum: 65535, default: 25 }),
-        imap: Type.Integer({ minimum: 1, maximum: 65535, default: 143 }),
-        pop3: Type.Integer({ minimum: 1, maximum: 65535, default: 110 }),
+        lmtp: ServicePort(24),
+        smtp: ServicePort(25),
+        imap: ServicePort(143),
+        pop3: ServicePort(110),
       },
-      { additionalProperties: false, default: {} },
+      { additionalProperties: false, default: {}, description: "A host's ports; a pool's members' unless a member sets its own." },
+    ),
+    members: Type.Optional(Type.Array(PoolMember, { minItems: 1, description: 'A pool only: its members.' })),
+    pinFor: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: '^\\s*\\d+\\s*(ms|s|m|h|d)?\\s*$' })], {
+        description: `A pool only: how long a user stays on a member after their last lookup (default ${DEFAULT_PIN_FOR}).`,
+      }),
+    ),
+    director: Type.Optional(
+      Type.Object(
+        {
+          tag: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', description: "The director_tag naming this pool in a Dovecot 2.3 director's director_mail_servers." }),
+          address: Type.String({ minLength: 2, description: "The director ring's IP address: mail (LMTP) and nginx go there, with the pool's ports." }),
+        },
+        { additionalProperties: false, description: 'A pool only: login answers hand the member choice to a Dovecot 2.3 director.' },
+      ),
     ),
   },
   { additionalProperties: false },
@@ -492,6 +533,7 @@ export type LdapConfig = Static<typeof Ldap>
 export type DirectoryConfig = Config['directory']
 export type DomainConfig = Static<typeof Domain>
 export type BackendConfig = Static<typeof Backend>
+export type PoolMemberConfig = Static<typeof PoolMember>
 export type RuleSetConfig = Static<typeof RuleSet>
 export type RateLimitConfig = Static<typeof RateLimit>
 export type LoginConfig = Static<typeof Login>

@@ -20,7 +20,7 @@ import { hostname } from 'node:os'
 import type { Change } from '../cluster/changes.js'
 import { describeError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { BackendInfo, ProbedService, Registry, ServiceHealth } from '../resolve/registry.js'
+import type { ProbedService, Registry, ServerInfo, ServiceHealth } from '../resolve/registry.js'
 import type { Queryable } from '../store/store.js'
 import { recordHealth } from './health-repo.js'
 import { TcpProber, type ProbeResult, type ProbeTarget, type Prober } from './probe.js'
@@ -79,7 +79,7 @@ interface Entry {
 const keyOf = (backend: string, service: ProbedService) => `${backend}\u0000${service}`
 
 /** The port a service of a backend answers on: `delivery` is the route's LMTP or SMTP port. */
-export function serviceTarget(b: BackendInfo, service: ProbedService): ProbeTarget {
+export function serviceTarget(b: ServerInfo, service: ProbedService): ProbeTarget {
   const port = service === 'delivery' ? (b.route === 'lmtp' ? b.ports.lmtp : b.ports.smtp) : b.ports[service]
   return { service, host: b.address, port }
 }
@@ -157,7 +157,8 @@ export class HealthChecker {
     const registry = this.#o.registry()
     const round: { entry: Entry; target: ProbeTarget; stored: ServiceHealth | undefined }[] = []
     const seen = new Set<string>()
-    for (const b of registry.backends) {
+    // Hosts and pool members: a pool has no address of its own, its members are probed.
+    for (const b of registry.servers) {
       // Maintenance counts as down without probing (the registry says so); its probes would only
       // log the operator's own work as failures.
       if (b.adminState === 'maintenance') continue
@@ -192,7 +193,7 @@ export class HealthChecker {
     if (recorded) await this.#o.apply({ kind: 'health' }).catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'reloading backend health failed'))
   }
 
-  #entry(key: string, b: BackendInfo, service: ProbedService, stored: ServiceHealth | undefined): Entry {
+  #entry(key: string, b: ServerInfo, service: ProbedService, stored: ServiceHealth | undefined): Entry {
     const endpoint = `${b.address}:${serviceTarget(b, service).port}`
     let entry = this.#entries.get(key)
     if (!entry) {

@@ -8,7 +8,7 @@ import { toMs } from '../config/duration.js'
 import type { LoginConfig } from '../config/schema.js'
 import type { LoginRouter } from '../login/router.js'
 import type { KeyResolver } from '../policy/engine.js'
-import { decide } from '../resolve/destination.js'
+import { decide, settlePins } from '../resolve/destination.js'
 import type { Registry } from '../resolve/registry.js'
 import { checkNginxHeaders, NGINX_REFUSAL, rawHeaderList, type NginxHeaderProblem } from './nginx-headers.js'
 
@@ -93,7 +93,9 @@ async function smtpRoute(rcptLine: string, d: NginxAuthDeps, waitSeconds: number
   // relays the rest through the front-end like any backend Postfix does. An alias to external
   // addresses only has no backend to take it: a temporary failure, like an unreachable one.
   const mailbox = r.resolution.mailboxes[0]
-  const to = mailbox && decide(mailbox, { service: 'nginx-smtp' }, d.registry())
+  const registry = d.registry()
+  if (mailbox) await settlePins([mailbox], registry)
+  const to = mailbox && decide(mailbox, { service: 'nginx-smtp' }, registry)
   if (to?.kind !== 'destination') return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
   return { headers: { 'Auth-Status': 'OK', 'Auth-Server': to.address, 'Auth-Port': String(to.port) }, delayMs: 0 }
 }

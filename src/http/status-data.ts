@@ -103,7 +103,7 @@ export async function statusData(d: StatusDaemon, backends: Pick<Backends, 'list
       const recorded = 'value' in records ? records.value.filter((r) => r.backend === b.id) : []
       return {
         id: b.id,
-        address: b.address,
+        address: b.kind === 'pool' ? b.members.map((m) => m.address).join(' ') : b.address,
         mailHosts: b.mailHosts,
         adminState: b.adminState ?? 'active',
         state: backendState(registry, b),

@@ -13,7 +13,7 @@ import { LogThrottle } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { KeyResolver } from '../policy/engine.js'
 import { accountKey, loginAccount, type LoginAccount } from '../resolve/login-account.js'
-import { decide, loginService, type Unavailable } from '../resolve/destination.js'
+import { decide, loginService, settlePins, type Unavailable } from '../resolve/destination.js'
 import type { Registry } from '../resolve/registry.js'
 import type { Mailbox } from '../resolve/resolver.js'
 import type { LoginRequest, LoginResult } from './types.js'
@@ -44,6 +44,7 @@ export const UNAVAILABLE_REASON: Readonly<Record<Unavailable, string>> = {
   down: 'backend unavailable (down)',
   moving: 'account being moved',
   'not-ip': 'backend unavailable (not configured)',
+  unpinned: 'backend unavailable (pool pins unavailable)',
 }
 
 export class LoginRouter {
@@ -92,7 +93,7 @@ export class LoginRouter {
     this.#o.brakes.success(who, req.remoteIp)
     // No nopassword here: Dovecot's auth cache would remember "no password needed" for this
     // user and let any password in until the entry expires. The proxy forwards the typed one.
-    return this.#done(protocol, req, this.#route(req, found.mailbox, tarpitSeconds, false))
+    return this.#done(protocol, req, await this.#route(req, found.mailbox, tarpitSeconds, false))
   }
 
   /**
@@ -130,7 +131,7 @@ export class LoginRouter {
   async route(req: LoginRequest, protocol: string): Promise<LoginResult> {
     const found = this.#mailboxOf(await this.#account(req.user), 0)
     if ('result' in found) return this.#done(protocol, req, found)
-    return this.#done(protocol, req, this.#route(req, found.mailbox, 0, true))
+    return this.#done(protocol, req, await this.#route(req, found.mailbox, 0, true))
   }
 
   async #account(user: string): Promise<LoginAccount> {
@@ -145,9 +146,12 @@ export class LoginRouter {
     return { mailbox: account.mailbox }
   }
 
-  #route(req: LoginRequest, mailbox: Mailbox, tarpitSeconds: number, nopassword: boolean): LoginResult {
+  async #route(req: LoginRequest, mailbox: Mailbox, tarpitSeconds: number, nopassword: boolean): Promise<LoginResult> {
     if (mailbox.status === 'disabled') return { result: 'disabled', reason: 'account disabled', tarpitSeconds }
-    const d = decide(mailbox, { service: loginService(req.service) }, this.#o.registry())
+    const registry = this.#o.registry()
+    // A pooled user new to this instance: its pin is claimed in the store first (docs/pools.md).
+    await settlePins([mailbox], registry)
+    const d = decide(mailbox, { service: loginService(req.service) }, registry)
     if (d.kind !== 'destination') {
       if (d.reason === 'unknown-mailhost') {
         this.#throttle.run(`nobackend:${mailbox.mailHost}`, (suppressed) =>
@@ -157,9 +161,11 @@ export class LoginRouter {
       return { result: 'tempfail', reason: UNAVAILABLE_REASON[d.reason], tarpitSeconds }
     }
     const { address: host, port } = d
-    const fields: Record<string, string> = { [this.#o.config.proxyField]: 'y', host }
+    // Director mode (a Dovecot 2.3 director asks): the tag names the pool, the director picks the
+    // member, so neither host nor port is given.
+    const fields: Record<string, string> = d.directorTag === undefined ? { [this.#o.config.proxyField]: 'y', host } : { [this.#o.config.proxyField]: 'y', director_tag: d.directorTag }
     if (nopassword) fields.nopassword = 'y'
-    if (port !== undefined) fields.port = String(port)
+    if (port !== undefined && d.directorTag === undefined) fields.port = String(port)
     if (mailbox.address !== req.user.trim().toLowerCase()) fields.destuser = mailbox.address
     return { result: 'ok', canonical: mailbox.address, host, ...(port === undefined ? {} : { port }), fields, tarpitSeconds }
   }

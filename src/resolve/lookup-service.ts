@@ -9,7 +9,8 @@ import { LogThrottle } from '../log.js'
 import { UNKNOWN_LABEL, type Metrics } from '../metrics.js'
 import { canonicalAddress, type AddressOptions, type CanonicalAddress } from './address.js'
 import { notFound, perm, temp, type Answer, type Layer, type LookupResult, type LookupService } from './answer.js'
-import { answerFor, parseMapName, type MapName, type RouteOptions } from './maps.js'
+import { needsPins, settlePins } from './destination.js'
+import { answerFor, parseMapName, routesMailboxes, type MapName, type RouteOptions } from './maps.js'
 import type { Registry } from './registry.js'
 import type { Resolution } from './resolver.js'
 
@@ -97,15 +98,19 @@ export class Lookups implements LookupService {
   /** The answer when it needs no waiting, else what #answerLater needs to finish it. */
   #answerNow(map: string, key: string | null): Decided | Pending {
     const registry = this.#o.registry()
-    const mapName = parseMapName(map, (id) => registry.backend(id) !== undefined)
+    const mapName = parseMapName(map, (id) => registry.hasServerOrBackend(id))
     if (!mapName) return { answer: perm(`unknown map ${printable(map)}`), layer: 'rules' }
     const r = this.#resolveNow(key)
     if (r.ok) return { pending: r, map, mapName, registry }
+    if (unpinned(mapName, r.resolution, registry)) return { pending: r.resolution, map, mapName, registry }
     return this.#answerOf(mapName, r.resolution, registry)
   }
 
+  /** Resolves (the cache's slow path) when needed, then claims the pins a route needs (a pooled user new to this instance). */
   async #answerLater(p: Pending): Promise<Decided> {
-    return this.#answerOf(p.mapName, await this.#resolveLater(p.pending, p.map), p.registry)
+    const r = 'kind' in p.pending ? p.pending : await this.#resolveLater(p.pending, p.map)
+    if (r.kind === 'resolved' && r.resolution.kind === 'found' && routesMailboxes(p.mapName)) await settlePins(r.resolution.mailboxes, p.registry)
+    return this.#answerOf(p.mapName, r, p.registry)
   }
 
   #answerOf(mapName: MapName, r: KeyResolution, registry: Registry): Decided {
@@ -139,15 +144,20 @@ interface Decided {
   readonly mapName?: MapName
 }
 
-/** A lookup that must wait for the cache's slow path. */
+/** A lookup that must wait: for the cache's slow path, or for the store to claim a pool pin. */
 interface Pending {
-  readonly pending: CanonicalAddress
+  readonly pending: CanonicalAddress | KeyResolution
   readonly map: string
   readonly mapName: MapName
   readonly registry: Registry
 }
 
 const isPending = (x: Decided | Pending): x is Pending => 'pending' in x
+
+/** Whether answering `map` for `r` needs a pool pin this instance does not hold. */
+function unpinned(map: MapName, r: KeyResolution, registry: Registry): boolean {
+  return r.kind === 'resolved' && r.resolution.kind === 'found' && routesMailboxes(map) && needsPins(r.resolution.mailboxes, registry)
+}
 const decided = (resolution: KeyResolution) => ({ ok: false, resolution }) as const
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000

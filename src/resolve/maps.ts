@@ -39,6 +39,11 @@ function isLocalMap(map: string): map is LocalMapName {
 
 const localBackend = (map: LocalMapName): string => map.slice(LOCAL_MAP_PREFIX.length)
 
+/** Whether a map's answer names where mailboxes are reached (transport, local/<id>): those need pool pins. */
+export function routesMailboxes(map: MapName): boolean {
+  return map === 'transport' || isLocalMap(map)
+}
+
 export function answerFor(map: MapName, r: Resolution, registry: Registry, opts: RouteOptions): Answer {
   if (r.kind === 'none') return notFound('no such address')
   if (isLocalMap(map)) return local(localBackend(map), r, registry)
@@ -68,6 +73,9 @@ function local(id: string, r: Extract<Resolution, { kind: 'found' }>, registry: 
   const m = r.via === 'account' ? r.mailboxes[0] : undefined
   const d = m && decide(m, { service: 'local', backend: id }, registry)
   if (d?.kind === 'destination') return found(d.route)
+  // A pooled mailbox whose pin could not be had: the member's Postfix must keep the mail, not
+  // reject it as unknown.
+  if (d?.kind === 'unavailable') return temp(`${m!.address}: pool member unavailable (${d.reason})`)
   return notFound(`not a mailbox on ${id}`)
 }
 
@@ -79,8 +87,8 @@ function transport(r: Extract<Resolution, { kind: 'found' }>, registry: Registry
   const routes = new Set<string>()
   for (const m of r.mailboxes) {
     const d = decide(m, asker, registry)
-    // decide() fails transport only for a move.
-    if (d.kind !== 'destination') return temp(`${m.address} is being moved to another backend`)
+    // decide() fails transport for a move, and for a pooled mailbox without a member.
+    if (d.kind !== 'destination') return temp(d.reason === 'moving' ? `${m.address} is being moved to another backend` : `${m.address}: pool member unavailable (${d.reason})`)
     routes.add(d.route)
   }
   // An alias reaching one backend only can be routed there; otherwise "no override" is the

@@ -21,3 +21,7 @@ export type RouteStyle = (typeof ROUTE_STYLES)[number]
 
 /** A backend id: it names the backend in routes, logs and URLs, so a plain token of 63 at most. */
 export const BACKEND_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'
+
+/** host: one server; pool: members sharing storage, each user pinned to one of them (docs/pools.md). */
+export const BACKEND_KINDS = ['host', 'pool'] as const
+export type BackendKind = (typeof BACKEND_KINDS)[number]

@@ -14,7 +14,7 @@ import { validateConfig } from '../../src/config/load.js'
 import type { AccountRecord, AccountWriter, NewAccount } from '../../src/directory/accounts.js'
 import { AdminError, ErrorCodes } from '../../src/errors.js'
 import { createLogger } from '../../src/log.js'
-import { Registry, type BackendInfo } from '../../src/resolve/registry.js'
+import { Registry, type BackendInfo, type HostInfo } from '../../src/resolve/registry.js'
 import type { Queryable, Store } from '../../src/store/store.js'
 
 /** An in-memory directory whose creates take `writeMs`, concurrently, like a real one. */
@@ -42,7 +42,7 @@ class SlowWriter implements AccountWriter {
   close = async () => undefined
 }
 
-const backend = (id: string, over: Partial<BackendInfo> = {}): BackendInfo => ({
+const backend = (id: string, over: Partial<HostInfo> = {}): HostInfo => ({
   id,
   mailHosts: [],
   address: '10.0.0.1',

@@ -10,13 +10,13 @@ import { HealthChecker, serviceTarget, type HealthCheckerOptions } from '../../s
 import { forgetHealth, healthRecords, loadHealth, recordHealth } from '../../src/health/health-repo.js'
 import type { ProbeResult, ProbeTarget, Prober } from '../../src/health/probe.js'
 import { createLogger } from '../../src/log.js'
-import { Registry, type BackendInfo, type ProbedService } from '../../src/resolve/registry.js'
+import { Registry, type HostInfo, type ProbedService } from '../../src/resolve/registry.js'
 import { migrate } from '../../src/store/migrate.js'
 import { IN_MEMORY, openPglite } from '../../src/store/pglite.js'
 import type { Store } from '../../src/store/store.js'
 
 const ports = { lmtp: 24, smtp: 25, imap: 143, pop3: 110 }
-const backend = (id: string, address: string, over: Partial<BackendInfo> = {}): BackendInfo => ({ id, mailHosts: [], address, route: 'lmtp', ports, ...over })
+const backend = (id: string, address: string, over: Partial<HostInfo> = {}): HostInfo => ({ id, mailHosts: [], address, route: 'lmtp', ports, ...over })
 const MX1 = backend('mx1', '10.0.0.11')
 const MX2 = backend('mx2', '10.0.0.12')
 
@@ -25,7 +25,7 @@ class FakeProber implements Prober {
   readonly calls: ProbeTarget[] = []
   readonly results = new Map<string, ProbeResult | (() => Promise<ProbeResult>)>()
 
-  set(b: BackendInfo, service: ProbedService, r: ProbeResult | (() => Promise<ProbeResult>)): void {
+  set(b: HostInfo, service: ProbedService, r: ProbeResult | (() => Promise<ProbeResult>)): void {
     const target = serviceTarget(b, service)
     this.results.set(`${target.host}:${target.port}`, r)
   }
@@ -36,7 +36,7 @@ class FakeProber implements Prober {
     return typeof r === 'function' ? r() : r
   }
 
-  probed(id: string, b: BackendInfo[]): number {
+  probed(id: string, b: HostInfo[]): number {
     const address = b.find((x) => x.id === id)!.address
     return this.calls.filter((c) => c.host === address).length
   }
@@ -50,7 +50,7 @@ interface Rig {
   prober: FakeProber
   published: Change[]
   applied: Change[]
-  backends: BackendInfo[]
+  backends: HostInfo[]
   registry: () => Registry
   /** Re-reads the health states into the registry, as a change notification makes the daemon do. */
   reload: () => Promise<void>
@@ -62,7 +62,7 @@ const store = await openPglite(IN_MEMORY)
 await migrate(store, createLogger('silent'))
 t.teardown(() => store.close())
 
-async function rig(t: Test, o: Partial<HealthCheckerOptions> & { backends?: BackendInfo[]; keepRecords?: boolean } = {}): Promise<Rig> {
+async function rig(t: Test, o: Partial<HealthCheckerOptions> & { backends?: HostInfo[]; keepRecords?: boolean } = {}): Promise<Rig> {
   if (!o.keepRecords) await store.query('delete from backend_health')
   const backends = o.backends ?? [MX1, MX2]
   // Rebuilt at every call: tests change `backends` between rounds, as admin writes would.

@@ -2,14 +2,14 @@
 
 import t from 'tap'
 import { backendRoute } from '../../src/resolve/maps.js'
-import { Registry } from '../../src/resolve/registry.js'
+import { Registry, type HostInfo } from '../../src/resolve/registry.js'
 import { DEMO_FOUND, DEMO_MISSES, MAILHOST } from '../cases/demo-cases.js'
 import { DEMO_BACKENDS, demoDirectory, type MemoryDirectory } from '../fakes/memory-directory.js'
 import { lookupStack } from '../fakes/lookup-stack.js'
 
 export const makeLookups = (dir: MemoryDirectory, deadlineMs = 1000) => lookupStack(dir, { deadlineMs, cache: { maxEntries: 100 } })
 
-const route = (id: 'mx1' | 'mx2') => backendRoute(DEMO_BACKENDS.find((b) => b.id === id)!)
+const route = (id: 'mx1' | 'mx2') => backendRoute(DEMO_BACKENDS.find((b) => b.id === id) as HostInfo)
 
 t.test('demo case table: found', async (t) => {
   const { lookups } = makeLookups(demoDirectory())

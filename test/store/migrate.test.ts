@@ -12,7 +12,7 @@ import { openPostgres } from '../../src/store/postgres.js'
 import type { Store } from '../../src/store/store.js'
 import { startPostgres } from '../harness/postgres.js'
 
-const TABLES = ['account_addresses', 'accounts', 'admin_intents', 'aliases', 'audit_log', 'backend_health', 'backends', 'domains', 'idempotency_keys', 'instances', 'moves', 'schema_migrations']
+const TABLES = ['account_addresses', 'accounts', 'admin_intents', 'aliases', 'audit_log', 'backend_health', 'backends', 'domains', 'idempotency_keys', 'instances', 'moves', 'pool_members', 'pool_pins', 'schema_migrations']
 
 const pgOpts = (url: string) => ({ url, poolSize: 4, connectTimeoutMs: 5000, statementTimeoutMs: 10_000 })
 

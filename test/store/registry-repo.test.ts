@@ -15,8 +15,8 @@ const demo = loadConfigFile(new URL('../../fixtures/demo/mailhostd.yaml', import
 const ports = { lmtp: 24, smtp: 25, imap: 143, pop3: 110 }
 const DEMO_REGISTRY = {
   backends: [
-    { id: 'mx1', mailHosts: ['mx1.example.org'], address: '10.0.0.11', route: 'lmtp', ports, adminState: 'active', weight: 1, capacity: null },
-    { id: 'mx2', mailHosts: ['mx2.example.org'], address: '10.0.0.12', route: 'lmtp', ports, adminState: 'active', weight: 1, capacity: null },
+    { id: 'mx1', kind: 'host', mailHosts: ['mx1.example.org'], address: '10.0.0.11', route: 'lmtp', ports, adminState: 'active', weight: 1, capacity: null },
+    { id: 'mx2', kind: 'host', mailHosts: ['mx2.example.org'], address: '10.0.0.12', route: 'lmtp', ports, adminState: 'active', weight: 1, capacity: null },
   ],
   domains: [
     { name: 'example.com', catchAll: ['bob@example.org'] },
@@ -127,6 +127,7 @@ async function registryCases(t: Test, open: () => Promise<Store>) {
     const reg = await loadRegistry(store)
     t.same(reg.backends[0], {
       id: 'mx1',
+      kind: 'host',
       mailHosts: ['mx1.example.org', 'store1'],
       address: '10.0.0.11',
       route: 'smtp',

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { MOVE_STATES, UNFINISHED } from '../../src/admin/move-states.js'
 import { ACCOUNT_STATUSES } from '../../src/directory/directory.js'
-import { ADMIN_STATES, BACKEND_ID_PATTERN, PROBED_SERVICES, ROUTE_STYLES, SERVICE_HEALTH_STATES } from '../../src/resolve/vocabulary.js'
+import { ADMIN_STATES, BACKEND_ID_PATTERN, BACKEND_KINDS, PROBED_SERVICES, ROUTE_STYLES, SERVICE_HEALTH_STATES } from '../../src/resolve/vocabulary.js'
 import { migrate } from '../../src/store/migrate.js'
 import { IN_MEMORY, openPglite } from '../../src/store/pglite.js'
 
@@ -32,6 +32,8 @@ const literals = (def: string) => [...def.matchAll(/'((?:[^']|'')*)'::text/g)].m
 
 const sets: [string, readonly string[]][] = [
   ['backends_admin_state', ADMIN_STATES],
+  ['pool_members_admin_state', ADMIN_STATES],
+  ['backends_kind', BACKEND_KINDS],
   ['backends_route', ROUTE_STYLES],
   ['accounts_status', ACCOUNT_STATUSES],
   ['moves_state', MOVE_STATES],
@@ -53,4 +55,5 @@ t.test('the one-unfinished-move index covers exactly the unfinished states', asy
 
 t.test('backends_id_format is the backend id pattern', async (t) => {
   t.same(literals(await constraint('backends_id_format')), [BACKEND_ID_PATTERN])
+  t.same(literals(await constraint('pool_members_id_format')), [BACKEND_ID_PATTERN], 'members share the backend id namespace')
 })

@@ -7,5 +7,6 @@ import { initial } from './0001-initial.js'
 import { admin } from './0002-admin.js'
 import { health } from './0003-health.js'
 import { crashRecovery } from './0004-crash-recovery.js'
+import { pools } from './0005-pools.js'
 
-export const MIGRATIONS: readonly Migration[] = [initial, admin, health, crashRecovery]
+export const MIGRATIONS: readonly Migration[] = [initial, admin, health, crashRecovery, pools]
