@@ -396,6 +396,16 @@ export const ConfigSchema = Type.Object(
     directory: Type.Union([SqlDirectoryConfig, LdapDirectoryConfig], { default: { type: DEFAULT_DIRECTORY_TYPE } }),
     domains: Type.Array(Domain, { default: [] }),
     backends: Type.Array(Backend, { default: [] }),
+    doveadm: Type.Optional(
+      Type.Object(
+        {
+          port: Type.Integer({ minimum: 1, maximum: 65535, default: 8080, description: "The doveadm HTTP API's port on every backend and pool member (service doveadm, inet_listener http)." }),
+          apiKey: Type.String({ minLength: 1, description: "The backends' doveadm_api_key; a secret (apiKeyFile, apiKeyEnv)." }),
+          timeout: Duration('5s', 'A kick request gives up after this long.'),
+        },
+        { additionalProperties: false, description: "Where mailhostd kicks a user's live sessions (a pool's move-user with kick): Dovecot's doveadm HTTP API." },
+      ),
+    ),
     routing: Type.Object(
       {
         unknownMailHost: Type.String({
@@ -552,4 +562,5 @@ export const SECRET_PATHS = [
   ['directory', 'ldap', 'admin', 'bindPassword'],
   ['store', 'url'],
   ['login', 'secret'],
+  ['doveadm', 'apiKey'],
 ] as const
