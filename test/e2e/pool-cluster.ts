@@ -4,7 +4,7 @@
 // short health settings; two Dovecot Lua proxies, proxy A asking instance A and proxy B asking
 // instance B; 300 accounts on pool1 made through A's admin API, with the passwords the members'
 // passwd-files hold (mailhostd checks them, then each member checks them again). Every member
-// serves doveadm's HTTP API, which the pool's `doveadm` settings point mailhostd at (kicks).
+// serves doveadm's HTTP API, which mailhostd's `doveadm` section points it at (kicks).
 //
 // Where a login landed is the member's IMAP ID answer (x-backend); where mail goes is mailhostd's
 // transport answer, whose address names the member.
@@ -31,9 +31,6 @@ export const MEMBERS = [
 ] as const
 export type MemberId = (typeof MEMBERS)[number]['id']
 export const MEMBER_IDS: readonly string[] = MEMBERS.map((m) => m.id)
-
-/** Whether the config schema has the pool's `doveadm` settings (kicks on move-user) yet. */
-const DOVEADM_IN_CONFIG = false
 
 export const USER_COUNT = 300
 export const USERS: readonly MailUser[] = Array.from({ length: USER_COUNT }, (_, i) => {
@@ -96,10 +93,10 @@ export async function startPoolCluster(t: Test, set: PeerSet, o: PoolClusterOpti
         route: 'lmtp',
         ports: { imap: pool.ports.imap, pop3: pool.ports.pop3, lmtp: pool.ports.lmtp },
         pinFor: `${o.pinForMs}ms`,
-        ...(DOVEADM_IN_CONFIG ? { doveadm: { port: pool.ports.doveadm, apiKeyFile } } : {}),
         members: MEMBERS.map((m) => ({ ...m })),
       },
     ],
+    doveadm: { port: pool.ports.doveadm, apiKeyFile },
     directory: { type: 'sql' },
     store: { url: pg.url },
     // SSHA512: 300 accounts are created and every login is checked by mailhostd; the default
@@ -225,21 +222,25 @@ export async function within(what: string, ms: number, ok: () => Promise<boolean
 }
 
 /**
- * On how many of the two instances `member` is up (every probed service), by their pool status;
- * without the status endpoint, by the health records both instances read from the store (2 when
- * every service is recorded up).
+ * On how many of the two instances `member` is `state` (up: every probed service up; down: one
+ * down), by their pool status; without the status endpoint, by the health records both instances
+ * read from the store (2 when they say so).
  */
-export async function upOn(c: PoolCluster, member: string): Promise<number> {
+export async function healthOn(c: PoolCluster, member: string, state: 'up' | 'down'): Promise<number> {
   if ((await c.apiA.get(`/v1/pools/${POOL}`)).status === 404) {
     const client = new pg.Client({ connectionString: c.pg.url })
     await client.connect()
     try {
       const { rows } = await client.query<{ state: string }>('select state from backend_health where backend_id = $1', [member])
-      return rows.length === 3 && rows.every((r) => r.state === 'up') ? 2 : 0
+      const recorded = state === 'up' ? rows.length === 3 && rows.every((r) => r.state === 'up') : rows.some((r) => r.state === 'down')
+      return recorded ? 2 : 0
     } finally {
       await client.end()
     }
   }
   const states = await Promise.all([c.apiA, c.apiB].map((api) => memberState(api, member)))
-  return states.filter((s) => s === 'up').length
+  return states.filter((s) => s === state).length
 }
+
+export const upOn = (c: PoolCluster, member: string) => healthOn(c, member, 'up')
+export const downOn = (c: PoolCluster, member: string) => healthOn(c, member, 'down')

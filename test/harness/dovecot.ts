@@ -6,8 +6,11 @@
 //
 // `dovecot -F` keeps the master in the foreground, so the process spawned here IS the master and
 // holds every listening socket (login processes get them passed). The instance is up when the
-// master listens on all its ports. stop() sends SIGTERM to the master, which stops its children;
-// any child still running after that is killed by PID.
+// master listens on all its ports. kill() and stop() stop it as systemd stops dovecot.service
+// (KillMode=control-group): SIGTERM to the master and to every process under it at once, SIGKILL
+// by PID to any still running after that. SIGTERM to the master alone leaves its mail processes
+// serving their sessions (seen on 2.3 and 2.4: IMAP NOOPs answered seconds after the master had
+// exited), which is no stop at all for a pool member whose users go elsewhere meanwhile.
 //
 // The shipped .conf files are loaded as they are and rewritten only for ports, addresses, paths,
 // the script's settings and (backend) the mail user: vmail does not exist here, the system user
@@ -28,7 +31,7 @@ import { mustRun, type RunResult, type Started } from './process.js'
 import { DEBIAN12_SET, type PeerSet } from './peer-set.js'
 import { freePort, freePorts } from './ports.js'
 import { waitForListener } from './postfix.js'
-import { forget, removeOnExit, stopTree } from './process-tree.js'
+import { descendants, forget, reap, removeOnExit, stopTree } from './process-tree.js'
 import { startSlapd, type Slapd, slapdDirectory } from './slapd.js'
 import { accountsLdif, type ChaosAccount } from '../chaos/directory.js'
 
@@ -431,6 +434,20 @@ export function sessionsByUser(tab: string): Map<string, number> {
   return users
 }
 
+/** The master and every process under it get SIGTERM at once (systemd's control-group stop); stragglers SIGKILL. */
+async function stopUnit(proc: Started): Promise<void> {
+  const children = await descendants(proc.pid)
+  for (const pid of [proc.pid, ...children]) {
+    try {
+      process.kill(pid, 'SIGTERM')
+    } catch {
+      // gone already
+    }
+  }
+  await proc.stop('SIGTERM', 10_000)
+  await reap(children)
+}
+
 function instance(p: Files & { proc: Started }): Dovecot {
   let stopping: Promise<void> | undefined
   let proc = p.proc
@@ -472,7 +489,7 @@ function instance(p: Files & { proc: Started }): Dovecot {
     kill: async () => {
       if (!running) return
       running = false
-      await stopTree(proc)
+      await stopUnit(proc)
     },
     restart: async () => {
       if (running) throw new Error('restart() starts a killed instance: kill() it first')
@@ -482,7 +499,7 @@ function instance(p: Files & { proc: Started }): Dovecot {
     },
     stop: () =>
       (stopping ??= (async () => {
-        if (running) await stopTree(proc)
+        if (running) await stopUnit(proc)
         running = false
         forget(p.dir)
         await rm(p.dir, { recursive: true, force: true })

@@ -120,7 +120,12 @@ const TAGGED = /^(\S+) (OK|NO|BAD)(?: \[([^\]]*)\])? ?(.*)$/
 export class ImapSession {
   private seq = 0
 
-  private constructor(private readonly reader: LineReader) {}
+  /** When the connection closed (Date.now()), by either side: a server that dies ends it at once. */
+  readonly closed: Promise<number>
+
+  private constructor(private readonly reader: LineReader) {
+    this.closed = new Promise((resolve) => reader.socket.once('close', () => resolve(Date.now())))
+  }
 
   /** Connects and reads the greeting (`* OK ...`, or `* BYE ...` from a server that refuses). */
   static async open(port: number, opts: { host?: string; timeoutMs?: number } = {}): Promise<{ session: ImapSession; greeting: string }> {
