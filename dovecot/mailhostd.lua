@@ -175,8 +175,8 @@ end
 
 -- Describes an answer's fields for the debug log (never the request: it holds the password).
 local function describe(fields)
-  return string.format("host=%s port=%s destuser=%s nopassword=%s", tostring(fields.host), tostring(fields.port),
-    tostring(fields.destuser), tostring(fields.nopassword))
+  return string.format("host=%s port=%s director_tag=%s destuser=%s nopassword=%s", tostring(fields.host),
+    tostring(fields.port), tostring(fields.director_tag), tostring(fields.destuser), tostring(fields.nopassword))
 end
 
 -- POSTs body to path and maps the answer to (result, table or reason). verified: mailhostd
@@ -219,7 +219,9 @@ local function call(req, path, body, verified)
   local reason = type(answer.reason) == "string" and answer.reason or answer.result
   if answer.result == "ok" then
     local fields = copy_fields(answer.fields)
-    if fields == nil or fields.host == nil then
+    -- A pooled account behind a Dovecot 2.3 director (the pool's director.tag) comes without
+    -- host: the director adds the member's address (dovecot/2.3/director.conf).
+    if fields == nil or (fields.host == nil and fields.director_tag == nil) then
       return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "mailhostd: " .. path .. " answered ok without usable fields"
     end
     if verified then

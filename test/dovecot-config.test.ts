@@ -57,6 +57,15 @@ function cases(set: PeerSet): Case[] {
       shows: v24 ? /^auth_policy \{[^}]*server_url = http:\/\/127\.0\.0\.1:10090\/v1\/dovecot\/policy/m : /^auth_policy_server_url = http:\/\/127\.0\.0\.1:10090\/v1\/dovecot\/policy$/m,
     },
   ]
+  if (f.director) {
+    list.push({
+      name: 'proxy-lua.conf with director.conf',
+      local: f.proxyLua,
+      extra: { file: f.director, as: 'mailhostd-director.conf', include: true },
+      // The members with their pool's tag, and logins handed to the director.
+      shows: /^director_mail_servers = (\S+@pool1 ?)+$[\s\S]*^service imap-login \{\n\s+executable = imap-login director$/m,
+    })
+  }
   if (f.proxyDict && f.dictAuthExt) {
     list.push({ name: 'proxy-dict.conf', local: f.proxyDict, extra: { file: f.dictAuthExt, as: 'mailhostd-dict-auth.conf.ext' }, shows: /^\s+driver = dict$/m })
   }

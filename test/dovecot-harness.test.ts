@@ -3,8 +3,9 @@
 // POP3, LMTP delivery, its own password check), the Lua proxy against a small in-test HTTP
 // responder standing in for mailhostd (every answer and every failure mapped as docs/login.md
 // says, in verify and in lookup mode, and a bad script setting refused at start), the dict proxy
-// (Dovecot 2.3 only: 2.4 has no dict passdb) against a small in-test dict server, a clean stop,
-// and a start-up failure reported with Dovecot's own words.
+// (Dovecot 2.3 only: 2.4 has no dict passdb) against a small in-test dict server, a director
+// ring of one (Dovecot 2.3 only: 2.4 removed it) choosing among two members by the answer's
+// director_tag, a clean stop, and a start-up failure reported with Dovecot's own words.
 
 import t from 'tap'
 import { startedPeers } from './harness/peers.js'
@@ -252,6 +253,73 @@ eachPeerSet(t, async (t, set) => {
       t.same([unknown.login.status, unknown.login.code], ['NO', 'AUTHENTICATIONFAILED'], 'N: authentication failed')
       const temp = await imapLogin(d.ports.imap, 'temp@example.org', 'x')
       t.same([temp.login.status, temp.login.code], ['NO', 'UNAVAILABLE'], 'F: temporary failure')
+    })
+  }
+
+  // ---- The director (Dovecot 2.3 only: 2.4 removed it) in front of two members that share
+  // ports and differ by address, the stand-in answering like mailhostd for a pool with
+  // director.tag: proxy and director_tag, no host.
+  if (set.dovecot !== '2.3') {
+    t.test('director: refused on Dovecot 2.4 (no director)', async (t) => {
+      await t.rejects(startDovecot({ set, role: 'director', httpPort, secret: SECRET, mailServers: [] }), /has no director/)
+    })
+  } else {
+    t.test('director: the tag picks a member, the same one every time; an answer with host passes through', async (t) => {
+      const pooled = Array.from({ length: 8 }, (_, i) => ({ user: `pooled${i}@example.org`, password: `secret-${i}` }))
+      const addresses = ['127.0.0.11', '127.0.0.12']
+      const director = await setUp(startDovecot({ set, role: 'director', httpPort, secret: SECRET, mailServers: addresses.map((address) => ({ address, tag: 'pool1' })) }))
+      // LMTP reaches a member on the port it reached the director on; IMAP on the answer's port.
+      const [imap, pop3] = [await freePort(), await freePort()] as const
+      const ports = { imap, pop3, lmtp: director.ports.lmtp! }
+      const [m1, m2] = [
+        await setUp(startDovecot({ set, role: 'backend', name: 'm1', address: addresses[0], ports, users: pooled })),
+        await setUp(startDovecot({ set, role: 'backend', name: 'm2', address: addresses[1], ports, users: pooled })),
+      ] as const
+      for (const u of pooled) {
+        answers.set(u.user, ok({ proxy: 'y', director_tag: 'pool1', port: String(imap), destuser: u.user }))
+        answers.set(`${u.user} lmtp`, ok({ proxy: 'y', director_tag: 'pool1' }))
+      }
+      answers.set('alice@example.org', ok(backendFields(mx1.ports.imap)))
+      answers.set('untagged@example.org', ok({ proxy: 'y', director_tag: 'pool9', port: String(imap) }))
+
+      const landed = new Map<string, string | undefined>()
+      for (const u of pooled) {
+        const first = await imapLogin(director.ports.imap, u.user, u.password)
+        const again = await imapLogin(director.ports.imap, u.user, u.password)
+        t.equal(first.login.status, 'OK', `${u.user} logged in through the director`)
+        t.equal(again.subject, first.subject, `${u.user} again on the same member (${first.subject})`)
+        landed.set(u.user, first.subject)
+        const status = await director.doveadm(['director', 'status', u.user, 'pool1'])
+        const ip = first.subject === helloSubject('m1') ? m1.address : m2.address
+        t.match(status.stdout, new RegExp(`Current:\\s+${ip.replace(/\./g, '\\.')}`), `the director keeps ${u.user} on ${ip}`)
+      }
+      const subjects = new Set(landed.values())
+      t.same([...subjects].sort(), [helloSubject('m1'), helloSubject('m2')], 'the users are spread over both members')
+
+      for (const u of pooled.slice(0, 3)) {
+        const { session: lmtp } = await SmtpSession.open(director.ports.lmtp!)
+        await lmtp.command('LHLO harness.test')
+        await lmtp.mailFrom('sender@example.net')
+        t.equal((await lmtp.rcptTo(u.user)).code, 250, `LMTP through the director takes ${u.user}`)
+        t.equal((await lmtp.data(`Subject: to ${u.user} through the director\n\nhi\n`)).code, 250)
+        await lmtp.quit()
+        const { session } = await ImapSession.open(director.ports.imap)
+        await session.login(u.user, u.password)
+        await session.select()
+        t.same([await session.subject(1), await session.subject(2)], [landed.get(u.user), `to ${u.user} through the director`], 'delivered on the member the user logs in to')
+        await session.logout()
+      }
+
+      const plain = await imapLogin(director.ports.imap, 'alice@example.org', 'wonderland')
+      t.same([plain.login.status, plain.subject], ['OK', helloSubject('mx1')], 'an answer with host: proxied there, the director does not interfere')
+      // The director queues a request it has no member for, hoping one gets added, and fails it
+      // after 30 s (DIRECTOR_REQUEST_TIMEOUT_SECS, not configurable): a tag mismatch between
+      // mailhostd and director_mail_servers shows as slow temporary failures.
+      const untagged = await imapLogin(director.ports.imap, 'untagged@example.org', 'x', 90_000)
+      t.same([untagged.login.status, untagged.login.code], ['NO', 'UNAVAILABLE'], 'a tag no member carries: a temporary failure')
+      t.match(await director.log(), /director: User untagged@example\.org host lookup failed: Timeout because no hosts/, 'the director says why')
+      const nohost = await imapLogin(director.ports.imap, 'nohost@example.org', 'x')
+      t.same([nohost.login.status, nohost.login.code], ['NO', 'UNAVAILABLE'], 'neither host nor director_tag: the script refuses it, as without a director')
     })
   }
 

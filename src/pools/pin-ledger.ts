@@ -43,8 +43,11 @@ export interface PinReader {
   pinned(address: string, pool: PoolInfo, registry: Registry): PoolMember | undefined
   /** Whether a live local pin exists (nothing touched or counted): settlePins() asks before claiming. */
   holds(address: string, pool: PoolInfo, registry: Registry): boolean
-  /** Claims in the store (a local miss): keeps the live pin there, else pins the hash choice. */
-  claim(address: string, pool: PoolInfo, registry: Registry): Promise<ClaimOutcome>
+  /**
+   * Claims in the store (a local miss): keeps the live pin there, else pins the hash choice.
+   * Gives up ('failed') after `timeoutMs` (what is left of the lookup's deadline) at the latest.
+   */
+  claim(address: string, pool: PoolInfo, registry: Registry, timeoutMs?: number): Promise<ClaimOutcome>
 }
 
 export interface PinLedgerOptions {
@@ -129,13 +132,17 @@ export class PinLedger implements PinReader {
     return { pin, member }
   }
 
-  claim(address: string, pool: PoolInfo, registry: Registry): Promise<ClaimOutcome> {
+  claim(address: string, pool: PoolInfo, registry: Registry, timeoutMs = this.#o.claimTimeoutMs): Promise<ClaimOutcome> {
     let claim = this.#claims.get(address)
     if (!claim) {
       claim = this.#claim(address, pool, registry).finally(() => this.#claims.delete(address))
       this.#claims.set(address, claim)
     }
-    return claim
+    if (timeoutMs >= this.#o.claimTimeoutMs) return claim
+    // A caller with less time left than a claim may take stops waiting sooner; the claim goes on.
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<ClaimOutcome>((resolve) => (timer = setTimeout(() => resolve('failed'), Math.max(0, timeoutMs))))
+    return Promise.race([claim, late]).finally(() => clearTimeout(timer))
   }
 
   async #claim(address: string, pool: PoolInfo, registry: Registry): Promise<ClaimOutcome> {

@@ -150,3 +150,33 @@ export async function listPins(db: Queryable, q: { pool: string; pinForMs: numbe
     lastSeen: new Date(r.last_seen).toISOString(),
   }))
 }
+
+/**
+ * Keeps the pins of users with live sessions on `member` (doveadm who) live, and pins to it a
+ * user whose pin had expired or was missing: the session is where the user is. A live pin of
+ * the user to another member is left alone and reported: such a user is on two members, the
+ * split this module exists to prevent (a session older than an expired pin on a cluster without
+ * the session watch, or sessions opened behind mailhostd's back).
+ */
+export async function keepSessionPins(
+  db: Queryable,
+  p: { pool: string; member: string; addresses: readonly string[]; pinForMs: number },
+): Promise<{ kept: number; elsewhere: { address: string; member: string }[] }> {
+  if (p.addresses.length === 0) return { kept: 0, elsewhere: [] }
+  const { rows: kept } = await db.query<{ address: string }>(
+    `insert into pool_pins (address, pool_id, member_id) select a, $1, $2 from unnest($3::text[]) as a
+     on conflict (address) do update set last_seen = now(), member_id = excluded.member_id, pool_id = excluded.pool_id,
+       pinned_at = case when pool_pins.member_id = excluded.member_id and pool_pins.pool_id = excluded.pool_id then pool_pins.pinned_at else now() end,
+       explicit = pool_pins.explicit and pool_pins.member_id = excluded.member_id
+     where (pool_pins.member_id = excluded.member_id and pool_pins.pool_id = excluded.pool_id)
+        or pool_pins.last_seen < now() - $4::double precision * interval '1 millisecond'
+     returning address`,
+    [p.pool, p.member, p.addresses, p.pinForMs],
+  )
+  const done = new Set(kept.map((r) => r.address))
+  const { rows: others } = await db.query<{ address: string; member_id: string }>(
+    `select address, member_id from pool_pins where address = any($1::text[]) and not (address = any($2::text[]))`,
+    [p.addresses, [...done]],
+  )
+  return { kept: done.size, elsewhere: others.map((r) => ({ address: r.address, member: r.member_id })) }
+}

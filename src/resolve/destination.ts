@@ -166,16 +166,17 @@ function isLogin(asker: Asker): asker is Extract<Asker, { service: LoginService 
 /**
  * Before decide(): gives every pooled mailbox among `mailboxes` a live pin on this instance,
  * claiming it in the store when there is none here (the only round trip pooled routing costs).
- * Resolves when every claim is settled, whatever its outcome: decide() then answers
- * `unpinned` or `down` for a mailbox left without one.
+ * Resolves when every claim is settled, whatever its outcome, within `timeoutMs` (what is left
+ * of the caller's deadline): decide() then answers `unpinned` or `down` for a mailbox left
+ * without one.
  */
-export async function settlePins(mailboxes: readonly RoutedMailbox[], registry: Registry): Promise<void> {
+export async function settlePins(mailboxes: readonly RoutedMailbox[], registry: Registry, timeoutMs?: number): Promise<void> {
   const pins = registry.pins
   if (pins === undefined) return
   const claims: Promise<unknown>[] = []
   for (const m of mailboxes) {
     const pool = poolOf(m, registry)
-    if (pool && !pins.holds(m.address, pool, registry)) claims.push(pins.claim(m.address, pool, registry))
+    if (pool && !pins.holds(m.address, pool, registry)) claims.push(pins.claim(m.address, pool, registry, timeoutMs))
   }
   if (claims.length > 0) await Promise.all(claims)
 }

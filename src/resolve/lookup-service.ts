@@ -45,7 +45,7 @@ export class Lookups implements LookupService {
   async lookup(map: string, key: string | null, protocol: string): Promise<LookupResult> {
     const started = performance.now()
     const now = this.#answerNow(map, key)
-    return this.#record(protocol, map, key, isPending(now) ? await this.#answerLater(now) : now, started)
+    return this.#record(protocol, map, key, isPending(now) ? await this.#answerLater(now, started) : now, started)
   }
 
   lookupCached(map: string, key: string | null, protocol: string): LookupResult | undefined {
@@ -107,9 +107,12 @@ export class Lookups implements LookupService {
   }
 
   /** Resolves (the cache's slow path) when needed, then claims the pins a route needs (a pooled user new to this instance). */
-  async #answerLater(p: Pending): Promise<Decided> {
+  async #answerLater(p: Pending, started: number): Promise<Decided> {
     const r = 'kind' in p.pending ? p.pending : await this.#resolveLater(p.pending, p.map)
-    if (r.kind === 'resolved' && r.resolution.kind === 'found' && routesMailboxes(p.mapName)) await settlePins(r.resolution.mailboxes, p.registry)
+    if (r.kind === 'resolved' && r.resolution.kind === 'found' && routesMailboxes(p.mapName)) {
+      // Within the lookup's deadline: what the directory left of it.
+      await settlePins(r.resolution.mailboxes, p.registry, this.#o.deadlineMs - (performance.now() - started))
+    }
     return this.#answerOf(p.mapName, r, p.registry)
   }
 

@@ -1,8 +1,10 @@
 // Throwaway Dovecot instances for tests: a front proxy (the Lua or, on Dovecot 2.3, the dict
-// variant) or a backend with demo users and one message each, from a peer set's Dovecot: Debian
-// 12's 2.3 with dovecot/2.3/*, or Debian 13's 2.4 with the plain dovecot/* files. Each instance
-// has its own base_dir, state_dir, log file and mail dirs in a temp dir and listens on free
-// loopback ports; the system Dovecot (/etc/dovecot, /run/dovecot) is never touched.
+// variant), a Dovecot 2.3 director (the Lua proxy plus dovecot/2.3/director.conf, a ring of one)
+// or a backend with demo users and one message each, from a peer set's Dovecot: Debian 12's 2.3
+// with dovecot/2.3/*, or Debian 13's 2.4 with the plain dovecot/* files. Each instance has its own
+// base_dir, state_dir, log file and mail dirs in a temp dir and listens on free loopback ports
+// (a backend may be given its own 127.0.0.x address and fixed ports: the director tells members
+// apart by IP only); the system Dovecot (/etc/dovecot, /run/dovecot) is never touched.
 //
 // `dovecot -F` keeps the master in the foreground, so the process spawned here IS the master and
 // holds every listening socket (login processes get them passed). The instance is up when the
@@ -47,6 +49,8 @@ export interface DovecotFiles {
   /** The dict variant: Dovecot 2.3 only (2.4 has no dict passdb and speaks dict protocol v4). */
   readonly proxyDict?: string
   readonly dictAuthExt?: string
+  /** The director, on top of proxyLua: Dovecot 2.3 only (2.4 removed the director). */
+  readonly director?: string
 }
 
 /** Dovecot 2.4's files have the plain names; 2.3's live in dovecot/2.3/. */
@@ -58,6 +62,7 @@ export function dovecotFiles(set: PeerSet): DovecotFiles {
     authPolicy: file('2.3/auth-policy.conf'),
     proxyDict: file('2.3/proxy-dict.conf'),
     dictAuthExt: file('2.3/dovecot-dict-auth.conf.ext'),
+    director: file('2.3/director.conf'),
   }
 }
 
@@ -99,16 +104,6 @@ interface Common {
   debug?: boolean
   /** dovecot.conf settings appended last, so they win (e.g. auth_failure_delay for timing). */
   settings?: Record<string, string>
-  /**
-   * The loopback address every listener binds (127.0.0.1 by default): members of a pool each
-   * have their own, as real backends have their own hosts.
-   */
-  address?: string
-  /**
-   * Fixed ports instead of free ones: a pool's members listen on the same ports, each on its own
-   * address (mailhostd's pool-wide `ports`). The caller makes sure they are free on `address`.
-   */
-  ports?: { imap: number; pop3: number; lmtp: number }
 }
 
 export interface BackendOptions extends Common {
@@ -118,6 +113,10 @@ export interface BackendOptions extends Common {
   users: readonly MailUser[]
   /** Include dovecot/auth-policy.conf, pointed at mailhostd's HTTP port with this secret. */
   authPolicy?: { httpPort: number; secret: string }
+  /** The loopback address every listener binds (127.0.0.1 by default): one per director member. */
+  address?: string
+  /** Fixed ports instead of free ones: a director's members share them. */
+  ports?: { imap: number; pop3: number; lmtp?: number }
   /**
    * Shared storage: the mailboxes live under this directory, made once by writeMailboxes() for
    * every backend that shares it (a pool's members), instead of in the backend's own temp dir.
@@ -148,7 +147,16 @@ export interface DictProxyOptions extends Common {
   dictSocket: string
 }
 
-export type DovecotOptions = BackendOptions | LuaProxyOptions | DictProxyOptions
+/** A director ring of one on 127.0.0.1: the Lua proxy's passdb, logins and LMTP handed to the director. */
+export interface DirectorOptions extends Omit<LuaProxyOptions, 'role'> {
+  role: 'director'
+  /** director_mail_servers: each member's address and the tag naming its pool. */
+  mailServers: readonly { address: string; tag: string }[]
+  /** director_user_expire, as Dovecot writes times ("15 min" as shipped; at least 10 s). */
+  userExpire?: string
+}
+
+export type DovecotOptions = BackendOptions | LuaProxyOptions | DictProxyOptions | DirectorOptions
 
 export interface Dovecot {
   readonly role: DovecotOptions['role']
@@ -157,9 +165,10 @@ export interface Dovecot {
   readonly pid: number
   readonly dir: string
   readonly configFile: string
-  /** The loopback address it listens on. */
+  /** The address every listener binds. */
   readonly address: string
-  readonly ports: { imap: number; pop3: number; lmtp?: number; doveadm?: number }
+  /** lmtp: a backend's, or a director's LMTP proxy; director: the ring's inet_listener. */
+  readonly ports: { imap: number; pop3: number; lmtp?: number; director?: number; doveadm?: number }
   /** Every file Dovecot logs to (one: log_path). */
   readonly logFiles: readonly string[]
   log(): Promise<string>
@@ -235,7 +244,14 @@ function imapIdOf(set: PeerSet, name: string): string {
   return set.dovecot === '2.3' ? `imap_id_send = name * x-backend ${name}\n` : `imap_id_send {\n  name = *\n  x-backend = ${name}\n}\n`
 }
 
-async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, listen: { address: string; lmtp: number }): Promise<string> {
+/** Doveadm's HTTP listener; 2.4 names the listener's protocol with `type`, 2.3 by the listener's name. */
+function doveadmHttpListener(set: PeerSet, ip: string, o: { port: number; apiKey: string }): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(o.apiKey)) throw new Error('a doveadm API key for the harness must be a plain word')
+  const address = set.dovecot === '2.3' ? `address = ${ip}` : `listen = ${ip}\n    type = http`
+  return `doveadm_api_key = ${o.apiKey}\nservice doveadm {\n  inet_listener http {\n    ${address}\n    port = ${o.port}\n  }\n}\n`
+}
+
+async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, ports: { lmtp: number }, address: string): Promise<string> {
   const files = dovecotFiles(set)
   const mail = set.ids('mail')
   const vmail = o.mailDir ?? join(dir, 'vmail')
@@ -250,10 +266,10 @@ async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, listen
   conf = rewrite(conf, name, '/etc/dovecot/users', join(dir, 'users'))
   if (set.dovecot === '2.3') {
     conf = rewrite(conf, name, 'uid=vmail gid=vmail home=/var/vmail/', `uid=${mail.uid} gid=${mail.gid} home=${vmail}/`)
-    conf = rewrite(conf, name, /address = 10\.0\.0\.11\n(\s*)port = 24\n/, `address = ${listen.address}\n    port = ${listen.lmtp}\n`)
+    conf = rewrite(conf, name, /address = 10\.0\.0\.11\n(\s*)port = 24\n/, `address = ${address}\n    port = ${ports.lmtp}\n`)
   } else {
     conf = rewrite(conf, name, /uid = vmail\n(\s*)gid = vmail\n(\s*)home = \/var\/vmail\//, `uid = ${mail.uid}\n    gid = ${mail.gid}\n    home = ${vmail}/`)
-    conf = rewrite(conf, name, /listen = 10\.0\.0\.11\n(\s*)port = 24\n/, `listen = ${listen.address}\n    port = ${listen.lmtp}\n`)
+    conf = rewrite(conf, name, /listen = 10\.0\.0\.11\n(\s*)port = 24\n/, `listen = ${address}\n    port = ${ports.lmtp}\n`)
   }
   if (o.authPolicy) {
     const policyName = files.authPolicy
@@ -266,22 +282,15 @@ async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, listen
   }
   // Mail processes run as `mail` (uid 8); Dovecot refuses uids below first_valid_uid (500).
   conf = `${conf}\nfirst_valid_uid = ${mail.uid}\n${imapIdOf(set, o.name)}`
-  if (o.doveadmHttp) conf += doveadmHttpListener(set, listen.address, o.doveadmHttp)
+  if (o.doveadmHttp) conf += doveadmHttpListener(set, address, o.doveadmHttp)
   return conf
-}
-
-/** Doveadm's HTTP listener; 2.4 names the listener's protocol with `type`, 2.3 by the listener's name. */
-function doveadmHttpListener(set: PeerSet, ip: string, o: { port: number; apiKey: string }): string {
-  if (!/^[A-Za-z0-9_-]+$/.test(o.apiKey)) throw new Error('a doveadm API key for the harness must be a plain word')
-  const address = set.dovecot === '2.3' ? `address = ${ip}` : `listen = ${ip}\n    type = http`
-  return `doveadm_api_key = ${o.apiKey}\nservice doveadm {\n  inet_listener http {\n    ${address}\n    port = ${o.port}\n  }\n}\n`
 }
 
 /**
  * The script goes in verbatim; its settings are the .conf's, rewritten like any other setting:
  * lua_settings { } on 2.4, the environment Dovecot 2.3 passes on (import_environment).
  */
-async function luaProxyFiles(set: PeerSet, dir: string, o: LuaProxyOptions): Promise<string> {
+async function luaProxyFiles(set: PeerSet, dir: string, o: LuaProxyOptions | DirectorOptions): Promise<string> {
   const name = dovecotFiles(set).proxyLua
   const script = join(dir, 'mailhostd.lua')
   await copyFile(LUA_SCRIPT, script)
@@ -305,6 +314,23 @@ async function luaProxyFiles(set: PeerSet, dir: string, o: LuaProxyOptions): Pro
   return conf
 }
 
+/**
+ * The Lua proxy with dovecot/2.3/director.conf included after it, as docs/dovecot.md installs it,
+ * rewritten to a ring of one on 127.0.0.1:<ring port> in front of `mailServers`.
+ */
+async function directorFiles(set: PeerSet, dir: string, o: DirectorOptions, ports: { ring: number; lmtp: number }): Promise<string> {
+  const name = dovecotFiles(set).director
+  if (!name) throw new Error(`Dovecot ${set.dovecot} (${set.label}) has no director: Dovecot 2.4 removed it`)
+  let conf = await readFile(name, 'utf8')
+  conf = rewrite(conf, name, /^director_servers = .*$/m, `director_servers = 127.0.0.1:${ports.ring}`)
+  conf = rewrite(conf, name, /^director_mail_servers = .*$/m, `director_mail_servers = ${o.mailServers.map((s) => `${s.address}@${s.tag}`).join(' ')}`)
+  conf = rewrite(conf, name, /inet_listener director \{\n(\s*)port = 9090\n/, `inet_listener director {\n    address = 127.0.0.1\n    port = ${ports.ring}\n`)
+  conf = rewrite(conf, name, /inet_listener lmtp \{\n(\s*)port = 24\n/, `inet_listener lmtp {\n    address = 127.0.0.1\n    port = ${ports.lmtp}\n`)
+  if (o.userExpire) conf = rewrite(conf, name, /^director_user_expire = .*$/m, `director_user_expire = ${o.userExpire}`)
+  await writeFile(join(dir, 'director.conf'), conf)
+  return `${await luaProxyFiles(set, dir, o)}\n!include ${join(dir, 'director.conf')}\n`
+}
+
 async function dictProxyFiles(set: PeerSet, dir: string, o: DictProxyOptions): Promise<string> {
   const { proxyDict, dictAuthExt } = dovecotFiles(set)
   if (!proxyDict || !dictAuthExt) throw new Error(`Dovecot ${set.dovecot} (${set.label}) has no dict passdb: the dict proxy runs on Dovecot 2.3 only`)
@@ -315,8 +341,8 @@ async function dictProxyFiles(set: PeerSet, dir: string, o: DictProxyOptions): P
   return rewrite(conf, proxyDict, '/etc/dovecot/mailhostd-dict-auth.conf.ext', join(dir, 'dict-auth.conf.ext'))
 }
 
-/** A listener on loopback `ip`:`port`; `disable` names the service's TLS listener, turned off. 2.4 renamed `address` to `listen`. */
-function listener(set: PeerSet, ip: string, service: string, name: string, port: number, disable?: string): string {
+/** A loopback listener on ip:port; `disable` names the service's TLS listener, turned off. 2.4 renamed `address` to `listen`. */
+function listener(set: PeerSet, service: string, name: string, ip: string, port: number, disable?: string): string {
   const address = set.dovecot === '2.3' ? 'address' : 'listen'
   const off = disable ? `  inet_listener ${disable} {\n    port = 0\n  }\n` : ''
   return `service ${service} {\n  inet_listener ${name} {\n    ${address} = ${ip}\n    port = ${port}\n  }\n${off}}\n`
@@ -352,14 +378,26 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
   await chmod(dir, 0o755)
   const logFile = join(dir, 'dovecot.log')
   const configFile = join(dir, 'dovecot.conf')
+  const address = (o.role === 'backend' && o.address) || '127.0.0.1'
   try {
-    const address = o.address ?? '127.0.0.1'
-    if (!address.startsWith('127.')) throw new Error(`tests listen on loopback addresses only, not ${address}`)
-    const [imap, pop3, lmtp] = o.ports ? [o.ports.imap, o.ports.pop3, o.ports.lmtp] : ((await freePorts(3, address)) as [number, number, number])
+    const [freeImap, freePop3, freeLmtp, ring] = (await freePorts(4)) as [number, number, number, number]
+    const fixed = o.role === 'backend' ? o.ports : undefined
+    const [imap, pop3, lmtp] = [fixed?.imap ?? freeImap, fixed?.pop3 ?? freePop3, fixed?.lmtp ?? freeLmtp]
     const snippet =
-      o.role === 'backend' ? await backendFiles(set, dir, o, { address, lmtp }) : o.role === 'proxy-lua' ? await luaProxyFiles(set, dir, o) : await dictProxyFiles(set, dir, o)
+      o.role === 'backend'
+        ? await backendFiles(set, dir, o, { lmtp }, address)
+        : o.role === 'proxy-lua'
+          ? await luaProxyFiles(set, dir, o)
+          : o.role === 'director'
+            ? await directorFiles(set, dir, o, { ring, lmtp })
+            : await dictProxyFiles(set, dir, o)
     const files = dovecotFiles(set)
-    const shipped = o.role === 'backend' ? files.backend : o.role === 'proxy-lua' ? files.proxyLua : files.proxyDict
+    const shipped = {
+      backend: files.backend,
+      'proxy-lua': files.proxyLua,
+      'proxy-dict': files.proxyDict,
+      director: `${files.proxyLua} + ${files.director}`,
+    }[o.role]
     const settings = { ...(o.debug ? DEBUG[set.dovecot] : {}), ...o.settings }
     const conf = [
       ...(await versionLines(set)),
@@ -374,8 +412,8 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
       `# ---- ${shipped} (rewritten)`,
       snippet,
       '# ---- harness: loopback listeners on free ports, the ssl ones off',
-      listener(set, address, 'imap-login', 'imap', imap, 'imaps'),
-      listener(set, address, 'pop3-login', 'pop3', pop3, 'pop3s'),
+      listener(set, 'imap-login', 'imap', address, imap, 'imaps'),
+      listener(set, 'pop3-login', 'pop3', address, pop3, 'pop3s'),
       // The documented way to turn the auth penalty off (2.3 and 2.4 alike): the auth process
       // cannot reach anvil.
       ...(o.authPenalty ? [] : ['service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n']),
@@ -384,7 +422,13 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     ].join('\n')
     await writeFile(configFile, conf)
 
-    const ports = { imap, pop3, ...(o.role === 'backend' ? { lmtp, ...(o.doveadmHttp ? { doveadm: o.doveadmHttp.port } : {}) } : {}) }
+    const ports = {
+      imap,
+      pop3,
+      ...(o.role === 'backend' || o.role === 'director' ? { lmtp } : {}),
+      ...(o.role === 'director' ? { director: ring } : {}),
+      ...(o.role === 'backend' && o.doveadmHttp ? { doveadm: o.doveadmHttp.port } : {}),
+    }
     const instanceFiles = { role: o.role, set, dir, configFile, logFile, address, ports }
     return instance({ ...instanceFiles, proc: await startMaster(instanceFiles) })
   } catch (e) {

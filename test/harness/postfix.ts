@@ -320,18 +320,15 @@ export async function processGroup(pgid: number): Promise<number[]> {
   return members
 }
 
-/** An IPv4 address as /proc/net/tcp writes it: the four bytes in host (little-endian) order, in hex. */
-function procNetAddress(ip: string): string {
-  return ip
+/** Inodes ("socket:[N]") of the sockets listening on host:port (127.0.0.1 unless said), from /proc/net/tcp. */
+export async function listeningSockets(port: number, host = '127.0.0.1'): Promise<Set<string>> {
+  // /proc/net/tcp writes an IPv4 address as the hex of its 32 bits in host (little-endian) order.
+  const ip = host
     .split('.')
     .reverse()
     .map((b) => Number(b).toString(16).toUpperCase().padStart(2, '0'))
     .join('')
-}
-
-/** Inodes ("socket:[N]") of the sockets listening on host:port (127.0.0.1 by default), from /proc/net/tcp. */
-export async function listeningSockets(port: number, host = '127.0.0.1'): Promise<Set<string>> {
-  const local = `${procNetAddress(host)}:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  const local = `${ip}:${port.toString(16).toUpperCase().padStart(4, '0')}`
   const table = await readFile('/proc/net/tcp', 'utf8')
   return new Set(
     table
@@ -342,7 +339,7 @@ export async function listeningSockets(port: number, host = '127.0.0.1'): Promis
   )
 }
 
-/** Whether process pid holds a socket listening on host:port (127.0.0.1 by default). */
+/** Whether process pid holds a socket listening on host:port (127.0.0.1 unless said). */
 export async function listensOn(pid: number, port: number, host = '127.0.0.1'): Promise<boolean> {
   const sockets = await listeningSockets(port, host)
   if (sockets.size === 0) return false
@@ -354,7 +351,7 @@ export async function listensOn(pid: number, port: number, host = '127.0.0.1'): 
 }
 
 /**
- * Polls until `owner()` names a process listening on host:port (127.0.0.1 by default), and returns its PID. A mere
+ * Polls until `owner()` names a process listening on 127.0.0.1:port, and returns its PID. A mere
  * connect is not proof: another process may hold the port and answer in its place, and Postfix
  * programs listen with SO_REUSEPORT, so a taken port does not even make them fail; they would
  * share the connections. Throws as soon as `proc` exits (a daemon that failed to start), when the
