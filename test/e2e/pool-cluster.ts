@@ -145,6 +145,45 @@ export async function landings(proxy: Dovecot, users: readonly string[], width =
 }
 
 /**
+ * Where each user's logins landed through proxy A and, right after, through proxy B: the two
+ * logins of one user are milliseconds apart, however long the whole run takes.
+ */
+export async function landingsThroughBoth(c: PoolCluster, users: readonly string[], width = 8): Promise<{ viaA: Map<string, string>; viaB: Map<string, string> }> {
+  const one = async (proxy: Dovecot, u: string) => {
+    const l = await landing(proxy.ports.imap, u, PASSWORD.get(u)!)
+    return typeof l === 'string' ? l : `refused: ${l.refused}`
+  }
+  const pairs = await inBatches(users, width, async (u) => [await one(c.proxyA, u), await one(c.proxyB, u)] as const)
+  return { viaA: new Map(users.map((u, i) => [u, pairs[i]![0]])), viaB: new Map(users.map((u, i) => [u, pairs[i]![1]])) }
+}
+
+/**
+ * Looks every user up in instance A's transport map every `everyMs` until stopped, so that their
+ * pins stay live however long the test's own login runs take on a loaded machine (a pin lives
+ * pinFor after the user's last lookup, any protocol's). stop() resolves with the time the last
+ * round of lookups ended.
+ */
+export function keepPinsLive(c: PoolCluster, users: readonly string[], everyMs: number): { stop(): Promise<number> } {
+  let running = true
+  let last = Date.now()
+  const loop = (async () => {
+    while (running) {
+      await transportMembers(c, c.A, users)
+      last = Date.now()
+      const next = last + everyMs
+      while (running && Date.now() < next) await new Promise((r) => setTimeout(r, 100))
+    }
+  })()
+  return {
+    stop: async () => {
+      running = false
+      await loop
+      return last
+    },
+  }
+}
+
+/**
  * The member each user's mail goes to, by `m`'s transport map over socketmap (postmap -q -, one
  * connection, as a long-lived Postfix process asks): the member whose address the route names.
  */

@@ -8,17 +8,19 @@
 //   the same member through both proxies, and no other user moves.
 // - The member restarted: its former users stay where they went while their pins live (pinFor
 //   is short here); once pinFor has passed since their last lookup, exactly its former users
-//   return to it, and the shares are the weights' again.
+//   return to it, and the shares are the weights' again; all but one, who held an IMAP session
+//   open all along (no lookup): a live session keeps its user's pin.
 
 import t, { type Test } from 'tap'
 import { eachPeerSet } from '../harness/peer-set.js'
-import { landing } from '../harness/dovecot-pool.js'
+import { landing, landOn, splitUsers } from '../harness/dovecot-pool.js'
 import { ImapSession } from '../harness/imap-client.js'
 import { SmtpSession } from '../harness/smtp-client.js'
 import {
   DOWN_WITHIN_MS,
   HEALTH,
-  landings,
+  keepPinsLive,
+  landingsThroughBoth,
   MEMBER_IDS,
   MEMBERS,
   outsideSigma,
@@ -46,6 +48,8 @@ const PIN_FOR_MS = 20_000
  */
 const PIN_SLACK_MS = 3000
 const VICTIM = 'm2'
+/** How often every user is looked up while their pins must stay live: well within pinFor. */
+const KEEP_EVERY_MS = 4000
 
 const users = USERS.map((u) => u.user)
 const timings: string[] = []
@@ -65,12 +69,13 @@ eachPeerSet(t, async (t, set) => {
   let home = new Map<string, string>()
   /** Where each user lands while VICTIM is down. */
   let moved = new Map<string, string>()
+  let keeper: ReturnType<typeof keepPinsLive> | undefined
+  t.teardown(() => keeper?.stop())
 
   /** Logs every user in through both proxies; checks both land on the same member and both instances' transport maps name it. */
   const everyone = async (t: Test, what: string): Promise<Map<string, string>> => {
     const started = Date.now()
-    const viaA = await landings(c.proxyA, users)
-    const viaB = await landings(c.proxyB, users)
+    const { viaA, viaB } = await landingsThroughBoth(c, users)
     t.same(notOnMember(viaA), [], `${what}: every login through proxy A landed on a member`)
     t.same(notOnMember(viaB), [], `${what}: every login through proxy B landed on a member`)
     t.same(differences(viaA, viaB), [], `${what}: through proxy B (instance B) on the member proxy A (instance A) chose`)
@@ -129,6 +134,9 @@ eachPeerSet(t, async (t, set) => {
     timings.push(`${set.id}: ${VICTIM} stopped -> its users' logins elsewhere after ${took} ms`)
     t.pass(`${probe} (on ${VICTIM}) logs in elsewhere ${took} ms after ${VICTIM} stopped (bound ${DOWN_WITHIN_MS} ms: ${HEALTH.intervalMs} ms x (${HEALTH.fall} + 1) + ${HEALTH.timeoutMs} ms + margin)`)
 
+    // From here until the expiry is measured, lookups every few seconds keep every pin live,
+    // however long the login runs and the restart take on a loaded machine.
+    keeper = keepPinsLive(c, users, KEEP_EVERY_MS)
     moved = await everyone(t, `${VICTIM} down`)
     const victimsMoved = victims.filter((u) => moved.get(u) !== VICTIM)
     const othersMoved = others.filter((u) => moved.get(u) !== home.get(u)).map((u) => `${u}: ${home.get(u)} -> ${moved.get(u)}`)
@@ -145,17 +153,36 @@ eachPeerSet(t, async (t, set) => {
     timings.push(`${set.id}: ${VICTIM} restarted -> up on both instances after ${took} ms`)
 
     const pinned = await everyone(t, `${VICTIM} back, pins live`)
-    const lastLookup = Date.now()
+    const lastLookup = Math.max(Date.now(), await keeper!.stop())
     t.same(differences(moved, pinned), [], `while their pins live, nobody moves: ${VICTIM}'s former users stay where they went`)
     t.equal(perMember(pinned)[VICTIM], 0, `nobody on ${VICTIM} yet`)
 
+    // One former user of the victim keeps an IMAP session open through the wait, without a
+    // lookup (NOOPs only), as an IDLE client does: its pin must not expire under the session.
+    const holder = victims[1]!
+    const held = await landOn(c.proxyA.ports.imap, holder, PASSWORD.get(holder)!)
+    if ('refused' in held) throw new Error(`${holder}: ${held.refused}`)
+    t.equal(held.member, moved.get(holder), `${holder} holds a session on ${held.member}`)
+
     // The pins' expiry is the behaviour under test, so the wait is its bound, not a guess: every
     // user was last looked up before lastLookup, and nothing looks them up meanwhile (health
-    // probes do not), so past pinFor (and the batched refresh's lag) no pin may remain.
+    // probes do not), so past pinFor (and the batched refresh's lag) no pin may remain but the
+    // one a live session keeps.
     const expiry = lastLookup + PIN_FOR_MS + PIN_SLACK_MS
-    await new Promise((r) => setTimeout(r, Math.max(0, expiry - Date.now())))
+    let noops = 0
+    while (Date.now() < expiry) {
+      const r = await held.session.command(['NOOP'])
+      if (r.status !== 'OK') throw new Error(`${holder}'s held session: ${r.line}`)
+      noops++
+      await new Promise((r) => setTimeout(r, Math.min(2000, Math.max(0, expiry - Date.now()))))
+    }
+    t.ok(noops > 0, `${holder}'s session answered ${noops} NOOPs through the wait`)
     const after = await everyone(t, 'pins expired')
-    t.same(differences(home, after), [], `every user is back where the hash puts them with every member up: ${victims.length} users returned to ${VICTIM}`)
+    const returned = victims.filter((u) => u !== holder)
+    t.same(differences(home, after, [...returned, ...users.filter((u) => home.get(u) !== VICTIM)]), [], `every user is back where the hash puts them with every member up: ${returned.length} users returned to ${VICTIM}`)
+    t.equal(after.get(holder), held.member, `${holder}, whose session stayed open on ${held.member}, stays there: the session keeps the pin`)
+    t.same(splitUsers(await c.pool.who()), [], 'doveadm who: nobody on two members')
+    await held.session.logout()
     const counts = perMember(after)
     t.same(outsideSigma(counts, WEIGHTS), [], `users per member ${JSON.stringify(counts)} within 5 sigma of the weights again`)
   })
