@@ -17,6 +17,7 @@ export const KNOBS = {
   missKeys: { env: 'BENCH_MISS_KEYS', default: 400, meaning: 'never-asked keys in the miss-path comparison (each asked once of mailhostd and once of slapd)' },
   coalesce: { env: 'BENCH_COALESCE', default: 1_000, meaning: 'concurrent lookups of one cold key in the coalescing check (each on its own connection)' },
   scaleAccounts: { env: 'BENCH_SCALE_ACCOUNTS', default: 1_000_000, meaning: 'accounts in the scale run (bench/scale.ts); 0 skips it' },
+  poolAccounts: { env: 'BENCH_POOL_ACCOUNTS', default: 10_000, meaning: 'accounts of the pooled-lookups run (bench/pooled-lookups.ts), half on a plain backend and half on a pool of 3 members' },
   profileSeconds: { env: 'BENCH_PROFILE_SECONDS', default: 3, meaning: 'seconds each missed target\'s workload runs under `node --cpu-prof`' },
 } as const satisfies Record<string, Knob>
 

@@ -35,13 +35,14 @@ export interface Window {
 
 export const nowUs = () => Number(process.hrtime.bigint() / 1000n)
 
-/** Calls f(nodeId, microseconds) for every sample inside the window. */
-function eachSample(profile: CpuProfile, window: Window | undefined, f: (id: number, us: number) => void): void {
+/** Calls f(nodeId, microseconds) for every sample inside the window (any of them, when several). */
+function eachSample(profile: CpuProfile, window: Window | readonly Window[] | undefined, f: (id: number, us: number) => void): void {
+  const windows = window === undefined ? undefined : 'fromUs' in window ? [window] : window
   let t = profile.startTime
   for (let i = 0; i < profile.samples.length; i++) {
     const us = profile.timeDeltas[i] ?? 0
     t += us
-    if (window && (t < window.fromUs || t > window.toUs)) continue
+    if (windows && !windows.some((w) => t >= w.fromUs && t <= w.toUs)) continue
     f(profile.samples[i]!, us)
   }
 }
@@ -62,7 +63,7 @@ function shortUrl(url: string, root: string): string {
   return url.replace(/^file:\/\//, '')
 }
 
-export function topFrames(profile: CpuProfile, n: number, root = '', window?: Window): Frame[] {
+export function topFrames(profile: CpuProfile, n: number, root = '', window?: Window | readonly Window[]): Frame[] {
   const frameOf = new Map<number, string>()
   for (const node of profile.nodes) {
     const { functionName, url, lineNumber } = node.callFrame
@@ -83,19 +84,39 @@ export function topFrames(profile: CpuProfile, n: number, root = '', window?: Wi
     .map(([name, us]) => ({ name, selfMs: us / 1000, percent: total === 0 ? 0 : (100 * us) / total }))
 }
 
-/** The one .cpuprofile a process wrote into dir (`--cpu-prof-dir`). */
+/**
+ * The .cpuprofile of the main thread of the one process that wrote into dir (`--cpu-prof-dir`).
+ * Worker threads (the password hashing pool) write their own, named
+ * CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread's id is 0.
+ */
 export function readProfile(dir: string): CpuProfile {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
-  if (files.length !== 1) throw new Error(`expected one .cpuprofile in ${dir}, found ${files.length}`)
-  return JSON.parse(readFileSync(join(dir, files[0]!), 'utf8')) as CpuProfile
+  return JSON.parse(readFileSync(join(dir, mainThreadProfile(readdirSync(dir))), 'utf8')) as CpuProfile
+}
+
+export function mainThreadProfile(files: readonly string[]): string {
+  const all = files.filter((f) => f.endsWith('.cpuprofile'))
+  const main = all.filter((f) => f.split('.')[4] === '0')
+  if (main.length !== 1 || new Set(all.map((f) => f.split('.')[3])).size !== 1) throw new Error(`expected the profiles of one process with one main thread, found ${all.join(', ') || 'none'}`)
+  return main[0]!
+}
+
+/** Compiled WebAssembly: on the daemon's main thread, the embedded store (PGlite's PostgreSQL). */
+export const WASM = 'WebAssembly (wasm://)'
+
+/** Frames with one self time for all WebAssembly functions, which V8 names only by index. */
+export function mergeWasmFrames(frames: readonly Frame[]): Frame[] {
+  const wasm = frames.filter((f) => f.name.startsWith('wasm-function['))
+  if (wasm.length === 0) return [...frames]
+  const merged = { name: `${WASM}: all ${wasm.length} functions`, selfMs: wasm.reduce((n, f) => n + f.selfMs, 0), percent: wasm.reduce((n, f) => n + f.percent, 0) }
+  return [...frames.filter((f) => !f.name.startsWith('wasm-function[')), merged].sort((a, b) => b.selfMs - a.selfMs)
 }
 
 /**
  * Where the sampled time went, by kind: the daemon's own code (dist/), each dependency, Node's
- * internals (sockets, streams, timers), garbage collection, and idle (waiting for work: the
+ * internals (sockets, streams, timers), WebAssembly, garbage collection, and idle (waiting for work: the
  * daemon was not the bottleneck for that share of the run).
  */
-export function timeByKind(profile: CpuProfile, window?: Window): { kind: string; percent: number }[] {
+export function timeByKind(profile: CpuProfile, window?: Window | readonly Window[]): { kind: string; percent: number }[] {
   const kindOf = new Map<number, string>()
   for (const node of profile.nodes) {
     const { functionName, url } = node.callFrame
@@ -111,7 +132,9 @@ export function timeByKind(profile: CpuProfile, window?: Window): { kind: string
             ? 'Node internals (net, streams, timers)'
             : url.includes('/dist/')
               ? 'mailhostd (dist/)'
-              : 'other'
+              : url.startsWith('wasm://')
+                ? WASM
+                : 'other'
     kindOf.set(node.id, kind)
   }
   const time = new Map<string, number>()
@@ -122,4 +145,33 @@ export function timeByKind(profile: CpuProfile, window?: Window): { kind: string
     total += us
   })
   return [...time.entries()].sort((a, b) => b[1] - a[1]).map(([kind, us]) => ({ kind, percent: total === 0 ? 0 : (100 * us) / total }))
+}
+
+export interface FrameCost {
+  readonly name: string
+  /** Self time per lookup in each workload, microseconds. */
+  readonly aUs: number
+  readonly bUs: number
+}
+
+/**
+ * Where workload b spends more CPU per lookup than workload a: the frames of both profiles
+ * with their self time divided by the lookups answered in their window, largest increase first.
+ * Per lookup, because the windows are equally long but answer different numbers of lookups.
+ */
+export function extraCostPerLookup(a: { frames: readonly Frame[]; lookups: number }, b: { frames: readonly Frame[]; lookups: number }, n: number): FrameCost[] {
+  const per = (f: { frames: readonly Frame[]; lookups: number }) => new Map(f.frames.map((x) => [x.name, f.lookups === 0 ? 0 : (1000 * x.selfMs) / f.lookups]))
+  const ca = per(a)
+  const cb = per(b)
+  // Idle is time the daemon waited, not work a lookup cost.
+  const names = new Set([...ca.keys(), ...cb.keys()].filter((name) => name !== '(idle)'))
+  return [...names]
+    .map((name) => ({ name, aUs: ca.get(name) ?? 0, bUs: cb.get(name) ?? 0 }))
+    .sort((x, y) => y.bUs - y.aUs - (x.bUs - x.aUs))
+    .slice(0, n)
+}
+
+/** The daemon's busy time (every sampled frame but idle) per lookup answered, in microseconds. */
+export function busyUsPerLookup(frames: readonly Frame[], lookups: number): number {
+  return lookups === 0 ? 0 : (1000 * frames.reduce((n, f) => n + (f.name === '(idle)' ? 0 : f.selfMs), 0)) / lookups
 }

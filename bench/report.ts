@@ -4,6 +4,7 @@
 
 import { cpus, loadavg, release, totalmem } from 'node:os'
 import type { CoalescingResult } from './coalescing.js'
+import { WASM } from './cpu-profile.js'
 import { KNOBS, type BenchConfig, type KnobName } from './config.js'
 import type { KeyDeck } from './directory.js'
 import type { HttpResult } from './http-load.js'
@@ -11,8 +12,10 @@ import type { LoadResult } from './load-generator.js'
 import type { MissPathResult } from './miss-path.js'
 import type { HashingResult } from './password-hashing.js'
 import type { PeerResult } from './postfix-peer.js'
+import type { PooledLookupsResult } from './pooled-lookups.js'
+import type { RoundsSummary } from './rounds.js'
 import type { ScaleResult } from './scale.js'
-import { hashingVerdicts, WORKLOAD_NOTES, type Verdict } from './targets.js'
+import { hashingVerdicts, poolVerdict, WORKLOAD_NOTES, type Verdict } from './targets.js'
 
 export interface Machine {
   readonly cpu: string
@@ -56,6 +59,8 @@ export interface BenchResults {
   readonly scale?: ScaleResult
   /** The password hashing section, with the machine and command it ran with. */
   readonly hashing?: HashingSection
+  /** The pooled-lookups section (issue 15), with the machine and command it ran with. */
+  readonly pools?: PoolsSection
   readonly cfg: BenchConfig
   readonly machine: Machine
   readonly command: string
@@ -276,14 +281,119 @@ temporary failure at once; no run here reaches it.`
 
 /** `page` with its password hashing section replaced by `section` (inserted before the sizing notes if it had none). */
 export function spliceHashingSection(page: string, section: string): string {
-  const start = page.indexOf(`${HASHING_HEADING}\n`)
+  return spliceSection(page, HASHING_HEADING, section)
+}
+
+/**
+ * `page` with the section under `heading` (up to the next \`## \` heading) replaced by `section`,
+ * or inserted before the sizing notes if it had none (appended to a page without them).
+ */
+export function spliceSection(page: string, heading: string, section: string): string {
+  const start = page.indexOf(`${heading}\n`)
   if (start !== -1) {
-    const next = page.indexOf('\n## ', start + HASHING_HEADING.length)
+    const next = page.indexOf('\n## ', start + heading.length)
     return `${page.slice(0, start)}${section}\n${next === -1 ? '' : page.slice(next)}`
   }
   const sizing = page.indexOf('## What the figures mean')
   if (sizing === -1) return `${page.trimEnd()}\n\n${section}\n`
   return `${page.slice(0, sizing)}${section}\n\n${page.slice(sizing)}`
+}
+
+export interface PoolsSection {
+  readonly result: PooledLookupsResult
+  readonly machine: Machine
+  readonly command: string
+  /** 1-minute load average when the section ended. */
+  readonly loadAfter: number
+  readonly date: Date
+}
+
+/** The heading that starts the pooled-lookups section; BENCH_ONLY=pools replaces what follows it. */
+export const POOLS_HEADING = '## Pooled lookups: shared-storage pools (issue 15)'
+
+/** The pooled-lookups section, whole: it carries its own date, machine and command. */
+export function poolsSection(s: PoolsSection): string {
+  const { result: p, machine: m } = s
+  const verdicts = p.cached.map((x) => poolVerdict(x.proto, x.plain, x.pooled))
+  const coldRow = (what: string, cost: string, r: RoundsSummary) => [what, cost, n0(r.rps), f2(r.p50), f2(r.p99), r.unexpected]
+  const cachedRows = p.cached.flatMap((x) => {
+    const ratio = x.plain.rps / x.pooled.rps
+    return [
+      [x.proto, 'plain (mx1)', n0(x.plain.rps), f2(x.plain.p50), f2(x.plain.p99), n0(x.plain.requests), x.plain.unexpected, '-'],
+      [x.proto, `pooled (${p.members} members)`, n0(x.pooled.rps), f2(x.pooled.p50), f2(x.pooled.p99), n0(x.pooled.requests), x.pooled.unexpected, `${ratio >= 1 ? '+' : ''}${(100 * (ratio - 1)).toFixed(1)} %`],
+    ]
+  })
+  const roundRows = p.cached.flatMap((x) => x.rounds.map((r, i) => [x.proto, Math.floor(i / 2) + 1, r.kind, n0(r.r.rps), f2(r.r.p50), f2(r.r.p99), f2(r.r.max), r.load.toFixed(2)]))
+  const out = [
+    `${POOLS_HEADING}
+
+Written by \`npm run bench\`, or alone by \`BENCH_ONLY=pools npm run bench\`
+(bench/pooled-lookups.ts), which replaces only this section.
+
+- Date: ${s.date.toISOString().slice(0, 16).replace('T', ' ')} UTC
+- Machine: ${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, ${m.kernel}; Node.js ${m.node}
+- Load average at start: ${m.load.toFixed(2)}${loadNote(m.load, m.cores)}; at the end: ${s.loadAfter.toFixed(2)}${loadNote(s.loadAfter, m.cores)}
+- Command: \`${s.command}\`
+
+${table(['comparison', 'target', 'measured', 'result'], verdicts.map((v) => [v.name, v.target, v.measured, v.met ? 'met' : '**missed**']), 4)}
+
+One daemon, SQL directory on PGlite (the embedded store, which also holds the pins), with
+${n0(p.accounts)} accounts: half on the plain backend mx1, half on a pool of ${p.members} members of equal
+weight (example addresses, health checks off as in the demo, so every member counts as up).
+Every load run has ${p.connections} connections with one request outstanding each, like Postfix.
+
+First lookups, ${p.cold.plain.rounds} rotating rounds of ${n0(p.cold.keysPerRound)} never-asked keys each (median round). A pooled
+user's first lookup on an instance claims a pin in the store: one atomic statement, which is not
+what the target compares but what a user costs once per \`pinFor\` of inactivity:
+
+${table(['first lookup of', 'what it costs the daemon', 'lookups/s', 'p50 ms', 'p99 ms', 'unexpected'], [
+      coldRow('a plain user', 'a directory query', p.cold.plain),
+      coldRow('a pooled user', 'a directory query and a pin claim', p.cold.pooled),
+      coldRow('a pooled user whose directory answer is cached', 'a pin claim', p.cold.claim),
+    ], 2)}
+
+Cached transport lookups: every key asked once before, so every answer is in the cache and every
+pooled user holds a pin on this instance; plain keys (${n0(p.accounts - Math.floor(p.accounts / 2))}) and pooled keys
+(${n0(Math.floor(p.accounts / 2))}) in alternating rounds of ${p.seconds} s, ${p.cached[0]?.plain.rounds ?? 0} rounds each (median round):
+
+${table(['protocol', 'users', 'lookups/s', 'p50 ms', 'p99 ms', 'requests', 'unexpected', 'cost per lookup vs plain'], cachedRows, 2)}
+
+During the cached rounds the daemon counted ${n0(p.during.pinned)} pooled lookups answered from a local pin,
+${n0(p.during.claimed)} pin claims and ${n0(p.during.failed)} failed claims (0 claims: no cached round reached the store
+on the lookup path). A cached pooled answer costs, beyond a plain one, two reads of the local pin
+(is it held, then take it: a map lookup and the member's health), a labelled counter, and the
+pin ledger's refresh of the pins touched in the last second: one batched UPDATE of up to every
+pooled user each second, which PGlite runs inside the daemon's process.
+
+Every round, in the order they ran (load average: the machine's 1-minute figure at the end of the run):
+
+${table(['protocol', 'round', 'users', 'lookups/s', 'p50 ms', 'p99 ms', 'max ms', 'load average'], roundRows, 3)}`,
+  ]
+  const f = p.profile
+  const kinds = [...new Set([...f.plain.kinds, ...f.pooled.kinds].map((k) => k.kind))]
+  const share = (list: { kind: string; percent: number }[], kind: string) => list.find((x) => x.kind === kind)?.percent ?? 0
+  const store = (list: { kind: string; percent: number }[]) => share(list, WASM) + share(list, 'dependency @electric-sql/pglite')
+  out.push(`### Where a pooled lookup's time goes
+
+The daemon ran under \`node --cpu-prof\` throughout; the samples taken during the plain rounds
+(${n0(f.plain.lookups)} lookups) and during the pooled rounds (${n0(f.pooled.lookups)} lookups), both protocols. The daemon's
+CPU time per lookup (samples not idle, over lookups answered): ${f.plain.busyUs.toFixed(1)} µs plain, ${f.pooled.busyUs.toFixed(1)} µs pooled
+(${f.pooled.busyUs >= f.plain.busyUs ? '+' : ''}${(100 * (f.pooled.busyUs / f.plain.busyUs - 1)).toFixed(1)} %); the load generator shares the cores, so throughput tracks this only roughly.
+Plain: ${f.plain.reason}. Pooled: ${f.pooled.reason}.
+
+${table(['time by kind', 'plain rounds', 'pooled rounds'], kinds.filter((k) => share(f.plain.kinds, k) >= 0.5 || share(f.pooled.kinds, k) >= 0.5).map((k) => [k, `${share(f.plain.kinds, k).toFixed(1)} %`, `${share(f.pooled.kinds, k).toFixed(1)} %`]))}
+
+The embedded store (PGlite: its JavaScript and its WebAssembly, the only WebAssembly on the
+daemon's main thread) took ${store(f.pooled.kinds).toFixed(1)} % of the samples of the pooled rounds and ${store(f.plain.kinds).toFixed(1)} % of the plain ones${
+    p.during.claimed === 0
+      ? ':\nno cached lookup claimed a pin, so that is the pin ledger\'s background work, the batched refresh\nof the touched pins each second (and the sweep of expired pins each minute).'
+      : '.'
+  }
+
+Frames whose self time per lookup grew most from the plain rounds to the pooled ones:
+
+${table(['frame', 'plain µs per lookup', 'pooled µs per lookup', 'difference µs'], f.extra.map((x) => [`\`${x.name}\``, x.aUs.toFixed(2), x.bUs.toFixed(2), (x.bUs - x.aUs).toFixed(2)]))}`)
+  return out.join('\n\n')
 }
 
 function sizingSection(b: BenchResults): string {
@@ -351,7 +461,7 @@ ${comparisonsSection(b)}
 
 ${b.scale ? scaleSection(b.scale) : `Not run (\`${KNOBS.scaleAccounts.env}=0\`).`}
 
-${b.hashing ? `${hashingSection(b.hashing)}\n\n` : ''}## What the figures mean for sizing a cluster
+${b.hashing ? `${hashingSection(b.hashing)}\n\n` : ''}${b.pools ? `${poolsSection(b.pools)}\n\n` : ''}## What the figures mean for sizing a cluster
 
 ${sizingSection(b)}
 

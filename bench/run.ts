@@ -7,8 +7,11 @@
 //   4. the million-account scale run (bench/scale.ts);
 //   5. a `node --cpu-prof` run for each missed target;
 //   6. issue 13's password hashing figures (bench/password-hashing.ts): cached-lookup latency
-//      while Argon2id verifications run, and verify throughput by pool size.
-// BENCH_ONLY=passwords runs only the last and replaces only its section of docs/benchmarks.md.
+//      while Argon2id verifications run, and verify throughput by pool size;
+//   7. issue 15's pooled lookups (bench/pooled-lookups.ts): first and cached lookups of users
+//      on a shared-storage pool against users on a plain backend.
+// BENCH_ONLY=passwords or BENCH_ONLY=pools runs only that section and replaces only its part of
+// docs/benchmarks.md.
 // Every run is bounded in time and count, on loopback, with peers the harness starts and stops
 // by PID. Knobs: bench/config.ts (printed in the report).
 
@@ -29,12 +32,13 @@ import { compareMissPath } from './miss-path.js'
 import { comparePeer } from './postfix-peer.js'
 import { profileWorkloads, type ProfileContext } from './profile.js'
 import { passwordHashingBench } from './password-hashing.js'
-import { hashingSection, machine, renderReport, spliceHashingSection, type BenchResults, type HashingSection, type Row } from './report.js'
+import { pooledLookupsBench } from './pooled-lookups.js'
+import { hashingSection, machine, poolsSection, POOLS_HEADING, renderReport, spliceHashingSection, spliceSection, type BenchResults, type HashingSection, type PoolsSection, type Row } from './report.js'
 import { scaleBench, type ScaleResult } from './scale.js'
 import { coalescingVerdict, floorVerdicts, httpVerdict, missVerdict, peerVerdict, scaleVerdict, type Verdict } from './targets.js'
 
 /** Sections that can run alone (BENCH_ONLY): each rewrites only its own part of docs/benchmarks.md. */
-const ALONE = ['passwords'] as const
+const ALONE = ['passwords', 'pools'] as const
 const only = process.env.BENCH_ONLY || undefined
 if (only !== undefined && !(ALONE as readonly string[]).includes(only)) throw new Error(`BENCH_ONLY=${only}: sections that run alone: ${ALONE.join(', ')}`)
 
@@ -229,12 +233,30 @@ async function passwordsAlone(): Promise<void> {
   log(`wrote the password hashing section of docs/benchmarks.md; ${elapsedS().toFixed(0)} s`)
 }
 
+/** The pooled-lookups section, with the machine as it was when the section started. */
+async function pools(command: string): Promise<PoolsSection> {
+  const at = machine()
+  const date = new Date()
+  const result = await pooledLookupsBench(cfg, log)
+  return { result, machine: at, command, loadAfter: machine().load, date }
+}
+
+/** BENCH_ONLY=pools: that section alone, spliced into the page the last full run wrote. */
+async function poolsAlone(): Promise<void> {
+  const section = poolsSection(await pools(`BENCH_ONLY=pools ${nonDefaultEnv(cfg)}npm run bench`))
+  const path = `${ROOT}/docs/benchmarks.md`
+  writeFileSync(path, spliceSection(readFileSync(path, 'utf8'), POOLS_HEADING, section))
+  process.stdout.write(`${section}\n`)
+  log(`wrote the pooled lookups section of docs/benchmarks.md; ${elapsedS().toFixed(0)} s`)
+}
+
 async function main(): Promise<void> {
   const loadAtStart = machine().load
   const results: Collected = {}
   const verdicts: Verdict[] = []
   try {
     if (only === 'passwords') return await passwordsAlone()
+    if (only === 'pools') return await poolsAlone()
     log(`generated directory: ${dir.accounts} accounts; mixed deck ${mixed.hits} hits + ${mixed.misses} misses`)
     await sqlSuites(results, verdicts)
     const slapd = await startSlapd({ extraLdif: [dir.ldif()] })
@@ -254,6 +276,7 @@ async function main(): Promise<void> {
     if (scale) verdicts.push(scaleVerdict(scale))
     const command = `${nonDefaultEnv(cfg)}npm run bench`
     const hashingFigures = await hashing(command)
+    const poolsFigures = await pools(command)
 
     const report = renderReport({
       ...(results as BenchResults),
@@ -262,6 +285,7 @@ async function main(): Promise<void> {
       cfg,
       machine: { ...machine(), load: loadAtStart },
       hashing: hashingFigures,
+      pools: poolsFigures,
       command,
       elapsedS: elapsedS(),
       deck: mixed,

@@ -9,6 +9,7 @@ import type { LoadResult } from './load-generator.js'
 import type { MissPathResult } from './miss-path.js'
 import type { HashingResult } from './password-hashing.js'
 import type { PeerResult } from './postfix-peer.js'
+import type { RoundsSummary } from './rounds.js'
 import type { ScaleResult } from './scale.js'
 
 export const FLOOR_SHARE = 0.8
@@ -18,6 +19,8 @@ export const MISS_RATIO = 1.25
 export const HTTP_RPS = 5000
 /** Issue 13: cached-lookup p99 while Argon2id verifications run, at most this times the idle p99. */
 export const HASHING_P99_RATIO = 2
+/** Issue 15: a cached answer for a pooled user costs at most this times a plain one (per lookup: plain throughput / pooled). */
+export const POOL_COST_RATIO = 1.1
 
 /** Which daemon workload reproduces a target's load, for its profile. */
 export type Workload = 'cached-hits' | 'cold-misses' | 'postmap' | 'passdb-verify' | 'passdb-verify-sql' | 'coalescing' | 'scale'
@@ -153,4 +156,22 @@ export function hashingVerdicts(h: HashingResult): Pick<Verdict, 'name' | 'targe
       met: ratio <= HASHING_P99_RATIO && u.lookups.unexpected === 0,
     }
   })
+}
+
+/**
+ * Issue 15's target for the pooled-lookups section (bench/pooled-lookups.ts), per protocol: the
+ * cost of a cached pooled answer against a cached plain one, on one daemon under the same load.
+ * At saturation a lookup's cost is the inverse of the throughput, so the ratio is plain over
+ * pooled lookups/s (median rounds); the latencies are shown beside it.
+ */
+export function poolVerdict(proto: string, plain: RoundsSummary, pooled: RoundsSummary): Pick<Verdict, 'name' | 'target' | 'measured' | 'met'> & { readonly ratio: number } {
+  const ratio = plain.rps / pooled.rps
+  const extra = `${ratio >= 1 ? '+' : ''}${(100 * (ratio - 1)).toFixed(1)} %`
+  return {
+    name: `cached ${proto} transport lookup, pooled user vs plain user (cost per lookup)`,
+    target: `<= +${(100 * (POOL_COST_RATIO - 1)).toFixed(0)} %`,
+    measured: `${extra} (${n0(pooled.rps)} vs ${n0(plain.rps)} lookups/s; p50 ${pooled.p50.toFixed(2)} vs ${plain.p50.toFixed(2)} ms; p99 ${pooled.p99.toFixed(2)} vs ${plain.p99.toFixed(2)} ms)`,
+    met: ratio <= POOL_COST_RATIO && plain.unexpected === 0 && pooled.unexpected === 0,
+    ratio,
+  }
 }

@@ -54,6 +54,8 @@ import { Closers } from './closers.js'
 import { registerDaemonGauges } from './daemon-gauges.js'
 import { openStore } from './store/open.js'
 import { PinLedger } from './pools/pin-ledger.js'
+import { doveadmWho } from './pools/doveadm.js'
+import { SessionWatch } from './pools/session-watch.js'
 import { loadRegistry, seedFromConfig } from './store/registry-repo.js'
 import { applySqlFile } from './store/sql-file.js'
 import type { Store } from './store/store.js'
@@ -200,6 +202,8 @@ export class Daemon {
       await this.#watchChanges(rt)
       // Probes record and announce changes: stopped before the bus and the store close.
       this.#closers.push('health checks', () => this.#health?.stop())
+      const sessions = this.#watchSessions(rt)
+      this.#closers.push('pool session watch', () => sessions.stop())
       for (const spec of this.#listenerSpecs(c)) await this.#listeners.bind(spec)
     } catch (e) {
       await this.close(0)
@@ -364,6 +368,21 @@ export class Daemon {
     this.metrics.gauge('mailhostd_pool_local_pins', 'Pool pins this instance holds in memory (live or awaiting their sweep).', () => pins.size)
     pins.start()
     return pins
+  }
+
+  /** Keeps the pins of users with live sessions on pool members live (doveadm who; docs/pools.md). */
+  #watchSessions(rt: Runtime): SessionWatch {
+    const watch = new SessionWatch({
+      store: rt.store,
+      registry: () => this.#registry,
+      active: () => this.#config.doveadm !== undefined,
+      who: (address) => doveadmWho(this.#config.doveadm!, address),
+      logger: this.logger.child({ component: 'pools' }),
+      onSplit: (pool, member, users) => this.metrics.poolSplitUsers.inc({ pool, member }, users),
+      onError: () => this.metrics.poolSessionErrors.inc(),
+    })
+    watch.start()
+    return watch
   }
 
   /** (Re)starts the backend health checks with `c.health`; none while its interval is 0. */

@@ -21,6 +21,8 @@ export interface SessionWatchOptions {
   readonly store: Queryable
   readonly registry: () => Registry
   readonly who: SessionLister
+  /** Whether to ask at all (the `doveadm` section is configured); read every round, so a reload applies. */
+  readonly active?: () => boolean
   readonly logger: Logger
   /** Reported per member: users whose live pin names another member while they have sessions here. */
   readonly onSplit?: (pool: string, member: string, users: number) => void
@@ -71,6 +73,7 @@ export class SessionWatch {
   }
 
   async #round(): Promise<void> {
+    if (this.#o.active?.() === false) return
     const registry = this.#o.registry()
     const work: Promise<void>[] = []
     for (const pool of this.#pools()) {

@@ -1,19 +1,25 @@
 // The bench's pure helpers: wire framing of the load generator, key decks, histogram figures,
-// profile summaries, log and metrics counting, knobs and report formatting. No peers, no timing.
+// profile summaries, log and metrics counting, knobs, rounds and report formatting. No peers, no timing.
 
 import t from 'tap'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createHistogram } from 'node:perf_hooks'
 import { benchConfig, nonDefaultEnv, KNOBS } from '../../bench/config.js'
 import { countSearchesFor } from '../../bench/coalescing.js'
-import { timeByKind, topFrames, type CpuProfile } from '../../bench/cpu-profile.js'
+import { busyUsPerLookup, extraCostPerLookup, mainThreadProfile, mergeWasmFrames, timeByKind, WASM, topFrames, type CpuProfile } from '../../bench/cpu-profile.js'
 import { generateDirectory, isAccountKey, keyDeck } from '../../bench/directory.js'
 import { summarise } from '../../bench/histogram.js'
 import { encodeRequest, takeReply } from '../../bench/load-generator.js'
 import { directoryFindCount } from '../../bench/metrics-scrape.js'
 import { explain } from '../../bench/profile.js'
 import type { HashingResult } from '../../bench/password-hashing.js'
-import { HASHING_HEADING, hashingSection, renderReport, spliceHashingSection, table, type BenchResults, type HashingSection } from '../../bench/report.js'
-import { coalescingVerdict, floorVerdicts, hashingVerdicts, missVerdict } from '../../bench/targets.js'
+import { isPooledAccount, poolBackend, poolKeys, routeReply, writePoolAccountsSql } from '../../bench/pool-directory.js'
+import type { PooledLookupsResult } from '../../bench/pooled-lookups.js'
+import { HASHING_HEADING, hashingSection, POOLS_HEADING, poolsSection, renderReport, spliceHashingSection, spliceSection, table, type BenchResults, type HashingSection, type PoolsSection } from '../../bench/report.js'
+import { median, roundOrder, summariseRounds } from '../../bench/rounds.js'
+import { coalescingVerdict, floorVerdicts, hashingVerdicts, missVerdict, poolVerdict } from '../../bench/targets.js'
 
 t.test('requests are framed as Postfix frames them', async (t) => {
   t.equal(encodeRequest({ port: 1, proto: 'socketmap', map: 'recipient' }, 'a@b.c').toString(), '15:recipient a@b.c,')
@@ -233,4 +239,150 @@ t.test('the password hashing section carries its own machine and command, and re
   t.ok(again.startsWith('# Benchmarks\n\n## Scale\n\nbig\n') && again.endsWith('## What the figures mean for sizing a cluster\n\n- notes\n'), 'the rest untouched')
   t.equal(spliceHashingSection('# Short\n', md), `# Short\n\n${md}\n`, 'appended to a page without sizing notes')
   t.match(renderReport({ rows: [], verdicts: [], cfg: benchConfig(), machine: section.machine, command: 'npm run bench', elapsedS: 1, deck: { keys: [], hits: 0, misses: 0 }, accounts: 0, hashing: section }), HASHING_HEADING, 'part of the full report')
+})
+
+t.test('the pooled-lookups accounts: half plain, half pooled, each half in a fixed shuffled order', async (t) => {
+  const keys = poolKeys(10)
+  t.equal(keys.plain.length, 5)
+  t.equal(keys.pooled.length, 5)
+  t.same([...keys.plain].sort(), ['user0@example.org', 'user2@example.org', 'user4@example.org', 'user6@example.org', 'user8@example.org'])
+  t.ok(keys.pooled.every((k) => isPooledAccount(Number(/\d+/.exec(k)![0]))), 'odd accounts are pooled')
+  t.same(poolKeys(10), keys, 'same seed, same order')
+  t.notSame(poolKeys(1000).pooled.slice(0, 10), poolKeys(1000).pooled.slice().sort().slice(0, 10), 'shuffled')
+  const dir = mkdtempSync(join(tmpdir(), 'bench-helpers-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const sql = readFileSync(writePoolAccountsSql(dir, 10), 'utf8')
+  t.match(sql, /when i % 2 = 1 then 'pool1\.example\.org' else 'mx1\.example\.org'/)
+  t.match(sql, /generate_series\(0, 9\)/)
+  t.match(poolBackend(), { id: 'pool1', kind: 'pool', mailHosts: ['pool1.example.org'], members: [{ id: 'pm1' }, { id: 'pm2' }, { id: 'pm3' }] })
+})
+
+t.test('route replies tell a plain answer from a pooled one, per protocol', async (t) => {
+  t.match('OK lmtp:inet:[10.0.0.11]:24', routeReply('socketmap', false))
+  t.notMatch('OK lmtp:inet:[10.0.0.21]:24', routeReply('socketmap', false))
+  t.match('OK lmtp:inet:[10.0.0.23]:24', routeReply('socketmap', true))
+  t.notMatch('OK lmtp:inet:[10.0.0.11]:24', routeReply('socketmap', true))
+  t.notMatch('TEMP backend unavailable (unpinned)', routeReply('socketmap', true))
+  t.match('200 lmtp:inet:[10.0.0.22]:24', routeReply('tcp_table', true))
+  t.notMatch('200 lmtp:inet:[10.0.0.22]:24', routeReply('socketmap', true))
+})
+
+t.test('rounds rotate which workload goes first; their summary is the median round', async (t) => {
+  t.same(roundOrder(3, ['a', 'b']), [['a', 'b'], ['b', 'a'], ['a', 'b']])
+  t.same(roundOrder(3, ['a', 'b', 'c']), [['a', 'b', 'c'], ['b', 'c', 'a'], ['c', 'a', 'b']])
+  t.equal(median([3, 1, 2]), 2)
+  t.equal(median([4, 1, 3, 2]), 2.5)
+  t.equal(median([]), 0)
+  const s = summariseRounds([load(100, 2), { ...load(300, 6), unexpected: 1 }, load(200, 4)])
+  t.same(s, { rps: 200, p50: 2, p99: 4, requests: 600, unexpected: 1, rounds: 3 })
+})
+
+t.test('the pooled target: cost per lookup within 10 % of plain', async (t) => {
+  const plain = summariseRounds([load(10_000, 2)])
+  const met = poolVerdict('socketmap', plain, summariseRounds([load(9_200, 2.2)]))
+  t.ok(met.met, '10,000 / 9,200 = +8.7 %')
+  t.match(met.measured, /^\+8\.7 % \(9,200 vs 10,000 lookups\/s; p50 1\.10 vs 1\.00 ms; p99 2\.20 vs 2\.00 ms\)$/)
+  t.equal(met.target, '<= +10 %')
+  t.notOk(poolVerdict('socketmap', plain, summariseRounds([load(9_000, 2)])).met, '+11.1 %')
+  t.match(poolVerdict('tcp_table', plain, summariseRounds([load(10_500, 2)])).measured, /^-4\.8 %/)
+  t.notOk(poolVerdict('socketmap', plain, summariseRounds([{ ...load(10_000, 2), unexpected: 3 }])).met, 'unexpected answers miss')
+})
+
+t.test('the profile of the main thread is the one read, not the hashing workers\'', async (t) => {
+  const files = ['CPU.20261207.173436.1407.1.002.cpuprofile', 'CPU.20261207.173436.1407.0.001.cpuprofile', 'notes.txt']
+  t.equal(mainThreadProfile(files), 'CPU.20261207.173436.1407.0.001.cpuprofile')
+  t.throws(() => mainThreadProfile([]), /found none/)
+  t.throws(() => mainThreadProfile([files[1]!, 'CPU.20261207.173500.1500.0.001.cpuprofile']), /one process/)
+})
+
+t.test('extra cost per lookup compares frames by self time per lookup answered', async (t) => {
+  const a = { frames: [{ name: 'write', selfMs: 100, percent: 50 }, { name: 'decide', selfMs: 10, percent: 5 }], lookups: 10_000 }
+  const b = { frames: [{ name: 'write', selfMs: 90, percent: 40 }, { name: 'decide', selfMs: 18, percent: 8 }, { name: 'refreshPins', selfMs: 27, percent: 12 }], lookups: 9_000 }
+  t.equal(busyUsPerLookup([...a.frames, { name: '(idle)', selfMs: 500, percent: 45 }], a.lookups), 11, 'idle is no cost')
+  const idle = { name: '(idle)', selfMs: 900, percent: 40 }
+  t.notOk(extraCostPerLookup({ ...a, frames: [...a.frames, { ...idle, selfMs: 1 }] }, { ...b, frames: [...b.frames, idle] }, 10).some((x) => x.name === '(idle)'), 'idle is not listed')
+  const extra = extraCostPerLookup(a, b, 2)
+  t.same(
+    extra.map((x) => [x.name, x.aUs, x.bUs]),
+    [
+      ['refreshPins', 0, 3],
+      ['decide', 1, 2],
+    ],
+  )
+})
+
+t.test('the pooled-lookups section says what it measured and replaces only itself', async (t) => {
+  const sum = (rps: number, p99: number) => summariseRounds([load(rps, p99)])
+  const result: PooledLookupsResult = {
+    accounts: 20_000,
+    members: 3,
+    connections: 50,
+    seconds: 5,
+    cold: { keysPerRound: 500, plain: sum(800, 90), pooled: sum(600, 120), claim: sum(1_500, 40) },
+    cached: [
+      { proto: 'socketmap', rounds: [{ kind: 'plain', r: load(10_000, 4), load: 8.5 }, { kind: 'pooled', r: load(8_000, 5), load: 8.7 }], plain: sum(10_000, 4), pooled: sum(8_000, 5) },
+      { proto: 'tcp_table', rounds: [{ kind: 'pooled', r: load(9_500, 4), load: 8.1 }, { kind: 'plain', r: load(10_000, 4), load: 8.2 }], plain: sum(10_000, 4), pooled: sum(9_500, 4) },
+    ],
+    during: { claimed: 0, pinned: 120_000, failed: 0 },
+    profile: {
+      plain: { kinds: [{ kind: 'mailhostd (dist/)', percent: 30 }], lookups: 30_000, busyUs: 80, reason: 'busy' },
+      pooled: { kinds: [{ kind: 'mailhostd (dist/)', percent: 25 }, { kind: 'dependency @electric-sql/pglite', percent: 12 }], lookups: 24_000, busyUs: 100, reason: 'busy' },
+      extra: [{ name: 'refreshPins dist/pools/pins-repo.js:70', aUs: 0, bUs: 4 }],
+    },
+  }
+  const section: PoolsSection = {
+    result,
+    machine: { cpu: 'Test CPU', cores: 2, ramGiB: 4, kernel: 'Linux 6', node: 'v20', load: 8.4 },
+    command: 'BENCH_ONLY=pools npm run bench',
+    loadAfter: 9.1,
+    date: new Date('2026-12-07T18:00:00Z'),
+  }
+  const md = poolsSection(section)
+  t.ok(md.startsWith(`${POOLS_HEADING}\n`))
+  t.match(md, /Load average at start: 8\.40 \(the machine was busy with other work: figures are noisy\); at the end: 9\.10/)
+  t.match(md, /\| cached socketmap transport lookup, pooled user vs plain user \(cost per lookup\) \| <= \+10 % \| \+25\.0 % .* \| \*\*missed\*\* \|/)
+  t.match(md, /\| cached tcp_table transport lookup, pooled user vs plain user \(cost per lookup\) \| <= \+10 % \| \+5\.3 % .* \| met \|/)
+  t.match(md, /\| a pooled user whose directory answer is cached \| a pin claim \| 1,500 \|/)
+  t.match(md, /\| socketmap \| pooled \(3 members\) \| 8,000 \| .* \| \+25\.0 % \|/)
+  t.match(md, /120,000 pooled lookups answered from a local pin,\n0 pin claims/)
+  t.match(md, /\| tcp_table \| 1 \| pooled \| 9,500 \| .* \| 8\.10 \|/)
+  t.match(md, /dependency @electric-sql\/pglite \| 0\.0 % \| 12\.0 %/)
+  t.match(md, /`refreshPins dist\/pools\/pins-repo\.js:70` \| 0\.00 \| 4\.00 \| 4\.00/)
+  t.match(md, /80\.0 µs plain, 100\.0 µs pooled\n\(\+25\.0 %\)/)
+  t.match(md, /took 12\.0 % of the samples of the pooled rounds and 0\.0 % of the plain ones:\nno cached lookup claimed a pin/)
+
+  const page = `# Benchmarks\n\n${HASHING_HEADING}\n\nhashes\n\n## What the figures mean for sizing a cluster\n\n- notes\n`
+  const once = spliceSection(page, POOLS_HEADING, md)
+  t.ok(once.indexOf(POOLS_HEADING) > once.indexOf('hashes') && once.indexOf(POOLS_HEADING) < once.indexOf('## What the figures'), 'inserted before the sizing notes')
+  const again = spliceSection(once, POOLS_HEADING, md.replace('Test CPU', 'Other CPU'))
+  t.equal(again.split(POOLS_HEADING).length, 2, 'replaced, not added again')
+  t.notMatch(again, /Test CPU/)
+  t.match(again, /hashes/, 'the hashing section untouched')
+  t.match(renderReport({ rows: [], verdicts: [], cfg: benchConfig(), machine: section.machine, command: 'npm run bench', elapsedS: 1, deck: { keys: [], hits: 0, misses: 0 }, accounts: 0, pools: section }), POOLS_HEADING, 'part of the full report')
+})
+
+t.test('WebAssembly is a kind of its own, and its functions one frame', async (t) => {
+  const wasmProfile: CpuProfile = {
+    startTime: 0,
+    nodes: [
+      { id: 1, callFrame: { functionName: 'wasm-function[923]', url: 'wasm://wasm/022a9842', lineNumber: 0 } },
+      { id: 2, callFrame: { functionName: 'wasm-function[12]', url: 'wasm://wasm/022a9842', lineNumber: 0 } },
+      { id: 3, callFrame: { functionName: 'lookup', url: 'file:///srv/mailhostd/dist/resolve/lookup-service.js', lineNumber: 14 } },
+    ],
+    samples: [1, 2, 3, 1],
+    timeDeltas: [10, 20, 30, 40],
+  }
+  t.same(timeByKind(wasmProfile), [
+    { kind: WASM, percent: 70 },
+    { kind: 'mailhostd (dist/)', percent: 30 },
+  ])
+  const merged = mergeWasmFrames(topFrames(wasmProfile, 10, '/srv/mailhostd'))
+  t.same(
+    merged.map((f) => [f.name, f.selfMs * 1000]),
+    [
+      [`${WASM}: all 2 functions`, 70],
+      ['lookup dist/resolve/lookup-service.js:15', 30],
+    ],
+  )
+  t.equal(mergeWasmFrames([]).length, 0)
 })
