@@ -8,8 +8,11 @@
 //
 // `dovecot -F` keeps the master in the foreground, so the process spawned here IS the master and
 // holds every listening socket (login processes get them passed). The instance is up when the
-// master listens on all its ports. stop() sends SIGTERM to the master, which stops its children;
-// any child still running after that is killed by PID.
+// master listens on all its ports. kill() and stop() stop it as systemd stops dovecot.service
+// (KillMode=control-group): SIGTERM to the master and to every process under it at once, SIGKILL
+// by PID to any still running after that. SIGTERM to the master alone leaves its mail processes
+// serving their sessions (seen on 2.3 and 2.4: IMAP NOOPs answered seconds after the master had
+// exited), which is no stop at all for a pool member whose users go elsewhere meanwhile.
 //
 // The shipped .conf files are loaded as they are and rewritten only for ports, addresses, paths,
 // the script's settings and (backend) the mail user: vmail does not exist here, the system user
@@ -30,7 +33,7 @@ import { mustRun, type RunResult, type Started } from './process.js'
 import { DEBIAN12_SET, type PeerSet } from './peer-set.js'
 import { freePort, freePorts } from './ports.js'
 import { waitForListener } from './postfix.js'
-import { forget, removeOnExit, stopTree } from './process-tree.js'
+import { descendants, forget, reap, removeOnExit, stopTree } from './process-tree.js'
 import { startSlapd, type Slapd, slapdDirectory } from './slapd.js'
 import { accountsLdif, type ChaosAccount } from '../chaos/directory.js'
 
@@ -114,6 +117,17 @@ export interface BackendOptions extends Common {
   address?: string
   /** Fixed ports instead of free ones: a director's members share them. */
   ports?: { imap: number; pop3: number; lmtp?: number }
+  /**
+   * Shared storage: the mailboxes live under this directory, made once by writeMailboxes() for
+   * every backend that shares it (a pool's members), instead of in the backend's own temp dir.
+   */
+  mailDir?: string
+  /**
+   * Doveadm's HTTP API on the backend's address (POST http://<address>:<port>/doveadm/v1, with
+   * "Authorization: X-Dovecot-API <base64 key>"): what mailhostd kicks a moved user's sessions
+   * through.
+   */
+  doveadmHttp?: { port: number; apiKey: string }
 }
 
 export interface LuaProxyOptions extends Common {
@@ -154,13 +168,18 @@ export interface Dovecot {
   /** The address every listener binds. */
   readonly address: string
   /** lmtp: a backend's, or a director's LMTP proxy; director: the ring's inet_listener. */
-  readonly ports: { imap: number; pop3: number; lmtp?: number; director?: number }
+  readonly ports: { imap: number; pop3: number; lmtp?: number; director?: number; doveadm?: number }
   /** Every file Dovecot logs to (one: log_path). */
   readonly logFiles: readonly string[]
   log(): Promise<string>
   waitForLog(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>
   /** doveadm of the instance's peer set against this instance (`doveadm -c <its config> ...`). */
   doveadm(args: readonly string[]): Promise<RunResult>
+  /**
+   * The users with live sessions on this instance and how many each has (`doveadm who` through
+   * its base_dir); empty while the instance is killed, whose sessions died with it.
+   */
+  who(): Promise<Map<string, number>>
   /** Stops the master and its children (the service is down); config, mail and ports stay for restart(). */
   kill(): Promise<void>
   /** Starts a killed instance again, on the same ports with the same config and mail. */
@@ -199,18 +218,44 @@ function message(backend: string, user: string): string {
   ].join('\r\n')
 }
 
-async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, ports: { lmtp: number }, address: string): Promise<string> {
-  const files = dovecotFiles(set)
+/**
+ * Mailboxes for `users` under `vmail` (<domain>/<local>/Maildir), each holding one message whose
+ * Subject names `name`, owned by the set's `mail` user that the backends' mail processes run as.
+ */
+export async function writeMailboxes(set: PeerSet, vmail: string, name: string, users: readonly MailUser[]): Promise<void> {
   const mail = set.ids('mail')
-  const vmail = join(dir, 'vmail')
-  for (const [i, u] of o.users.entries()) {
+  for (const [i, u] of users.entries()) {
     const [local, domain] = u.user.split('@') as [string, string]
     const maildir = join(vmail, domain, local, 'Maildir')
     for (const sub of ['cur', 'new', 'tmp']) await mkdir(join(maildir, sub), { recursive: true })
-    await writeFile(join(maildir, 'new', `1700000000.M${i}P1.${o.name}`), message(o.name, u.user))
+    await writeFile(join(maildir, 'new', `1700000000.M${i}P1.${name}`), message(name, u.user))
   }
   await mkdir(vmail, { recursive: true })
   await mustRun('chown', ['-R', `${mail.uid}:${mail.gid}`, vmail])
+}
+
+/**
+ * The backend's IMAP ID answer names it (field x-backend): a client logged in through a proxy
+ * talks to the backend after LOGIN, so `ID NIL` tells it where it landed, also when backends share
+ * one mail directory and their mailboxes look alike.
+ */
+function imapIdOf(set: PeerSet, name: string): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`a backend name for IMAP ID must be a plain word: ${name}`)
+  return set.dovecot === '2.3' ? `imap_id_send = name * x-backend ${name}\n` : `imap_id_send {\n  name = *\n  x-backend = ${name}\n}\n`
+}
+
+/** Doveadm's HTTP listener; 2.4 names the listener's protocol with `type`, 2.3 by the listener's name. */
+function doveadmHttpListener(set: PeerSet, ip: string, o: { port: number; apiKey: string }): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(o.apiKey)) throw new Error('a doveadm API key for the harness must be a plain word')
+  const address = set.dovecot === '2.3' ? `address = ${ip}` : `listen = ${ip}\n    type = http`
+  return `doveadm_api_key = ${o.apiKey}\nservice doveadm {\n  inet_listener http {\n    ${address}\n    port = ${o.port}\n  }\n}\n`
+}
+
+async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, ports: { lmtp: number }, address: string): Promise<string> {
+  const files = dovecotFiles(set)
+  const mail = set.ids('mail')
+  const vmail = o.mailDir ?? join(dir, 'vmail')
+  if (o.mailDir === undefined) await writeMailboxes(set, vmail, o.name, o.users)
   // {PLAIN} per line overrides the file's default scheme, so the shipped settings stay as they
   // are. The auth process (user dovecot) reads it, as /etc/dovecot/users in production.
   await writeDovecotSecret(set, join(dir, 'users'), o.users.map((u) => `${u.user}:{PLAIN}${u.password}`).join('\n') + '\n')
@@ -236,7 +281,9 @@ async function backendFiles(set: PeerSet, dir: string, o: BackendOptions, ports:
     conf = rewrite(conf, name, '#   !include /etc/dovecot/mailhostd-auth-policy.conf', `!include ${join(dir, 'auth-policy.conf')}`)
   }
   // Mail processes run as `mail` (uid 8); Dovecot refuses uids below first_valid_uid (500).
-  return `${conf}\nfirst_valid_uid = ${mail.uid}\n`
+  conf = `${conf}\nfirst_valid_uid = ${mail.uid}\n${imapIdOf(set, o.name)}`
+  if (o.doveadmHttp) conf += doveadmHttpListener(set, address, o.doveadmHttp)
+  return conf
 }
 
 /**
@@ -375,7 +422,13 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     ].join('\n')
     await writeFile(configFile, conf)
 
-    const ports = { imap, pop3, ...(o.role === 'backend' || o.role === 'director' ? { lmtp } : {}), ...(o.role === 'director' ? { director: ring } : {}) }
+    const ports = {
+      imap,
+      pop3,
+      ...(o.role === 'backend' || o.role === 'director' ? { lmtp } : {}),
+      ...(o.role === 'director' ? { director: ring } : {}),
+      ...(o.role === 'backend' && o.doveadmHttp ? { doveadm: o.doveadmHttp.port } : {}),
+    }
     const instanceFiles = { role: o.role, set, dir, configFile, logFile, address, ports }
     return instance({ ...instanceFiles, proc: await startMaster(instanceFiles) })
   } catch (e) {
@@ -409,12 +462,43 @@ async function startMaster(f: Files): Promise<Started> {
   return proc
 }
 
+/**
+ * `doveadm -f tab who -1` (one row per connection, a header row naming the columns) as
+ * user -> connections.
+ */
+export function sessionsByUser(tab: string): Map<string, number> {
+  const [header, ...rows] = tab.split('\n').filter((l) => l.trim() !== '')
+  const column = header?.split('\t').indexOf('username') ?? -1
+  if (column < 0) throw new Error(`doveadm who: no username column in ${JSON.stringify(header)}`)
+  const users = new Map<string, number>()
+  for (const row of rows) {
+    const user = row.split('\t')[column]!
+    users.set(user, (users.get(user) ?? 0) + 1)
+  }
+  return users
+}
+
+/** The master and every process under it get SIGTERM at once (systemd's control-group stop); stragglers SIGKILL. */
+async function stopUnit(proc: Started): Promise<void> {
+  const children = await descendants(proc.pid)
+  for (const pid of [proc.pid, ...children]) {
+    try {
+      process.kill(pid, 'SIGTERM')
+    } catch {
+      // gone already
+    }
+  }
+  await proc.stop('SIGTERM', 10_000)
+  await reap(children)
+}
+
 function instance(p: Files & { proc: Started }): Dovecot {
   let stopping: Promise<void> | undefined
   let proc = p.proc
   /** Whether `proc` runs: a killed master's PID is never signalled again (it may be reused). */
   let running = true
   const log = () => readFile(p.logFile, 'utf8').catch(() => '')
+  const doveadm = (args: readonly string[]) => p.set.run('doveadm', ['-c', p.configFile, ...args], { timeoutMs: 30_000 })
   return {
     role: p.role,
     set: p.set,
@@ -437,11 +521,19 @@ function instance(p: Files & { proc: Started }): Dovecot {
         await sleep(100)
       }
     },
-    doveadm: (args) => p.set.run('doveadm', ['-c', p.configFile, ...args], { timeoutMs: 30_000 }),
+    doveadm,
+    who: async () => {
+      if (!running) return new Map()
+      const r = await doveadm(['-f', 'tab', 'who', '-1'])
+      // Killed between the check and the call: its anvil went with it, and so did its sessions.
+      if (r.code !== 0 && !running) return new Map()
+      if (r.code !== 0) throw new Error(`doveadm who on ${p.dir} exited ${r.code}: ${r.stderr.trim()}`)
+      return sessionsByUser(r.stdout)
+    },
     kill: async () => {
       if (!running) return
       running = false
-      await stopTree(proc)
+      await stopUnit(proc)
     },
     restart: async () => {
       if (running) throw new Error('restart() starts a killed instance: kill() it first')
@@ -451,7 +543,7 @@ function instance(p: Files & { proc: Started }): Dovecot {
     },
     stop: () =>
       (stopping ??= (async () => {
-        if (running) await stopTree(proc)
+        if (running) await stopUnit(proc)
         running = false
         forget(p.dir)
         await rm(p.dir, { recursive: true, force: true })

@@ -120,7 +120,12 @@ const TAGGED = /^(\S+) (OK|NO|BAD)(?: \[([^\]]*)\])? ?(.*)$/
 export class ImapSession {
   private seq = 0
 
-  private constructor(private readonly reader: LineReader) {}
+  /** When the connection closed (Date.now()), by either side: a server that dies ends it at once. */
+  readonly closed: Promise<number>
+
+  private constructor(private readonly reader: LineReader) {
+    this.closed = new Promise((resolve) => reader.socket.once('close', () => resolve(Date.now())))
+  }
 
   /** Connects and reads the greeting (`* OK ...`, or `* BYE ...` from a server that refuses). */
   static async open(port: number, opts: { host?: string; timeoutMs?: number } = {}): Promise<{ session: ImapSession; greeting: string }> {
@@ -145,6 +150,20 @@ export class ImapSession {
     // The header arrives as a literal inlined into the FETCH line: "... {27}" + "Subject: ...".
     const m = /(?:^|\s)Subject:[ \t]*([^\r\n]*)/i.exec(r.untagged.join('\n'))
     return m?.[1]?.trim()
+  }
+
+  /**
+   * The server's ID fields (RFC 2971 `ID NIL`), names lower-cased; empty when it sends none or
+   * refuses. Through a proxy, after LOGIN, it is the backend that answers.
+   */
+  async id(): Promise<Record<string, string>> {
+    const r = await this.command(['ID NIL'])
+    const line = r.untagged.find((l) => /^\* ID \(/i.test(l))
+    if (r.status !== 'OK' || !line) return {}
+    const strings = [...line.matchAll(/"((?:[^"\\]|\\.)*)"|NIL/g)].map((m) => (m[1] === undefined ? '' : m[1].replace(/\\(.)/g, '$1')))
+    const fields: Record<string, string> = {}
+    for (let i = 0; i + 1 < strings.length; i += 2) fields[strings[i]!.toLowerCase()] = strings[i + 1]!
+    return fields
   }
 
   async logout(): Promise<ImapResult> {

@@ -22,6 +22,33 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
   return [...ports]
 }
 
+/** Whether host:port can be bound right now. */
+function bindable(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer()
+    srv.unref()
+    srv.once('error', () => resolve(false))
+    srv.listen(port, host, () => srv.close(() => resolve(true)))
+  })
+}
+
+/**
+ * n ports free on every one of `hosts` at once: for peers that listen on the same ports, each on
+ * its own loopback address (a pool's members).
+ */
+export async function freePortsOnAll(hosts: readonly string[], n: number): Promise<number[]> {
+  const [first, ...rest] = hosts
+  if (first === undefined) throw new Error('freePortsOnAll: no hosts')
+  const ports = new Set<number>()
+  for (let tries = 0; ports.size < n; tries++) {
+    if (tries > 100 * n) throw new Error(`no ${n} ports free on all of ${hosts.join(', ')}`)
+    const port = await freePort(first)
+    if (ports.has(port)) continue
+    if ((await Promise.all(rest.map((h) => bindable(port, h)))).every(Boolean)) ports.add(port)
+  }
+  return [...ports]
+}
+
 /** Resolves once something accepts TCP connections on host:port, or throws after timeoutMs. */
 export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
