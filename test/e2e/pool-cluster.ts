@@ -229,7 +229,7 @@ export const WEIGHTS: Record<string, number> = Object.fromEntries(MEMBERS.map((m
 
 /** The pool's status as an instance reports it (GET /v1/pools/:id). */
 export interface PoolStatus {
-  members: { id: string; address: string; weight: number; adminState: string; health: Record<string, string | { state: string }>; pinned?: number; share?: number }[]
+  members: { id: string; address: string; weight: number; adminState: string; health: Record<string, string | { state: string }>; pins?: number; share?: number }[]
   pinFor?: unknown
 }
 
