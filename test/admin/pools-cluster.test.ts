@@ -50,7 +50,7 @@ const config = { store: { url: postgres.url }, doveadm: { port, apiKey: API_KEY,
 const A: AdminDaemon = await startAdminDaemon(t, config)
 const B: AdminDaemon = await startAdminDaemon(t, config)
 /** Polls an async check until it holds (a bounded wait: changes arrive in milliseconds). */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`)

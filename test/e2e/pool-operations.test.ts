@@ -44,7 +44,7 @@ t.setTimeout(12 * 60_000)
 /** Far longer than the file: no pin expires, so every move is an operation's or a health change's. */
 const PIN_FOR_MS = 30 * 60_000
 /** A change made through one instance is seen by the other within this (docs/admin.md: 1 s); the rest is margin. */
-const CHANGE_SEEN_MS = 5000
+const CHANGE_SEEN_MS = 10_000
 
 const users = USERS.map((u) => u.user)
 /** Logged in at the start; the rest have no pin until the drain test logs them in. */

@@ -43,10 +43,11 @@ t.setTimeout(12 * 60_000)
 const PIN_FOR_MS = 20_000
 /**
  * After the last lookup, a pin is gone once pinFor has passed; touched pins reach the store in a
- * batch about every second, so the store's last-use time may lag the lookup by that much. Past
- * this, a lookup must no longer find the pin.
+ * batch about every second, so the store's last-use time may lag the lookup by that much, and
+ * more when a loaded machine delays the batch's timer. Past this, a lookup must no longer find
+ * the pin.
  */
-const PIN_SLACK_MS = 3000
+const PIN_SLACK_MS = 6000
 const VICTIM = 'm2'
 /** How often every user is looked up while their pins must stay live: well within pinFor. */
 const KEEP_EVERY_MS = 4000

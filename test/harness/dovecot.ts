@@ -488,7 +488,7 @@ async function stopUnit(proc: Started): Promise<void> {
       // gone already
     }
   }
-  await proc.stop('SIGTERM', 10_000)
+  await proc.stop('SIGTERM', 5000)
   await reap(children)
 }
 
