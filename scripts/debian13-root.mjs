@@ -1,7 +1,8 @@
 // Builds the debian13 peer set: a Debian 13 (trixie) root made with debootstrap from this
 // machine's Debian archive, with the peers installed, into the cache directory of
-// scripts/peer-sets.mjs. Reused as long as its stamp matches the package list; rebuilt when it
-// changes. Needs root (debootstrap, chroot, mounts).
+// scripts/peer-sets.mjs. Reused as long as its stamp matches the package list; when the list only
+// grew, the new packages are installed into the cached root (a minute, not a rebuild); rebuilt
+// from scratch on any other change. Needs root (debootstrap, chroot, mounts).
 //
 // Bounded: the archive is probed first (a clear message when it cannot be reached), and every
 // step has a time limit. The root is built under a temporary name and renamed into place only
@@ -11,10 +12,10 @@
 // whatever happens to them.
 
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync, copyFileSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { DEBIAN13, PEER_CACHE, STAMP, debianMirror, isCurrent, wantedStamp } from './peer-sets.mjs'
+import { DEBIAN13, PEER_CACHE, STAMP, debianMirror, isCurrent, packagesToAdd, readStamp, wantedStamp } from './peer-sets.mjs'
 
 const IN_ROOT = fileURLToPath(new URL('./in-root.sh', import.meta.url))
 const PROBE_TIMEOUT_MS = 30_000
@@ -58,12 +59,42 @@ function inRoot(what, root, args, timeoutMs) {
   })
 }
 
+/**
+ * Installs `packages` into the cached root, in place. Its stamp goes first and comes back only
+ * once apt is done: a run killed half-way leaves a root that is not used and is rebuilt next time
+ * (dpkg may be left mid-configure, which no later apt-get install would get past).
+ */
+async function addPackages(root, packages) {
+  const mirror = debianMirror()
+  await probeArchive(mirror, DEBIAN13.suite)
+  const started = Date.now()
+  const stamp = readStamp(root)
+  unlinkSync(join(root, STAMP))
+  // A root built before the policy existed would start the new packages' services.
+  writeFileSync(join(root, 'usr/sbin/policy-rc.d'), '#!/bin/sh\n# mailhostd peer root: no package services\nexit 101\n', { mode: 0o755 })
+  inRoot('apt-get update', root, ['apt-get', 'update'], APT_TIMEOUT_MS)
+  inRoot(`apt-get install ${packages.join(' ')}`, root, ['apt-get', 'install', '-y', '--no-install-recommends', ...packages], APT_TIMEOUT_MS)
+  inRoot('apt-get clean', root, ['apt-get', 'clean'], 60_000)
+  const added = [...(stamp.added ?? []), { packages, mirror, at: new Date().toISOString() }]
+  writeFileSync(join(root, STAMP), `${JSON.stringify({ ...stamp, ...wantedStamp(), added }, null, 2)}\n`)
+  console.error(`install-peers: debian13: added ${packages.join(' ')} to ${root} (${Math.round((Date.now() - started) / 1000)} s)`)
+}
+
 /** Makes sure the debian13 root exists and is current. Returns its path. */
 export async function ensureDebian13Root() {
   const root = DEBIAN13.root
   if (isCurrent(root)) return root
   if (process.getuid?.() !== 0) {
     throw new BuildError(`${root} is missing or out of date and building it needs root: run node scripts/install-peers.mjs as root`)
+  }
+  const toAdd = packagesToAdd(root)
+  if (toAdd !== undefined && toAdd.length > 0) {
+    try {
+      await addPackages(root, toAdd)
+      return root
+    } catch (e) {
+      throw new BuildError(`adding ${toAdd.join(' ')} to ${root}: ${e.message} (the root is rebuilt on the next run)`)
+    }
   }
   for (const tool of ['/usr/sbin/debootstrap', '/usr/bin/unshare', '/usr/sbin/chroot']) {
     if (!existsSync(tool)) throw new BuildError(`${tool} is missing (apt-get install debootstrap)`)

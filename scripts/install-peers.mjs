@@ -20,6 +20,9 @@ const PEERS = [
   // Postfix's own ldap: table, the peer npm run bench compares the socketmap against.
   { pkg: 'postfix-ldap', probe: () => existsSync('/usr/lib/postfix/postfix-ldap.so') },
   { pkg: 'postgresql', probe: () => postgresBin() !== undefined },
+  // MariaDB, for the SQL directory on a site's own MySQL/MariaDB tables; the client runs fixtures.
+  { pkg: 'mariadb-server', probe: () => ['/usr/sbin/mariadbd', '/usr/bin/mariadb-install-db'].every(existsSync) },
+  { pkg: 'mariadb-client', probe: () => existsSync('/usr/bin/mariadb') },
   // Dovecot proxies and backends (IMAP, POP3, LMTP), with the Lua passdb and its JSON module.
   { pkg: 'dovecot-core', probe: () => ['/usr/sbin/dovecot', '/usr/bin/doveadm'].every(existsSync) },
   { pkg: 'dovecot-imapd', probe: () => existsSync('/usr/lib/dovecot/imap') },

@@ -5,4 +5,5 @@ export declare const STAMP: string
 export declare function wantedStamp(set?: typeof DEBIAN13): { suite: string; packages: string[] }
 export declare function readStamp(root?: string): { suite: string; packages: string[]; mirror?: string; builtAt?: string } | undefined
 export declare function isCurrent(root?: string, set?: typeof DEBIAN13): boolean
+export declare function packagesToAdd(root?: string, set?: typeof DEBIAN13): string[] | undefined
 export declare function debianMirror(): string

@@ -2,9 +2,9 @@
 // prepares them, test/harness/peer-set.ts runs their programs.
 //
 // debian12: the machine's own packages (Postfix 3.7, Dovecot 2.3.19, OpenLDAP 2.5, nginx 1.22,
-//   PostgreSQL 15), run directly.
+//   PostgreSQL 15, MariaDB 10.11), run directly.
 // debian13: a Debian 13 (trixie) root made with debootstrap into a cache directory outside the
-//   checkout (Postfix 3.10, Dovecot 2.4.1, OpenLDAP 2.6, nginx 1.26, PostgreSQL 17), its
+//   checkout (Postfix 3.10, Dovecot 2.4.1, OpenLDAP 2.6, nginx 1.26, PostgreSQL 17, MariaDB 11.8), its
 //   programs run with chroot (scripts/in-root.sh) on the host's loopback.
 
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
@@ -14,8 +14,10 @@ import { join } from 'node:path'
 export const PEER_CACHE = process.env.MAILHOSTD_PEER_CACHE || '/var/cache/mailhostd-peers'
 
 /**
- * The Debian 13 root. `packages` is what the root is made of: a change to it (or to the suite)
- * makes install-peers rebuild the root; otherwise a cached root is reused as it is.
+ * The Debian 13 root. `packages` is what the root is made of: a cached root whose packages are a
+ * subset of these gets the missing ones installed into it (packagesToAdd); any other change (a
+ * package dropped, another suite) makes install-peers rebuild the root. Otherwise a cached root
+ * is reused as it is.
  */
 export const DEBIAN13 = Object.freeze({
   id: 'debian13',
@@ -34,6 +36,10 @@ export const DEBIAN13 = Object.freeze({
     'nginx',
     'libnginx-mod-mail',
     'postgresql-17',
+    // MariaDB for the SQL directory on databases a site already runs (IndiMail, PostfixAdmin,
+    // iRedMail); the client runs fixtures.
+    'mariadb-server',
+    'mariadb-client',
   ]),
 })
 
@@ -58,6 +64,19 @@ export function isCurrent(root = DEBIAN13.root, set = DEBIAN13) {
   const have = readStamp(root)
   const want = wantedStamp(set)
   return have !== undefined && have.suite === want.suite && JSON.stringify([...(have.packages ?? [])].sort()) === JSON.stringify(want.packages)
+}
+
+/**
+ * The packages a cached root lacks, when installing them is all it takes to make it current: same
+ * suite, every package it has still wanted. An empty list for a current root; undefined when
+ * the root must be built anew (none there, half-built, another suite, a package dropped).
+ */
+export function packagesToAdd(root = DEBIAN13.root, set = DEBIAN13) {
+  const have = readStamp(root)
+  const want = wantedStamp(set)
+  if (have === undefined || have.suite !== want.suite || !Array.isArray(have.packages)) return undefined
+  if (have.packages.some((p) => !want.packages.includes(p))) return undefined
+  return want.packages.filter((p) => !have.packages.includes(p))
 }
 
 /**

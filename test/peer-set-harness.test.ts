@@ -1,8 +1,9 @@
 // Proves the peer sets (test/harness/peer-set.ts, scripts/peer-sets.mjs, scripts/in-root.sh):
 // each set runs the releases it claims to, a chrooted peer's mounts live only in its own mount
 // namespace (the host's mount table never changes, also when the test process is killed), the
-// root is not used when its stamp does not match the package list, and a root cannot be built
-// from an unreachable archive without a clear message.
+// root is not used when its stamp does not match the package list (and is patched, not rebuilt,
+// when the list only grew), and a root cannot be built from an unreachable archive without a
+// clear message.
 
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DEBIAN13, STAMP, isCurrent, wantedStamp } from '../scripts/peer-sets.mjs'
+import { DEBIAN13, STAMP, isCurrent, packagesToAdd, wantedStamp } from '../scripts/peer-sets.mjs'
 import { DEBIAN12_SET, DEBIAN13_SET, eachPeerSet, peerSets } from './harness/peer-set.js'
 import { postgresBin } from './harness/postgres.js'
 import { isAlive, run, stopPid } from './harness/process.js'
@@ -119,16 +120,24 @@ t.test('in-root.sh refuses to mount in its caller\'s namespace or into an unprep
   t.same(await hostMounts(), before, 'nothing was mounted on the host')
 })
 
-t.test('a root whose stamp does not match the package list is not used', async (t) => {
+t.test('a root whose stamp does not match the package list is not used; one that only lacks new packages gets them', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'mailhostd-stamp-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   t.notOk(isCurrent(dir), 'no stamp: not current (a half-built root has none)')
   await writeFile(join(dir, STAMP), JSON.stringify(wantedStamp()))
   t.ok(isCurrent(dir), 'the stamp of the current package list')
-  await writeFile(join(dir, STAMP), JSON.stringify({ ...wantedStamp(), packages: [...DEBIAN13.packages, 'mariadb-server'] }))
-  t.notOk(isCurrent(dir), 'another package list: rebuilt')
+  t.same(packagesToAdd(dir), [], 'nothing to add to a current root')
+  await writeFile(join(dir, STAMP), JSON.stringify({ ...wantedStamp(), packages: [...DEBIAN13.packages, 'exim4'] }))
+  t.notOk(isCurrent(dir), 'a package dropped from the list: not current')
+  t.equal(packagesToAdd(dir), undefined, 'and rebuilt, not patched')
+  await writeFile(join(dir, STAMP), JSON.stringify({ ...wantedStamp(), packages: DEBIAN13.packages.filter((p) => !p.startsWith('mariadb-')) }))
+  t.notOk(isCurrent(dir), 'packages added to the list: not current')
+  t.same(packagesToAdd(dir), ['mariadb-server', 'mariadb-client'], 'the new packages are installed into the cached root')
   await writeFile(join(dir, STAMP), JSON.stringify({ ...wantedStamp(), suite: 'forky' }))
   t.notOk(isCurrent(dir), 'another suite: rebuilt')
+  t.equal(packagesToAdd(dir), undefined)
+  await rm(join(dir, STAMP))
+  t.equal(packagesToAdd(dir), undefined, 'no stamp (half-built or half-patched): rebuilt')
   t.ok(isCurrent(DEBIAN13.root), 'the cached root of this run is current (install-peers built or kept it)')
 })
 
