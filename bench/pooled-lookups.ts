@@ -69,6 +69,22 @@ export interface PoolProfile {
   readonly pooled: ProfiledRounds
   /** Frames by extra self time per pooled lookup. */
   readonly extra: FrameCost[]
+  /** The daemon's CPU time per lookup answered, per protocol: what the target compares. */
+  readonly byProto: readonly ProtoCost[]
+}
+
+export interface ProtoCost {
+  readonly proto: LineProto
+  /** Microseconds of the daemon's CPU (samples not idle) per lookup, plain rounds and pooled rounds. */
+  readonly plainUs: number
+  readonly pooledUs: number
+}
+
+interface MeasuredWindow {
+  readonly proto: LineProto
+  readonly kind: Kind
+  readonly window: Window
+  readonly lookups: number
 }
 
 export interface PooledLookupsResult {
@@ -108,7 +124,7 @@ export async function pooledLookupsBench(cfg: BenchConfig, log: (line: string) =
     const m = await start()
     log(`pools: daemon up with ${cfg.poolAccounts} accounts`)
     let result: Omit<PooledLookupsResult, 'profile'>
-    const windows: Record<Kind, { window: Window; lookups: number }[]> = { plain: [], pooled: [] }
+    const windows: MeasuredWindow[] = []
     try {
       const sm = socketmapOf(m)
       // First lookups: each key asked exactly once; the claim-only keys get their directory answer cached first.
@@ -138,7 +154,7 @@ export async function pooledLookupsBench(cfg: BenchConfig, log: (line: string) =
           for (const kind of order) {
             const fromUs = nowUs()
             const r = await runLoad(target, { ...bounds, keys: kind === 'plain' ? keys.plain : keys.pooled, expect: routeReply(proto, kind === 'pooled') })
-            windows[kind].push({ window: { fromUs, toUs: nowUs() }, lookups: r.requests })
+            windows.push({ proto, kind, window: { fromUs, toUs: nowUs() }, lookups: r.requests })
             rounds.push({ kind, r, load: loadavg()[0] ?? 0 })
             log(`pools: cached ${proto}, ${kind}: ${Math.round(r.rps)} lookups/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${r.unexpected ? `, ${r.unexpected} unexpected (${r.sample})` : ''}`)
           }
@@ -188,14 +204,21 @@ async function pinCounts(m: Mailhostd): Promise<{ claimed: number; pinned: numbe
 }
 
 /** Plain rounds against pooled rounds in one profile: time by kind, and the frames that cost more per pooled lookup. */
-function compareProfiles(profile: CpuProfile, windows: Record<Kind, readonly { window: Window; lookups: number }[]>): PoolProfile {
+function compareProfiles(profile: CpuProfile, windows: readonly MeasuredWindow[]): PoolProfile {
+  const framesOf = (list: readonly MeasuredWindow[]) => mergeWasmFrames(topFrames(profile, Number.MAX_SAFE_INTEGER, ROOT, list.map((x) => x.window)))
+  const lookupsOf = (list: readonly MeasuredWindow[]) => list.reduce((n, x) => n + x.lookups, 0)
   const of = (kind: Kind) => {
-    const w = windows[kind].map((x) => x.window)
-    const kinds = timeByKind(profile, w)
-    const frames = mergeWasmFrames(topFrames(profile, Number.MAX_SAFE_INTEGER, ROOT, w))
-    const lookups = windows[kind].reduce((n, x) => n + x.lookups, 0)
+    const list = windows.filter((x) => x.kind === kind)
+    const kinds = timeByKind(profile, list.map((x) => x.window))
+    const frames = framesOf(list)
+    const lookups = lookupsOf(list)
     return { frames, kinds, lookups, busyUs: busyUsPerLookup(frames, lookups), reason: explain(kinds) }
   }
+  const busy = (proto: LineProto, kind: Kind) => {
+    const list = windows.filter((x) => x.proto === proto && x.kind === kind)
+    return busyUsPerLookup(framesOf(list), lookupsOf(list))
+  }
+  const byProto = [...new Set(windows.map((x) => x.proto))].map((proto) => ({ proto, plainUs: busy(proto, 'plain'), pooledUs: busy(proto, 'pooled') }))
   const plain = of('plain')
   const pooled = of('pooled')
   const rounds = ({ kinds, lookups, busyUs, reason }: ProfiledRounds) => ({ kinds, lookups, busyUs, reason })
@@ -203,5 +226,6 @@ function compareProfiles(profile: CpuProfile, windows: Record<Kind, readonly { w
     plain: rounds(plain),
     pooled: rounds(pooled),
     extra: extraCostPerLookup(plain, pooled, 12),
+    byProto,
   }
 }

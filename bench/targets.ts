@@ -161,16 +161,22 @@ export function hashingVerdicts(h: HashingResult): Pick<Verdict, 'name' | 'targe
 /**
  * Issue 15's target for the pooled-lookups section (bench/pooled-lookups.ts), per protocol: the
  * cost of a cached pooled answer against a cached plain one, on one daemon under the same load.
- * At saturation a lookup's cost is the inverse of the throughput, so the ratio is plain over
- * pooled lookups/s (median rounds); the latencies are shown beside it.
+ * The cost is the daemon's CPU time per lookup answered (its profile's samples not idle, over the
+ * lookups of the rounds of each kind): the load generator shares the two cores, so throughput
+ * moves with whatever else runs and is shown beside it, not judged.
  */
-export function poolVerdict(proto: string, plain: RoundsSummary, pooled: RoundsSummary): Pick<Verdict, 'name' | 'target' | 'measured' | 'met'> & { readonly ratio: number } {
-  const ratio = plain.rps / pooled.rps
-  const extra = `${ratio >= 1 ? '+' : ''}${(100 * (ratio - 1)).toFixed(1)} %`
+export function poolVerdict(
+  proto: string,
+  plain: RoundsSummary,
+  pooled: RoundsSummary,
+  cpu: { readonly plainUs: number; readonly pooledUs: number },
+): Pick<Verdict, 'name' | 'target' | 'measured' | 'met'> & { readonly ratio: number } {
+  const ratio = cpu.plainUs > 0 ? cpu.pooledUs / cpu.plainUs : Number.POSITIVE_INFINITY
+  const pct = (r: number) => `${r >= 1 ? '+' : ''}${(100 * (r - 1)).toFixed(1)} %`
   return {
-    name: `cached ${proto} transport lookup, pooled user vs plain user (cost per lookup)`,
+    name: `cached ${proto} transport lookup, pooled user vs plain user (daemon CPU per lookup)`,
     target: `<= +${(100 * (POOL_COST_RATIO - 1)).toFixed(0)} %`,
-    measured: `${extra} (${n0(pooled.rps)} vs ${n0(plain.rps)} lookups/s; p50 ${pooled.p50.toFixed(2)} vs ${plain.p50.toFixed(2)} ms; p99 ${pooled.p99.toFixed(2)} vs ${plain.p99.toFixed(2)} ms)`,
+    measured: `${pct(ratio)} (${cpu.pooledUs.toFixed(1)} vs ${cpu.plainUs.toFixed(1)} µs; throughput ${n0(pooled.rps)} vs ${n0(plain.rps)} lookups/s, ${pct(plain.rps / pooled.rps)} by round medians; p99 ${pooled.p99.toFixed(2)} vs ${plain.p99.toFixed(2)} ms)`,
     met: ratio <= POOL_COST_RATIO && plain.unexpected === 0 && pooled.unexpected === 0,
     ratio,
   }

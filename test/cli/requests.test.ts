@@ -205,6 +205,87 @@ t.test('backends', async (t) => {
   t.equal((await ctl(['backend', 'create', 'mx9', '--address', '10.0.0.19', '--capacity', '-1'])).code, 64)
 })
 
+t.test('pools: every subcommand to its request, and what it prints', async (t) => {
+  const member = { id: 'm3', address: '127.0.0.13', ports: { lmtp: 24, imap: 1143 }, weight: 2, adminState: 'drain', health: { imap: { state: 'up', since: '2026-12-07T20:00:00Z', detail: null } } }
+  const status = {
+    id: 'pool1',
+    mailHosts: ['pool1.example.org'],
+    route: 'lmtp',
+    adminState: 'active',
+    pinForMs: 900_000,
+    director: { tag: 'pool1', address: '127.0.0.20' },
+    accounts: 300,
+    pins: 42,
+    members: [{ ...member, eligible: false, pins: 42, share: 0 }],
+  }
+  const st = await ctl(['pool', 'status', 'pool1'], { answer: () => ({ body: status }) })
+  t.same(st.requests, [{ method: 'GET', path: 'v1/pools/pool1' }])
+  t.match(st.stdout, /^pin for +900s$/m)
+  t.match(st.stdout, /^director +tag pool1 at 127\.0\.0\.20$/m)
+  t.match(st.stdout, /^m3 +127\.0\.0\.13 +drain +.* +2 +no +0% +42$/m)
+  const noDirector = await ctl(['pool', 'status', 'pool1'], { answer: () => ({ body: { ...status, director: undefined, accounts: null } }) })
+  t.match(noDirector.stdout, /^director +-$/m)
+
+  const add = await ctl(['pool', 'add-member', 'pool1', 'm3', '--address', '127.0.0.13', '--imap-port', '1143', '--weight', '2', '--state', 'drain'], { answer: () => ({ body: member }) })
+  t.same(add.requests, [{ method: 'POST', path: 'v1/pools/pool1/members', body: { id: 'm3', address: '127.0.0.13', ports: { imap: 1143 }, weight: 2, adminState: 'drain' } }])
+  t.match(add.stdout, /^ports +lmtp 24, imap 1143$/m)
+  t.same((await ctl(['pool', 'add-member', 'pool1', 'm4', '--address', '127.0.0.14'], { answer: () => ({ body: member }) })).requests[0]?.body, { id: 'm4', address: '127.0.0.14' }, 'no ports, weight or state: the pool\'s')
+  for (const bad of [
+    ['add-member', 'pool1', 'm3'],
+    ['add-member', 'pool1', 'm3', '--address', '127.0.0.13', '--imap-port', '0'],
+    ['weight', 'pool1', 'm3', '-1'],
+    ['weight', 'pool1', 'm3'],
+    ['flush', 'pool1', '--member', 'm1', '--user', 'a@example.org'],
+    ['move-user', 'pool1', 'a@example.org'],
+    ['pins', 'pool1', '--limit', '0'],
+    ['status'],
+  ]) {
+    const r = await ctl(['pool', ...bad])
+    t.same([r.code, r.requests.length], [64, 0], bad.join(' '))
+  }
+
+  for (const [args, body] of [
+    [['weight', 'pool1', 'm3', '5'], { weight: 5 }],
+    [['drain', 'pool1', 'm3'], { adminState: 'drain' }],
+    [['maintenance', 'pool1', 'm3'], { adminState: 'maintenance' }],
+    [['activate', 'pool1', 'm3'], { adminState: 'active' }],
+  ] as const) {
+    const r = await ctl(['pool', ...args], { answer: () => ({ body: member }) })
+    t.same(r.requests, [{ method: 'PATCH', path: 'v1/pools/pool1/members/m3', body }], args.join(' '))
+    t.match(r.stdout, /^member +m3$/m)
+  }
+
+  const rm = await ctl(['pool', 'remove-member', 'pool1', 'm3'], { answer: () => ({ status: 204 }) })
+  t.same([rm.requests, rm.stdout], [[{ method: 'DELETE', path: 'v1/pools/pool1/members/m3' }], 'removed member m3 from pool pool1\n'])
+  t.equal((await ctl(['--json', 'pool', 'remove-member', 'pool1', 'm3'], { answer: () => ({ status: 204 }) })).stdout, '', '--json prints nothing for a 204')
+
+  const flush = await ctl(['pool', 'flush', 'pool1', '--user', 'a@example.org'], { answer: () => ({ body: { dropped: 1 } }) })
+  t.same([flush.requests, flush.stdout], [[{ method: 'POST', path: 'v1/pools/pool1/flush', body: { user: 'a@example.org' } }], 'dropped 1 pin(s)\n'])
+  t.same((await ctl(['pool', 'flush', 'pool1'], { answer: () => ({ body: { dropped: 0 } }) })).requests[0]?.body, {}, 'the whole pool')
+
+  const moved = { user: 'a@example.org', member: 'm2', previous: 'm1' }
+  const mv = await ctl(['pool', 'move-user', 'pool1', 'a@example.org', 'm2'], { answer: () => ({ body: moved }) })
+  t.same(mv.requests, [{ method: 'POST', path: 'v1/pools/pool1/move-user', body: { user: 'a@example.org', member: 'm2' } }])
+  t.notMatch(mv.stdout, /kicked/, 'no kick asked, none shown')
+  const kick = await ctl(['pool', 'move-user', 'pool1', 'a@example.org', 'm2', '--kick'], { answer: () => ({ body: { ...moved, kicked: false, reason: 'no doveadm section' } }) })
+  t.same(kick.requests[0]?.body, { user: 'a@example.org', member: 'm2', kick: true })
+  t.match(kick.stdout, /^kicked +no: no doveadm section$/m)
+  t.match((await ctl(['pool', 'move-user', 'pool1', 'a@example.org', 'm2', '--kick'], { answer: () => ({ body: { ...moved, kicked: true } }) })).stdout, /^kicked +yes$/m)
+
+  const pin = { address: 'a@example.org', member: 'm2', explicit: true, pinnedAt: '2026-12-07T20:00:00Z', lastSeen: '2026-12-07T20:01:00Z' }
+  const pages = [{ pins: [pin], next: 'a@example.org' }, { pins: [{ ...pin, address: 'b@example.org', explicit: false }] }]
+  const all = await ctl(['pool', 'pins', 'pool1', '--member', 'm2', '--limit', '1', '--all'], { answer: (_r, n) => ({ body: pages[n] }) })
+  t.same(all.requests.map((r) => [r.path, r.query?.member, r.query?.limit, r.query?.after]), [
+    ['v1/pools/pool1/pins', 'm2', 1, undefined],
+    ['v1/pools/pool1/pins', 'm2', 1, 'a@example.org'],
+  ])
+  t.match(all.stdout, /^a@example\.org +m2 +yes /m)
+  t.match(all.stdout, /^b@example\.org +m2 +no /m)
+  const help = await ctl(['pool', '--help'])
+  t.same([help.code, help.requests.length], [0, 0])
+  t.match(help.stdout, /move-user <pool> <user> <member> \[--kick\]/)
+})
+
 t.test('placement, moves, audit', async (t) => {
   const p = await ctl(['placement'], { answer: () => ({ body: { ok: true, backend: 'mx1', applied: 'random', eligible: ['mx1'], excluded: [] } }) })
   t.same(p.requests, [{ method: 'GET', path: 'v1/placement', query: { domain: undefined, policy: undefined } }])

@@ -65,11 +65,19 @@ export interface PoolCluster {
   readonly proxyA: Dovecot
   readonly proxyB: Dovecot
   readonly pinForMs: number
+  /** The accounts made on the pool (USERS unless the options name fewer). */
+  readonly users: readonly MailUser[]
+  /** The login secret: the Lua proxies' and nginx's X-Auth-Key. */
+  readonly secret: string
 }
 
 export interface PoolClusterOptions {
   /** The pool's pinFor in ms (the config takes a duration). */
   pinForMs: number
+  /** The accounts to make (default USERS, all 300). */
+  users?: readonly MailUser[]
+  /** Both proxies proxy LMTP too (the shipped files' optional lmtp_proxy), on ports.lmtp. */
+  lmtpProxy?: boolean
 }
 
 /** Starts the cluster; everything is stopped by t's teardown, also when a later start fails. */
@@ -83,7 +91,8 @@ export async function startPoolCluster(t: Test, set: PeerSet, o: PoolClusterOpti
   t.teardown(() => rm(keyDir, { recursive: true, force: true }))
   const apiKeyFile = join(keyDir, 'doveadm.key')
   await writeFile(apiKeyFile, `${doveadmKey}\n`, { mode: 0o600 })
-  const pool = await startSharedPool(t, { set, name: POOL, members: MEMBERS, users: USERS, doveadmApiKey: doveadmKey })
+  const users = o.users ?? USERS
+  const pool = await startSharedPool(t, { set, name: POOL, members: MEMBERS, users, doveadmApiKey: doveadmKey })
   const config = {
     domains: [{ name: 'example.org' }],
     backends: [
@@ -111,18 +120,19 @@ export async function startPoolCluster(t: Test, set: PeerSet, o: PoolClusterOpti
   t.teardown(() => A.stop())
   const B = await startMailhostd(config)
   t.teardown(() => B.stop())
-  const proxyA = await startDovecot({ set, role: 'proxy-lua', httpPort: A.ports.http, secret })
+  const lmtpProxy = o.lmtpProxy === true
+  const proxyA = await startDovecot({ set, role: 'proxy-lua', httpPort: A.ports.http, secret, lmtpProxy })
   t.teardown(() => proxyA.stop())
-  const proxyB = await startDovecot({ set, role: 'proxy-lua', httpPort: B.ports.http, secret })
+  const proxyB = await startDovecot({ set, role: 'proxy-lua', httpPort: B.ports.http, secret, lmtpProxy })
   t.teardown(() => proxyB.stop())
   const apiA = adminApi(A.ports.http)
   const apiB = adminApi(B.ports.http)
 
-  await inBatches(USERS, 10, async (u) => {
+  await inBatches(users, 10, async (u) => {
     const r = await apiA.post('/v1/accounts', { address: u.user, backend: POOL, password: u.password })
     if (r.status !== 201) throw new Error(`creating ${u.user} on ${POOL}: ${r.status} ${JSON.stringify(r.body)}`)
   })
-  return { set, pg, A, B, apiA, apiB, pool, proxyA, proxyB, pinForMs: o.pinForMs }
+  return { set, pg, A, B, apiA, apiB, pool, proxyA, proxyB, pinForMs: o.pinForMs, users, secret }
 }
 
 /** Runs `each` over `items`, `width` at a time, in order of start. */

@@ -139,6 +139,11 @@ export interface LuaProxyOptions extends Common {
   timeoutMs?: number
   /** The script's mode setting (verify as shipped): lookup leaves the password to the backend; the script refuses anything else. */
   mode?: string
+  /**
+   * Proxy LMTP too, as the shipped file's comment says (lmtp added to protocols, lmtp_proxy =
+   * yes), on one more loopback port: ports.lmtp.
+   */
+  lmtpProxy?: boolean
 }
 
 export interface DictProxyOptions extends Common {
@@ -167,7 +172,7 @@ export interface Dovecot {
   readonly configFile: string
   /** The address every listener binds. */
   readonly address: string
-  /** lmtp: a backend's, or a director's LMTP proxy; director: the ring's inet_listener. */
+  /** lmtp: a backend's, a director's or a Lua proxy's (lmtpProxy) LMTP; director: the ring's inet_listener. */
   readonly ports: { imap: number; pop3: number; lmtp?: number; director?: number; doveadm?: number }
   /** Every file Dovecot logs to (one: log_path). */
   readonly logFiles: readonly string[]
@@ -383,6 +388,7 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     const [freeImap, freePop3, freeLmtp, ring] = (await freePorts(4)) as [number, number, number, number]
     const fixed = o.role === 'backend' ? o.ports : undefined
     const [imap, pop3, lmtp] = [fixed?.imap ?? freeImap, fixed?.pop3 ?? freePop3, fixed?.lmtp ?? freeLmtp]
+    const lmtpProxy = o.role === 'proxy-lua' && o.lmtpProxy === true
     const snippet =
       o.role === 'backend'
         ? await backendFiles(set, dir, o, { lmtp }, address)
@@ -414,6 +420,7 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
       '# ---- harness: loopback listeners on free ports, the ssl ones off',
       listener(set, 'imap-login', 'imap', address, imap, 'imaps'),
       listener(set, 'pop3-login', 'pop3', address, pop3, 'pop3s'),
+      ...(lmtpProxy ? ['protocols = imap pop3 lmtp', 'lmtp_proxy = yes', listener(set, 'lmtp', 'lmtp', address, lmtp)] : []),
       // The documented way to turn the auth penalty off (2.3 and 2.4 alike): the auth process
       // cannot reach anvil.
       ...(o.authPenalty ? [] : ['service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n']),
@@ -425,7 +432,7 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     const ports = {
       imap,
       pop3,
-      ...(o.role === 'backend' || o.role === 'director' ? { lmtp } : {}),
+      ...(o.role === 'backend' || o.role === 'director' || lmtpProxy ? { lmtp } : {}),
       ...(o.role === 'director' ? { director: ring } : {}),
       ...(o.role === 'backend' && o.doveadmHttp ? { doveadm: o.doveadmHttp.port } : {}),
     }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { start, type RunResult, type Started } from './process.js'
 import { DEBIAN12_SET, type PeerSet } from './peer-set.js'
+import { seedDataDir } from './pglite-template.js'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 export const MAIN = join(ROOT, 'dist/main.js')
@@ -75,6 +76,10 @@ export async function startMailhostd(
       ...((config.listen as object | undefined) ?? {}),
     },
   }
+  // The embedded store starts as a copy of a migrated one, unless the test names its own data
+  // directory (restarts on one store) or a PostgreSQL store.
+  const store = config.store as { url?: unknown } | undefined
+  if (config.dataDir === undefined && store?.url === undefined) await seedDataDir(ROOT, full.dataDir)
   const configPath = join(dir, 'mailhostd.yaml')
   writeFileSync(configPath, stringify(full))
   // nodeArgs go before the script: flags Node refuses in NODE_OPTIONS, such as --cpu-prof.
