@@ -50,6 +50,10 @@ const REGISTRY = {
   IDEMPOTENCY_IN_PROGRESS: { code: 'MH_IDEMPOTENCY_IN_PROGRESS', transient: false, status: 409 },
   DIRECTORY_READ_ONLY: { code: 'MH_DIRECTORY_READ_ONLY', transient: false, status: 501 },
   DIRECTORY_WRITE: { code: 'MH_DIRECTORY_WRITE', transient: false, status: 502 },
+  // Dovecot's doveadm HTTP API (src/pools/doveadm.ts): a command that did not run or whose answer
+  // could not be read, and a reply larger than mailhostd reads (MAX_DOVEADM_REPLY_BYTES).
+  DOVEADM_FAILED: { code: 'MH_DOVEADM_FAILED', transient: true },
+  DOVEADM_REPLY_TOO_LARGE: { code: 'MH_DOVEADM_REPLY_TOO_LARGE', transient: false },
   // The HTTP layer's own refusals: fastify's and Node's parser's, routes that do not exist, and
   // the login endpoints' shared secret.
   HTTP_NOT_FOUND: { code: 'MH_HTTP_NOT_FOUND', transient: false, status: 404 },

@@ -50,34 +50,20 @@ export class Metrics {
   readonly poolSessionErrors = new Counter({ name: 'mailhostd_pool_session_watch_errors_total', help: "A pool member's doveadm HTTP API did not list its sessions (config doveadm).", registers: [this.registry] })
   readonly reloads = labelledCounter(this.registry, 'mailhostd_config_reloads_total', 'Configuration reloads (SIGHUP) by result: applied, invalid (the file did not validate; nothing changed) or failed (applied in part).', ['result'])
   readonly #connectionSources = new Map<string, () => number>()
-  readonly openConnections = new Gauge({
-    name: 'mailhostd_open_connections',
-    help: 'Open client connections per listener.',
-    labelNames: ['listener'] as const,
-    registers: [this.registry],
-    collect: () => {
-      // A listener removed by a reload disappears from the series instead of freezing.
-      this.openConnections.reset()
-      for (const [listener, read] of this.#connectionSources) this.openConnections.set({ listener }, read())
-    },
-  })
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry })
+    // A listener removed by a reload disappears from the series instead of freezing.
+    this.labelledGauge('mailhostd_open_connections', 'Open client connections per listener.', ['listener'], () =>
+      [...this.#connectionSources].map(([listener, read]): [Labels, number] => [{ listener }, read()]),
+    )
     // A closed set: every series from the start, so rates and alerts see zeros, not gaps.
     for (const operation of PASSWORD_OPERATIONS) for (const outcome of PASSWORD_JOB_OUTCOMES) this.passwordJobs.inc({ operation, outcome }, 0)
   }
 
   /** A gauge whose value is read from a live object at scrape time. */
   gauge(name: string, help: string, read: () => number): void {
-    new Gauge({
-      name,
-      help,
-      registers: [this.registry],
-      collect() {
-        this.set(read())
-      },
-    })
+    this.#readAtScrape(Gauge, name, help, [], () => [[{}, read()]])
   }
 
   /**
@@ -85,16 +71,7 @@ export class Metrics {
    * counts in plain numbers (a hot path that must not pay for prom-client's label lookup).
    */
   labelledCounter(name: string, help: string, labelNames: readonly string[], read: () => Iterable<readonly [Labels, number]>): void {
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [this.registry],
-      collect() {
-        this.reset()
-        for (const [labels, value] of read()) this.inc(labels, value)
-      },
-    })
+    this.#readAtScrape(Counter, name, help, labelNames, read)
   }
 
   /**
@@ -102,27 +79,28 @@ export class Metrics {
    * yields (a backend removed from the registry) disappear.
    */
   labelledGauge(name: string, help: string, labelNames: readonly string[], read: () => Iterable<readonly [Labels, number]>): void {
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [this.registry],
-      collect() {
-        this.reset()
-        for (const [labels, value] of read()) this.set(labels, value)
-      },
-    })
+    this.#readAtScrape(Gauge, name, help, labelNames, read)
   }
 
   /** A counter whose total is kept elsewhere (it must never decrease) and read at scrape time. */
   counter(name: string, help: string, read: () => number): void {
-    new Counter({
+    this.#readAtScrape(Counter, name, help, [], () => [[{}, read()]])
+  }
+
+  /**
+   * The one way a metric kept elsewhere is exposed: at each scrape every series is dropped and
+   * written again from `read` (an unlabelled one as the label set {}). Adding to a series just
+   * reset sets it, so counters and gauges share this; a counter's source must never decrease.
+   */
+  #readAtScrape(Metric: typeof Counter | typeof Gauge, name: string, help: string, labelNames: readonly string[], read: () => Iterable<readonly [Labels, number]>): void {
+    const metric: { reset(): void; inc(labels: Labels, value: number): void } = new Metric({
       name,
       help,
+      labelNames,
       registers: [this.registry],
-      collect() {
-        this.reset()
-        this.inc(read())
+      collect: () => {
+        metric.reset()
+        for (const [labels, value] of read()) metric.inc(labels, value)
       },
     })
   }

@@ -111,6 +111,8 @@ t.test('the HTTP status of every code, as clients see it in problem+json answers
     IDEMPOTENCY_IN_PROGRESS: 409,
     DIRECTORY_READ_ONLY: 501,
     DIRECTORY_WRITE: 502,
+    DOVEADM_FAILED: 503,
+    DOVEADM_REPLY_TOO_LARGE: 500,
     HTTP_NOT_FOUND: 404,
     HTTP_TOO_LARGE: 413,
     HTTP_MEDIA_TYPE: 415,

@@ -63,15 +63,29 @@ export class Pools {
     })
   }
 
+  /**
+   * A weight or admin state. Into or out of maintenance, the member's pins are dropped in the same
+   * transaction and the drop announced, so every instance forgets its copies on hearing it,
+   * whenever it reads the registry: entering, because a member in maintenance serves nobody (like
+   * one down); leaving, because a pin to it made meanwhile can only come from an instance that had
+   * not yet heard of the maintenance, while the others pinned those users elsewhere. A toggle
+   * faster than an instance's registry reload would otherwise leave that instance its old copies
+   * for up to a refresh slice. Drain and weight leave pins alone: they only stop new ones.
+   */
   async updateMember(actor: string, id: string, memberId: string, c: MemberChanges): Promise<PoolMemberView> {
-    return this.#write(id, [{ kind: 'registry' }], async (tx, pool) => {
+    return this.#write(id, [{ kind: 'registry' }], async (tx, pool, announce) => {
       const before = await this.#member(tx, id, memberId)
       const { rows } = await tx.query<StoredMember>(
         `update pool_members set weight = $2, admin_state = $3, updated_at = now() where id = $1 returning ${STORED_MEMBER_COLUMNS}`,
         [memberId, c.weight ?? before.weight, c.adminState ?? before.admin_state],
       )
       const after = rows[0]!
-      await this.#audit(tx, actor, 'update', id, { member: recordedMember(before) }, { member: recordedMember(after) })
+      let dropped: number | undefined
+      if ((before.admin_state === 'maintenance') !== (after.admin_state === 'maintenance')) {
+        dropped = await dropPins(tx, { pool: id, member: memberId })
+        announce({ kind: 'pins', pool: id, member: memberId })
+      }
+      await this.#audit(tx, actor, 'update', id, { member: recordedMember(before) }, { member: recordedMember(after), ...(dropped === undefined ? {} : { droppedPins: dropped }) })
       return memberView(after, portsOf(pool), (await healthByServer(tx)).get(after.id))
     })
   }
@@ -148,16 +162,19 @@ export class Pools {
 
   /**
    * One write on a pool in one transaction (the pool row locked, so member changes of one pool
-   * are serialised), announced to every instance at its commit and applied here before answering.
+   * are serialised), announced to every instance at its commit and applied here before answering:
+   * `changes`, and those `run` announces as it finds them needed.
    */
-  async #write<T>(id: string, changes: readonly Change[], run: (tx: Queryable, pool: Row) => Promise<T>): Promise<T> {
+  async #write<T>(id: string, changes: readonly Change[], run: (tx: Queryable, pool: Row, announce: (change: Change) => void) => Promise<T>): Promise<T> {
+    const all = [...changes]
     const out = await this.d.store.transaction(async (tx) => {
+      all.length = changes.length
       const pool = await this.#pool(tx, id, true)
-      const result = await run(tx, pool)
-      for (const change of changes) await this.d.bus.publish(change, tx)
+      const result = await run(tx, pool, (change) => all.push(change))
+      for (const change of all) await this.d.bus.publish(change, tx)
       return result
     })
-    for (const change of changes) await applied(this.d, change)
+    for (const change of all) await applied(this.d, change)
     return out
   }
 

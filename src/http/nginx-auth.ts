@@ -84,6 +84,9 @@ export async function nginxAuth(h: IncomingHttpHeaders, d: NginxAuthDeps, raw: r
 
 /** smtp_auth none: nginx asks once per session, at the first RCPT, and proxies to that backend. */
 async function smtpRoute(rcptLine: string, d: NginxAuthDeps, waitSeconds: number): Promise<NginxAnswer> {
+  // One lookup deadline for the whole answer, as for logins: the pin claim gets what the
+  // resolution left of it.
+  const started = performance.now()
   const m = /^RCPT TO:\s*<([^>]*)>/i.exec(rcptLine.trim())
   const rcpt = m ? percentDecode(m[1]!) : undefined
   const r = await d.resolver.resolve(rcpt ?? null, 'nginx smtp')
@@ -94,7 +97,7 @@ async function smtpRoute(rcptLine: string, d: NginxAuthDeps, waitSeconds: number
   // addresses only has no backend to take it: a temporary failure, like an unreachable one.
   const mailbox = r.resolution.mailboxes[0]
   const registry = d.registry()
-  if (mailbox) await settlePins([mailbox], registry)
+  if (mailbox) await settlePins([mailbox], registry, d.router.deadlineMs - (performance.now() - started))
   const to = mailbox && decide(mailbox, { service: 'nginx-smtp' }, registry)
   if (to?.kind !== 'destination') return fail(TEXT.rcptTemp, waitSeconds, '451 4.3.0')
   return { headers: { 'Auth-Status': 'OK', 'Auth-Server': to.address, 'Auth-Port': String(to.port) }, delayMs: 0 }

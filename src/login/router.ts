@@ -1,8 +1,10 @@
 // Login routing (docs/login.md): which backend a login goes to, and whether it may go at all.
 // The name is resolved like any address (rules, cache, directory); it must name exactly one
-// mailbox. The password is checked by the directory within the lookup deadline. Directory
-// trouble is a temporary failure, never "unknown user" or "wrong password"; the brakes decide
-// before any password is checked, and an attempt they tarpit or refuse is never checked.
+// mailbox. One lookup deadline bounds the whole request: the resolution, the password check by the
+// directory and a pooled user's pin claim each get what the steps before them left of it.
+// Directory trouble and a deadline that ran out are a temporary failure, never "unknown user" or
+// "wrong password"; the brakes decide before any password is checked, and an attempt they tarpit
+// or refuse is never checked.
 
 import type { Logger } from 'pino'
 import type { Brakes } from '../auth/brakes.js'
@@ -57,6 +59,7 @@ export class LoginRouter {
 
   /** A login with a password (Dovecot verify, nginx). `protocol` labels metrics and logs. */
   async verify(req: LoginRequest & { password: string }, protocol: string): Promise<LoginResult> {
+    const started = performance.now()
     // Resolve first (usually a cache hit): the brakes count the account, not the typed name, or
     // alice+x@ and alice@<alias domain> would each get their own allowance of guesses.
     const account = await this.#account(req.user)
@@ -82,7 +85,7 @@ export class LoginRouter {
     }
     let check: 'ok' | 'mismatch'
     try {
-      check = await this.#withDeadline((signal) => this.#o.directory.verifyPassword(accountEntry(found.mailbox), req.password, signal))
+      check = await this.#withDeadline(started, (signal) => this.#o.directory.verifyPassword(accountEntry(found.mailbox), req.password, signal))
     } catch (e) {
       return this.#done(protocol, req, this.#tempfail(e, tarpitSeconds))
     }
@@ -93,7 +96,7 @@ export class LoginRouter {
     this.#o.brakes.success(who, req.remoteIp)
     // No nopassword here: Dovecot's auth cache would remember "no password needed" for this
     // user and let any password in until the entry expires. The proxy forwards the typed one.
-    return this.#done(protocol, req, await this.#route(req, found.mailbox, tarpitSeconds, false))
+    return this.#done(protocol, req, await this.#route(req, found.mailbox, tarpitSeconds, false, started))
   }
 
   /**
@@ -129,9 +132,20 @@ export class LoginRouter {
    * through lookup() with login.lookupMode on.
    */
   async route(req: LoginRequest, protocol: string): Promise<LoginResult> {
+    const started = performance.now()
     const found = this.#mailboxOf(await this.#account(req.user), 0)
     if ('result' in found) return this.#done(protocol, req, found)
-    return this.#done(protocol, req, await this.#route(req, found.mailbox, 0, true))
+    return this.#done(protocol, req, await this.#route(req, found.mailbox, 0, true, started))
+  }
+
+  /** The lookup deadline every request is answered within, counted from its start (nginx's smtp routing keeps it too). */
+  get deadlineMs(): number {
+    return this.#o.deadlineMs
+  }
+
+  /** What is left of the deadline of a request that started at `started` (performance.now()); 0 or less: none. */
+  #left(started: number): number {
+    return this.#o.deadlineMs - (performance.now() - started)
   }
 
   async #account(user: string): Promise<LoginAccount> {
@@ -146,11 +160,13 @@ export class LoginRouter {
     return { mailbox: account.mailbox }
   }
 
-  async #route(req: LoginRequest, mailbox: Mailbox, tarpitSeconds: number, nopassword: boolean): Promise<LoginResult> {
+  async #route(req: LoginRequest, mailbox: Mailbox, tarpitSeconds: number, nopassword: boolean, started: number): Promise<LoginResult> {
     if (mailbox.status === 'disabled') return { result: 'disabled', reason: 'account disabled', tarpitSeconds }
     const registry = this.#o.registry()
-    // A pooled user new to this instance: its pin is claimed in the store first (docs/pools.md).
-    await settlePins([mailbox], registry)
+    // A pooled user new to this instance: its pin is claimed in the store first (docs/pools.md),
+    // within what the resolution and the password check left of the deadline; without a pin by
+    // then, decide() answers a temporary failure.
+    await settlePins([mailbox], registry, this.#left(started))
     const d = decide(mailbox, { service: loginService(req.service) }, registry)
     if (d.kind !== 'destination') {
       if (d.reason === 'unknown-mailhost') {
@@ -171,17 +187,20 @@ export class LoginRouter {
   }
 
   /**
-   * Answers DeadlineError at the deadline, and aborts `run`'s signal then, so the directory stops
-   * working (or waiting for a connection) for a login that has been answered already.
+   * Answers DeadlineError at the deadline of the request that started at `started`, and aborts
+   * `run`'s signal then, so the directory stops working (or waiting for a connection) for a login
+   * that has been answered already. With nothing left of the deadline, `run` is not started.
    */
-  #withDeadline<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  #withDeadline<T>(started: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const left = this.#left(started)
+    if (left <= 0) return Promise.reject(new DeadlineError(this.#o.deadlineMs))
     const abort = new AbortController()
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         reject(new DeadlineError(this.#o.deadlineMs))
         abort.abort()
-      }, this.#o.deadlineMs)
+      }, left)
     })
     const work = run(abort.signal)
     work.catch(() => undefined) // it may settle after the deadline; never unhandled

@@ -8,7 +8,7 @@
 // are idempotent.
 
 import type { Logger } from 'pino'
-import { describeError } from '../errors.js'
+import { codeOf, describeError } from '../errors.js'
 import { LogThrottle } from '../log.js'
 import type { PoolInfo, Registry } from '../resolve/registry.js'
 import type { Queryable } from '../store/store.js'
@@ -98,7 +98,7 @@ export class SessionWatch {
     } catch (e) {
       this.#o.onError?.()
       this.#throttle.run(`error:${member}`, (suppressed) =>
-        this.#o.logger.warn({ pool: pool.id, member, err: describeError(e), suppressed }, "asking a pool member's doveadm for its sessions failed; their pins live on lookups alone meanwhile"),
+        this.#o.logger.warn({ pool: pool.id, member, code: codeOf(e), err: describeError(e), suppressed }, "asking a pool member's doveadm for its sessions failed; their pins live on lookups alone meanwhile"),
       )
     }
   }

@@ -166,13 +166,14 @@ function isLogin(asker: Asker): asker is Extract<Asker, { service: LoginService 
 /**
  * Before decide(): gives every pooled mailbox among `mailboxes` a live pin on this instance,
  * claiming it in the store when there is none here (the only round trip pooled routing costs).
- * Resolves when every claim is settled, whatever its outcome, within `timeoutMs` (what is left
- * of the caller's deadline): decide() then answers `unpinned` or `down` for a mailbox left
- * without one.
+ * Resolves when every claim is settled, whatever its outcome, within `timeoutMs`: what is left of
+ * the caller's one request deadline, so a request whose earlier steps ran slow still answers in
+ * time. With nothing left (0 or less) no claim is started. decide() then answers `unpinned` or
+ * `down` for a mailbox left without one: a temporary failure, never a miss or a guessed member.
  */
-export async function settlePins(mailboxes: readonly RoutedMailbox[], registry: Registry, timeoutMs?: number): Promise<void> {
+export async function settlePins(mailboxes: readonly RoutedMailbox[], registry: Registry, timeoutMs: number): Promise<void> {
   const pins = registry.pins
-  if (pins === undefined) return
+  if (pins === undefined || timeoutMs <= 0) return
   const claims: Promise<unknown>[] = []
   for (const m of mailboxes) {
     const pool = poolOf(m, registry)

@@ -160,6 +160,38 @@ t.test('members: add, weight, drain, maintenance; audited as the pool', async (t
   ])
 })
 
+t.test("maintenance drops the member's pins in the store with the state change, in and out; drain and weight keep them", async (t) => {
+  for (const u of USERS) await lookup(api, 'transport', u)
+  const pins = await storedPins()
+  const member = pins[0]!.member_id
+  const users = pins.filter((p) => p.member_id === member).map((p) => p.address)
+  const others = pins.filter((p) => p.member_id !== member)
+  const lastAudit = async () => (await auditOf('pool', 'pool1'))[0]
+
+  t.equal((await api.patch(`/v1/pools/pool1/members/${member}`, { adminState: 'drain' })).status, 200)
+  t.same(await storedPins(), pins, 'drain: every pin stays')
+  t.notOk('droppedPins' in (await lastAudit()).after, 'nothing dropped, nothing audited as dropped')
+  t.equal((await api.patch(`/v1/pools/pool1/members/${member}`, { weight: 5 })).status, 200)
+  t.same(await storedPins(), pins, 'weight: every pin stays')
+
+  t.equal((await api.patch(`/v1/pools/pool1/members/${member}`, { adminState: 'maintenance' })).status, 200)
+  t.same(
+    (await storedPins()).map((p) => p.address),
+    others.map((p) => p.address),
+    `maintenance: ${member}'s pins are gone from the store, the others' stay`,
+  )
+  t.match(await lastAudit(), { action: 'update', before: { member: { id: member, adminState: 'drain' } }, after: { member: { adminState: 'maintenance' }, droppedPins: users.length } })
+  for (const u of users) t.not(memberOfRoute((await lookup(api, 'transport', u)).value), member, `${u} goes to another member`)
+  const moved = await storedPins()
+
+  // A pin to a member in maintenance only comes from an instance that had not heard of it yet.
+  await store.query("insert into pool_pins (address, pool_id, member_id) values ('stray@example.org', 'pool1', $1)", [member])
+  t.equal((await api.patch(`/v1/pools/pool1/members/${member}`, { adminState: 'active', weight: 1 })).status, 200)
+  t.match(await lastAudit(), { after: { member: { adminState: 'active' }, droppedPins: 1 } }, 'out of maintenance: a pin made to it meanwhile is dropped')
+  t.same(await storedPins(), moved, 'the others stay')
+  for (const u of users) t.not(memberOfRoute((await lookup(api, 'transport', u)).value), member, `${u} stays where it went while its pin lives`)
+})
+
 t.test('flush: one user, one member, the whole pool; this instance drops its local pins', async (t) => {
   const user = USERS[0]!
   const pinned = memberOfRoute((await lookup(api, 'transport', user)).value)!

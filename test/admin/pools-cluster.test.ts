@@ -1,6 +1,8 @@
 // Pool operations across two instances on one PostgreSQL (two daemons in-process, SQL
 // directory): a flush or a move through A makes B drop the local pins it holds, at once, through
-// the change bus; a member removed through A stops taking B's users. And move-user's kick: the
+// the change bus; a member removed through A stops taking B's users; a member put into maintenance
+// and back through A faster than B reads its registry makes B drop its pins to it all the same
+// (the state change announces the drop). And move-user's kick: the
 // doveadm HTTP API of the OLD member is called with the API key (never logged), a kick that fails
 // is reported while the move stands. The doveadm API is a fake on loopback, one per member address.
 
@@ -9,6 +11,7 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { startPostgres } from '../harness/postgres.js'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { ChangeEvent } from '../../src/cluster/changes.js'
 import { lookup, startAdminDaemon, type AdminDaemon } from './daemon.js'
 
 const API_KEY = 'doveadm-api-key-that-must-not-be-logged'
@@ -66,7 +69,7 @@ function droppedOnB(from: number): { pool: string; member?: string; address?: st
     .map((l) => JSON.parse(l))
 }
 const linesOfB = () => B.logs().split('\n').length - 1
-const route = (value: string | undefined) => ({ 'lmtp:inet:[127.0.0.1]:24': 'm1', 'lmtp:inet:[127.0.0.2]:24': 'm2' })[value ?? ''] ?? value
+const route = (value: string | undefined) => ({ 'lmtp:inet:[127.0.0.1]:24': 'm1', 'lmtp:inet:[127.0.0.2]:24': 'm2', 'lmtp:inet:[127.0.0.3]:24': 'm3' })[value ?? ''] ?? value
 
 t.test('a pool and its users through A; B pins them alike', async (t) => {
   const pool = await A.api.post('/v1/backends', { id: 'pool1', kind: 'pool', members: [{ id: 'm1', address: '127.0.0.1' }, { id: 'm2', address: '127.0.0.2' }] })
@@ -131,3 +134,31 @@ t.test('a member removed through A: B sends its users elsewhere', async (t) => {
   for (const address of onM1) await until(`B moves ${address}`, async () => route((await lookup(B.api, 'transport', address)).value) === 'm2')
 })
 
+
+t.test("maintenance and back through A before B reads its registry: B drops its pins to the member on hearing the change", async (t) => {
+  t.equal((await A.api.post('/v1/pools/pool1/members', { id: 'm3', address: '127.0.0.3' })).status, 201)
+  await until('B has m3', () => B.daemon.registry.member('m3') !== undefined)
+  const user = 'u4@example.org'
+  const held = route((await lookup(B.api, 'transport', user)).value)
+  t.equal(held, 'm2', 'B holds the user on m2 (m1 is gone)')
+
+  // B reads no registry change until the end: both state changes reach it only as pins changes.
+  const waiting: ChangeEvent[] = []
+  const apply = B.daemon.applyChange.bind(B.daemon)
+  B.daemon.applyChange = (event) => (event.kind === 'registry' ? (waiting.push(event), Promise.resolve()) : apply(event))
+  t.teardown(() => {
+    B.daemon.applyChange = apply
+  })
+  const from = linesOfB()
+  t.equal((await A.api.patch('/v1/pools/pool1/members/m2', { adminState: 'maintenance' })).status, 200)
+  t.equal(route((await lookup(A.api, 'transport', user)).value), 'm3', 'A pins the user to m3 meanwhile')
+  t.equal((await A.api.patch('/v1/pools/pool1/members/m2', { adminState: 'active' })).status, 200)
+  await until("B's ledger drops m2's pins", () => droppedOnB(from).some((e) => e.pool === 'pool1' && e.member === 'm2' && e.address === undefined && e.dropped > 0))
+  t.equal(B.daemon.registry.member('m2')?.adminState ?? 'active', 'active', "B's registry never saw the maintenance")
+  t.equal(route((await lookup(B.api, 'transport', user)).value), 'm3', "B answers A's pin, not its own old one")
+  t.ok(waiting.length >= 2, 'the registry changes were held back')
+
+  B.daemon.applyChange = apply
+  for (const event of waiting) await apply(event)
+  t.equal(route((await lookup(B.api, 'transport', user)).value), 'm3')
+})
