@@ -5,8 +5,13 @@
 // thread; the daemon reaches them through password-pool.ts, which runs the costly schemes on
 // worker threads so a login storm cannot stall lookups.
 //
-// Dependencies. node:crypto covers SHA-1/SHA-2, so PLAIN, the SSHA family and SHA-crypt
-// (sha-crypt.ts) need nothing else; it has neither Argon2 (before Node 24.7) nor bcrypt.
+// Values without a prefix are read as Dovecot reads them with default_pass_scheme = CRYPT when,
+// and only when, they are crypt(3) strings (`$1$`, `$5$`, `$6$`, `$2y$`...): that is how
+// PostfixAdmin (`md5crypt`, `php_crypt`), IndiMail and old iRedMail store passwords, and the
+// `$id$` opening cannot be the encoding of any other scheme. Anything else unprefixed is refused.
+//
+// Dependencies. node:crypto covers MD5, SHA-1 and SHA-2, so PLAIN, the MD5 and SSHA families,
+// MD5-crypt (md5-crypt.ts) and SHA-crypt (sha-crypt.ts) need nothing else; it has neither Argon2 (before Node 24.7) nor bcrypt.
 // - hash-wasm (MIT, no dependencies, no install script: WebAssembly shipped in the package)
 //   does both. Its Argon2id is 4-5 times faster than pure JS here: 57 ms for OWASP's 19 MiB x 2
 //   setting and 255 ms for Dovecot's 64 MiB x 3, against 218 ms and 1135 ms for @noble/hashes,
@@ -17,11 +22,12 @@
 // The alternative, @noble/hashes plus bcryptjs, is two pure-JS packages for the same coverage
 // but would have had to weaken the default Argon2 cost below OWASP's minimum.
 
-import { randomBytes } from 'node:crypto'
+import { hash, randomBytes } from 'node:crypto'
 import { hashArgon2id, verifyArgon2id } from './argon2.js'
 import { hashBcrypt, verifyBcrypt } from './bcrypt.js'
+import { verifyMd5Crypt } from './md5-crypt.js'
 import { hashSaltedSha, verifySaltedSha } from './salted-sha.js'
-import { decodeValue, equalSecrets, UnsupportedSchemeError, type ValueEncoding } from './scheme-support.js'
+import { decodeValue, equalDigests, equalSecrets, UnsupportedSchemeError, type ValueEncoding } from './scheme-support.js'
 import { CRYPT_PASSPHRASE_LIMIT, shaCrypt, shaCryptSalt, verifyShaCrypt } from './sha-crypt.js'
 
 export { UnsupportedSchemeError } from './scheme-support.js'
@@ -43,12 +49,21 @@ const SCHEMES: readonly Scheme[] = ['ARGON2ID', 'SHA512-CRYPT', 'SHA256-CRYPT', 
  * rounds) from the stored value or the configuration, 57 ms and up per check at our defaults,
  * so they are the schemes password-pool.ts runs on worker threads.
  */
-const CRYPT_SCHEMES: ReadonlySet<string> = new Set(['CRYPT', 'SHA256-CRYPT', 'SHA512-CRYPT', 'BLF-CRYPT', 'ARGON2ID'])
+const CRYPT_SCHEMES: ReadonlySet<string> = new Set(['CRYPT', 'MD5-CRYPT', 'SHA256-CRYPT', 'SHA512-CRYPT', 'BLF-CRYPT', 'ARGON2ID'])
 const PLAIN_SCHEMES = new Set(['PLAIN', 'CLEARTEXT', 'CLEAR'])
+/** Unsalted MD5 digests, hex (PLAIN-MD5) or base64 (LDAP-MD5) unless a suffix says otherwise. */
+const MD5_DIGEST_SCHEMES = new Set(['PLAIN-MD5', 'LDAP-MD5'])
+
+/** A crypt(3) string: `$id$`, the id in lower case and digits (`$1$`, `$6$`, `$2y$`, `$y$`...). */
+const CRYPT_STRING = /^\$[0-9a-z]{1,16}\$/
+/** Traditional DES crypt (13 characters) and BSDi's extended form (`_` and 19). */
+const DES_CRYPT = /^(?:[./0-9A-Za-z]{13}|_[./0-9A-Za-z]{19})$/
+const DES_PROBLEM = 'traditional DES crypt is not supported (it reads only 8 characters of a password); rehash the password in another scheme'
 
 /**
  * 'ok' when `plain` is the password `stored` was made from. Throws UnsupportedSchemeError when
- * `stored` has no `{SCHEME}` prefix, names a scheme mailhostd does not verify, or is malformed.
+ * `stored` has neither a `{SCHEME}` prefix nor a crypt(3) `$id$` opening, names a scheme or
+ * crypt method mailhostd does not verify (DES crypt among them), or is malformed.
  */
 export async function verifyPassword(stored: string, plain: string): Promise<VerifyResult> {
   const { scheme, encoding, value } = splitPrefix(stored)
@@ -59,9 +74,15 @@ export async function verifyPassword(stored: string, plain: string): Promise<Ver
     ok = equalSecrets(expected, key)
   } else if (scheme === 'SSHA' || scheme === 'SSHA256' || scheme === 'SSHA512') {
     ok = verifySaltedSha(scheme, encoding ?? 'base64', value, key)
+  } else if (MD5_DIGEST_SCHEMES.has(scheme)) {
+    ok = verifyMd5Digest(scheme, encoding, value, key)
+  } else if (scheme === 'MD5') {
+    // Dovecot's MD5 is MD5-crypt when the value is a `$1$` string and PLAIN-MD5 otherwise.
+    const text = encodedText(scheme, encoding, value)
+    ok = text.startsWith('$1$') ? verifyMd5Crypt(scheme, text, key) : verifyMd5Digest(scheme, undefined, text, key)
   } else if (CRYPT_SCHEMES.has(scheme)) {
-    if (encoding !== undefined) throw new UnsupportedSchemeError(scheme, 'encoding suffix on a crypt scheme')
-    ok = await verifyCrypt(scheme, value, key)
+    // A suffix encodes the crypt string itself: PostfixAdmin's `sha512.b64` writes {SHA512-CRYPT.B64}.
+    ok = await verifyCrypt(scheme, encodedText(scheme, encoding, value), key)
   } else {
     throw new UnsupportedSchemeError(scheme, 'scheme not supported')
   }
@@ -76,8 +97,15 @@ export async function verifyPassword(stored: string, plain: string): Promise<Ver
  * readable prefix: verifyPassword refuses it at once.
  */
 export function verifyIsCostly(stored: string): boolean {
-  const m = /^\{([A-Za-z0-9-]{1,40})\}/.exec(stored)
-  return m !== null && CRYPT_SCHEMES.has(m[1]!.toUpperCase())
+  let parts: ReturnType<typeof splitPrefix>
+  try {
+    parts = splitPrefix(stored)
+  } catch {
+    return false
+  }
+  const { scheme, encoding, value } = parts
+  // {MD5} is costly as MD5-crypt (1000 MD5 rounds, a few ms), not as a digest; an encoded one may be either.
+  return CRYPT_SCHEMES.has(scheme) || (scheme === 'MD5' && (encoding !== undefined || value.startsWith('$1$')))
 }
 
 /** True when hashPassword(_, scheme) is costly work (see verifyIsCostly). */
@@ -136,9 +164,14 @@ function cryptKey(scheme: Scheme, key: Buffer): Buffer {
 }
 
 function splitPrefix(stored: string): { scheme: string; encoding: ValueEncoding | undefined; value: string } {
-  // The caller decides what an unprefixed value means (Dovecot's default_pass_scheme); we do not guess.
   const m = /^\{([^}]*)\}/.exec(stored)
-  if (!m) throw new UnsupportedSchemeError(undefined, 'no {SCHEME} prefix')
+  if (!m) {
+    // A bare crypt(3) string is {CRYPT} (see the header); any other unprefixed value could be
+    // cleartext or an encoding of several schemes, and we do not guess.
+    if (CRYPT_STRING.test(stored)) return { scheme: 'CRYPT', encoding: undefined, value: stored }
+    if (DES_CRYPT.test(stored)) throw new UnsupportedSchemeError('CRYPT', DES_PROBLEM)
+    throw new UnsupportedSchemeError(undefined, 'no {SCHEME} prefix')
+  }
   // Only a name-shaped prefix goes into the message: anything else may be part of a secret.
   if (!/^[A-Za-z0-9-]+(?:\.[A-Za-z0-9]+)?$/.test(m[1]!) || m[1]!.length > 40) {
     throw new UnsupportedSchemeError(undefined, 'unreadable {SCHEME} prefix')
@@ -151,15 +184,39 @@ function splitPrefix(stored: string): { scheme: string; encoding: ValueEncoding 
   return { scheme, encoding, value: stored.slice(m[0].length) }
 }
 
+/** The text a crypt-style value stands for: as written, or decoded when a suffix encodes it. */
+function encodedText(scheme: string, encoding: ValueEncoding | undefined, value: string): string {
+  // latin1 maps each byte to one character: junk stays junk, for the strict parsers to refuse.
+  return encoding === undefined ? value : decodeValue(scheme, encoding, value).toString('latin1')
+}
+
+/**
+ * PLAIN-MD5 (hex) and LDAP-MD5 (base64): MD5 of the password, unsalted. PLAIN-MD5 that is not
+ * hex is tried as base64, as Dovecot does; either way the digest must be 16 bytes.
+ */
+function verifyMd5Digest(scheme: string, encoding: ValueEncoding | undefined, value: string, key: Uint8Array): boolean {
+  const reading = encoding ?? (scheme === 'LDAP-MD5' || !/^(?:[0-9a-fA-F]{2})*$/.test(value) ? 'base64' : 'hex')
+  const expected = decodeValue(scheme, reading, value)
+  if (expected.length !== 16) throw new UnsupportedSchemeError(scheme, 'MD5 digest that is not 16 bytes')
+  return equalDigests(hash('md5', key, 'buffer'), expected)
+}
+
 /**
  * Dovecot hands CRYPT, SHA256-CRYPT and SHA512-CRYPT values alike to crypt(3), so each takes
- * any method crypt(3) knows; BLF-CRYPT insists on bcrypt, ARGON2ID on Argon2id. `$argon2id$`
- * under {CRYPT} is our extension: Debian's crypt(3) (libxcrypt) does not know it.
+ * any method crypt(3) knows; MD5-CRYPT insists on `$1$`, BLF-CRYPT on bcrypt, ARGON2ID on
+ * Argon2id. `$argon2id$` under {CRYPT} is our extension: Debian's crypt(3) (libxcrypt) does not
+ * know it. DES crypt, yescrypt and the rest are refused.
  */
 async function verifyCrypt(scheme: string, value: string, key: Uint8Array): Promise<boolean> {
-  const method = /^\$(2[a-z]?|5|6|argon2id)\$/.exec(value)?.[1]
+  if (DES_CRYPT.test(value)) throw new UnsupportedSchemeError(scheme, DES_PROBLEM)
+  const method = /^\$(1|2[a-z]?|5|6|argon2id)\$/.exec(value)?.[1]
   if (method === undefined || !acceptsMethod(scheme, method)) {
     throw new UnsupportedSchemeError(scheme, 'crypt method not supported for this scheme')
+  }
+  if (method === '1') {
+    // crypt(3) (libxcrypt) refuses long passphrases for every method; Dovecot's own MD5-CRYPT does not.
+    if (scheme !== 'MD5-CRYPT' && key.length >= CRYPT_PASSPHRASE_LIMIT) return false
+    return verifyMd5Crypt(scheme, value, key)
   }
   if (method === '5' || method === '6') return verifyShaCrypt(scheme, value, key)
   if (method === 'argon2id') return verifyArgon2id(scheme, value, key)
@@ -167,6 +224,7 @@ async function verifyCrypt(scheme: string, value: string, key: Uint8Array): Prom
 }
 
 function acceptsMethod(scheme: string, method: string): boolean {
+  if (scheme === 'MD5-CRYPT') return method === '1'
   if (scheme === 'BLF-CRYPT') return method.startsWith('2')
   if (scheme === 'ARGON2ID') return method === 'argon2id'
   return method !== 'argon2id' || scheme === 'CRYPT'

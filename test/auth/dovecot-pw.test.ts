@@ -43,8 +43,13 @@ t.test('this is Dovecot 2.3', async (t) => {
 
 t.test('hashes made by doveadm verify here', async (t) => {
   // CRYPT: whatever crypt(3) method Dovecot picks (bcrypt on Debian 12). The suffixed names are
-  // Dovecot's other encodings of the same schemes.
-  const names = [...SCHEMES, 'CRYPT', 'CLEARTEXT', 'SSHA512.HEX', 'SSHA256.HEX', 'SSHA.HEX', 'SSHA.B64', 'PLAIN.B64', 'PLAIN.HEX']
+  // Dovecot's other encodings of the same schemes; PostfixAdmin stores the crypt ones .B64 too.
+  // The MD5 family we verify but never make: what existing databases hold (MD5 is MD5-crypt).
+  const names = [
+    ...SCHEMES,
+    ...['CRYPT', 'CLEARTEXT', 'SSHA512.HEX', 'SSHA256.HEX', 'SSHA.HEX', 'SSHA.B64', 'PLAIN.B64', 'PLAIN.HEX'],
+    ...['MD5-CRYPT', 'MD5', 'PLAIN-MD5', 'LDAP-MD5', 'PLAIN-MD5.B64', 'MD5-CRYPT.B64', 'SHA512-CRYPT.B64', 'SHA256-CRYPT.B64', 'BLF-CRYPT.B64'],
+  ]
   for (const scheme of names) {
     for (const password of PASSWORDS) {
       const stored = await doveadmHash(scheme, password)
@@ -115,6 +120,16 @@ t.test('the default scheme is one Dovecot verifies', async (t) => {
   t.equal(await doveadmAccepts(stored, 'correct horse '), false)
 })
 
+t.test('DES crypt: Dovecot checks it through crypt(3); we refuse it, never answering mismatch', async (t) => {
+  // perl's crypt() is the C library's; 'ab' is a traditional DES setting.
+  const des = (await run('perl', ['-e', 'print crypt($ARGV[0], q(ab))', 'pässwörd'])).stdout
+  t.match(des, /^ab[./0-9A-Za-z]{11}$/)
+  t.equal(await doveadmAccepts(`{CRYPT}${des}`, 'pässwörd'), true, 'Dovecot accepts it')
+  for (const stored of [`{CRYPT}${des}`, des]) {
+    await t.rejects(verifyPassword(stored, 'pässwörd'), { name: 'UnsupportedSchemeError', scheme: 'CRYPT', message: /DES crypt is not supported/ })
+  }
+})
+
 t.test('values we refuse, Dovecot does not accept either', async (t) => {
   const good = await doveadmHash('SSHA', 'pw')
   const sha512 = await doveadmHash('SHA512-CRYPT', 'pw')
@@ -127,6 +142,8 @@ t.test('values we refuse, Dovecot does not accept either', async (t) => {
     '{MD4}' + good.slice(6),
     '{SSHA.FOO}' + good.slice(6),
     '{BLF-CRYPT}' + sha512.slice(14),
+    '{MD5-CRYPT}' + sha512.slice(14),
+    '{PLAIN-MD5}' + createHash('md5').update('pw').digest('hex').slice(2), // 15 bytes
     good.slice(6),
   ]
   for (const stored of refused) {

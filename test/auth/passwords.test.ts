@@ -5,7 +5,7 @@
 import t from 'tap'
 import * as crypto from 'node:crypto'
 import fc from 'fast-check'
-import { DEFAULT_SCHEME, hashPassword, UnsupportedSchemeError, verifyPassword, type Scheme } from '../../src/auth/passwords.js'
+import { DEFAULT_SCHEME, hashPassword, UnsupportedSchemeError, verifyIsCostly, verifyPassword, type Scheme } from '../../src/auth/passwords.js'
 import { ARGON2_DEFAULT_COST, hashArgon2id } from '../../src/auth/argon2.js'
 import { equalDigests, equalSecrets } from '../../src/auth/scheme-support.js'
 
@@ -55,16 +55,30 @@ t.test('any salt length from one byte on', async (t) => {
 const MALFORMED: readonly [string, string][] = [
   // No or unreadable prefix: the caller decides the default scheme, we never guess PLAIN.
   ['no prefix', 'hunter2'],
-  ['no prefix, crypt string', '$6$saltsalt$KN.twvCyfwE67paW76hS2/bacYkY9PxIhxqYG9vL5bZmIwWBGDJ6mu4HlCosKUBfQwVXKXxXVXPcqdwd1Ip0X/'],
   ['unclosed prefix', '{PLAIN hunter2'],
   ['empty prefix', '{}hunter2'],
   ['blank in prefix', '{ PLAIN}hunter2'],
   ['prefix with two dots', '{SSHA.HEX.B64}00'],
+  ['no prefix, hex MD5 (PostfixAdmin md5: could as well be cleartext)', '6cb75f652a9b52798eb6cf2201057c73'],
+  ['no prefix, DES crypt', 'abJnggxhB/yWI'],
+  ['no prefix, BSDi extended DES', '_J9..CCCCXBrJUJV154M'],
+  ['no prefix, yescrypt', '$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7'],
+  ['no prefix, $2x$', '$2x$05$abcdefghijklmnopqrstuuZFBUbfXoM8LFiPx8LYlO/sXZB/Cwk3K'],
+  ['no prefix, $1$ salt over 8', '$1$abcdefghi$U8jv6p.D2WDJLEY1puNWT1'],
   // Schemes we do not verify.
   ['MD4', '{MD4}8a9d093f14f8701df17732b2bb182c74'],
-  ['PLAIN-MD5', '{PLAIN-MD5}6cb75f652a9b52798eb6cf2201057c73'],
   ['unsalted SHA512', `{SHA512}${sha('sha512', 'hunter2').toString('base64')}`],
-  ['MD5-CRYPT', '{MD5-CRYPT}$1$ab$U8jv6p.D2WDJLEY1puNWT1'],
+  ['DES-CRYPT', '{DES-CRYPT}abJnggxhB/yWI'],
+  ['PLAIN-MD5 of 15 bytes', '{PLAIN-MD5}6cb75f652a9b52798eb6cf2201057c'],
+  ['PLAIN-MD5 neither hex nor base64', '{PLAIN-MD5}6cb75f652a9b52798eb6cf2201057c7!'],
+  ['LDAP-MD5 not base64', '{LDAP-MD5}6cb75f652a9b52798eb6cf22!1057c73'],
+  ['LDAP-MD5 of 17 bytes', `{LDAP-MD5}${Buffer.alloc(17).toString('base64')}`],
+  ['MD5 neither $1$ nor a digest', '{MD5}hunter2hunter2'],
+  ['MD5 with a SHA-crypt value', '{MD5}$6$saltsalt$' + 'a'.repeat(86)],
+  ['MD5-CRYPT with a SHA-crypt value', '{MD5-CRYPT}$6$saltsalt$' + 'a'.repeat(86)],
+  ['MD5-CRYPT salt over 8', '{MD5-CRYPT}$1$abcdefghi$U8jv6p.D2WDJLEY1puNWT1'],
+  ['SHA512-CRYPT.B64 not base64', '{SHA512-CRYPT.B64}$6$saltsalt$' + 'a'.repeat(86)],
+  ['MD5-CRYPT.B64 of junk', `{MD5-CRYPT.B64}${Buffer.from([0x24, 0x31, 0x24, 0xff, 0x24, 0x00]).toString('base64')}`],
   ['ARGON2I', '{ARGON2I}$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA'],
   ['unknown suffix', '{SSHA.FOO}AAAA'],
   ['suffix on a crypt scheme', '{SHA512-CRYPT.HEX}2436'],
@@ -79,7 +93,7 @@ const MALFORMED: readonly [string, string][] = [
   ['PLAIN.HEX not hex', '{PLAIN.HEX}hunter2'],
   // crypt(3) strings.
   ['DES crypt', '{CRYPT}abJnggxhB/yWI'],
-  ['MD5 crypt', '{CRYPT}$1$ab$U8jv6p.D2WDJLEY1puNWT1'],
+  ['BSDi extended DES', '{CRYPT}_J9..CCCCXBrJUJV154M'],
   ['yescrypt', '{CRYPT}$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7'],
   ['empty crypt', '{CRYPT}'],
   ['$6$ rounds below 1000', '{CRYPT}$6$rounds=999$salt$' + 'a'.repeat(86)],
@@ -140,6 +154,10 @@ t.test('malformed or unknown stored values throw UnsupportedSchemeError, never a
 t.test('the error names the scheme when the prefix was readable', async (t) => {
   await t.rejects(verifyPassword('{md4}00', 'x'), { scheme: 'MD4', message: /\{MD4\}/ })
   await t.rejects(verifyPassword('hunter2', 'x'), { scheme: undefined, message: /no \{SCHEME\} prefix/ })
+  // DES crypt, with a prefix or without: named as such, for the operator to rehash.
+  await t.rejects(verifyPassword('abJnggxhB/yWI', 'x'), { scheme: 'CRYPT', message: /\{CRYPT\}: traditional DES crypt is not supported/ })
+  await t.rejects(verifyPassword('{crypt}abJnggxhB/yWI', 'x'), { scheme: 'CRYPT', message: /traditional DES crypt is not supported/ })
+  await t.rejects(verifyPassword('$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7', 'x'), { scheme: 'CRYPT', message: /crypt method not supported/ })
   await t.rejects(verifyPassword('{hunter 2}x', 'x'), { scheme: undefined, message: /unreadable/ })
 })
 
@@ -153,6 +171,56 @@ t.test('SHA-crypt under every crypt prefix Dovecot hands to crypt(3)', async (t)
   t.equal(await verifyPassword(`{CRYPT}${explicit}`, 'pass'), 'ok', 'rounds=5000 written out is the same hash')
   t.equal(await verifyPassword(`{CRYPT}${explicit.replace('=5000', '=5001')}`, 'pass'), 'mismatch')
   t.equal(await verifyPassword(`{CRYPT}${six.slice(0, -1)}.`, 'pass'), 'mismatch', 'a non-canonical last character')
+})
+
+// The password is 'Secr3t-pässwörd' in each. Made on Debian 12 by what each tool runs:
+// `doveadm pw -s X` for PostfixAdmin's dovecot:X and MD5-CRYPT/*.B64 settings and for iRedMail's
+// Dovecot-made hashes, crypt(3) (Perl's crypt, as PHP's crypt() calls it) for PostfixAdmin's
+// md5crypt/php_crypt and IndiMail's bare crypt strings. Each form as the tool stores it.
+const STORED_FORMS: readonly [string, string][] = [
+  ['PostfixAdmin md5crypt (3.x default): bare $1$', '$1$GfHYI7OE$lVMPNN5Z8oXJSOgOZXCnk/'],
+  ['PostfixAdmin MD5-CRYPT (4.x): prefixed', '{MD5-CRYPT}$1$j8eniCCE$zMfK7S6lQ3Eg.iyMDDjpa1'],
+  ['PostfixAdmin dovecot:SHA512-CRYPT', '{SHA512-CRYPT}$6$pfTuMx1g/6PNgPst$zjiBQhQTfuMz4OsN0AFptNXvf/PtS3IFdWHEQPYfhvHqnTclj3MQu0zvebIDMb1xnVHKiN9iRX52/Ix..wGS//'],
+  ['PostfixAdmin dovecot:SHA256-CRYPT', '{SHA256-CRYPT}$5$wt/LhrfAtMyMdMGu$ncGNFCeBSemjGPfOl6eFr.u5YdpYTgWuCZfLz3uoBp0'],
+  ['PostfixAdmin sha512.b64', '{SHA512-CRYPT.B64}JDYkTFBReE96YXlDY1NrNVNzTiRxb0tSNHFzaVBIR0JFQTFkczE1YmR3TE13cnFaQ09JNE9XbjZlcE1aYmlSNzJZeDJyZC45eFBtQTA0LmhzWlViVTBNSy5MMWtrTkVENDdhMEVNRUlJLw=='],
+  ['PostfixAdmin SHA256-CRYPT.B64', '{SHA256-CRYPT.B64}JDUkeUkxaE9GQ0pVdXM4R3E2ZyRoUXpGeHVWWmliekxPOGROTlJxd2JmSjFaUnY0QVR4cXp4amZDMDVaMlRE'],
+  ['PostfixAdmin MD5-CRYPT.B64', '{MD5-CRYPT.B64}JDEkNGs2TFVCa3Ykb3BxSkJGRW9JNVNEUk90bXZqRHRJLg=='],
+  ['PostfixAdmin BLF-CRYPT.B64', '{BLF-CRYPT.B64}JDJ5JDA1JE1uRHF4Z3BTbTB5VEdQV2p5NkVvTS5UTnNUS1hpY2JNY0dIZlNmRjhhdzFaNmllQzg3WDlt'],
+  ['PostfixAdmin php_crypt:SHA512:5000: bare, rounds written', '$6$rounds=5000$phpSaltSixteen1$X9fO3la7hQm12Wn3si7HWbQY4gy/ooPVcokrL6f1XLiUYzjO9z18EK6H81Ah3PO8R3nwIi0pNwU11nlS/3zQ1.'],
+  ['PostfixAdmin php_crypt:SHA512:5000:{SHA512-CRYPT}', '{SHA512-CRYPT}$6$rounds=5000$phpSaltSixteen1$X9fO3la7hQm12Wn3si7HWbQY4gy/ooPVcokrL6f1XLiUYzjO9z18EK6H81Ah3PO8R3nwIi0pNwU11nlS/3zQ1.'],
+  ['PostfixAdmin php_crypt:BLOWFISH: bare $2y$', '$2y$10$abcdefghijklmnopqrstuueCvBACzlCC1H9v2Kj8oD29yRltAh5ui'],
+  ['PostfixAdmin dovecot:BLF-CRYPT', '{BLF-CRYPT}$2y$05$aQI6oUE7.yziLeoV6yd/QuogMDOssLvUgROZwSyV5HY7pPilZz4vC'],
+  ['iRedMail SSHA512 (default since 0.9.0)', '{SSHA512}GvkqMyalDnoizQdRL2Qfrtl9KOujSaWguT3VzX5mCUT7uOQMaFMTpNFP3G2YvNumvrIvlYqyMnaIQba8n4vsHOX6V6k='],
+  ['iRedMail SSHA (LDAP default)', '{SSHA}X1fk4u/P8T3KLxqfzwbLff/aJmNgzPnc'],
+  ['iRedMail BCRYPT: {CRYPT}$2y$', '{CRYPT}$2y$05$xKyolMXNRpf4EtIZtkZVlumkNoJLoeOYSjmIw.FfxqxypPClUOAY.'],
+  ['iRedMail MD5 (default to 0.8.7), recommended form', '{CRYPT}$1$GfHYI7OE$lVMPNN5Z8oXJSOgOZXCnk/'],
+  ["Dovecot's {MD5}: MD5-crypt", '{MD5}$1$uvqKrbFD$kn9qDJXII4Hh5Ql0PI7vd.'],
+  ['iRedMail PLAIN-MD5', '{PLAIN-MD5}fa8b9b250d891cc545f75adb55cedc3e'],
+  ["Dovecot's {MD5}: a PLAIN-MD5 digest", '{MD5}fa8b9b250d891cc545f75adb55cedc3e'],
+  ['PLAIN-MD5 in base64, as Dovecot also reads it', '{PLAIN-MD5}+oubJQ2JHMVF91rbVc7cPg=='],
+  ['PLAIN-MD5.B64', '{PLAIN-MD5.B64}+oubJQ2JHMVF91rbVc7cPg=='],
+  ['LDAP-MD5', '{LDAP-MD5}+oubJQ2JHMVF91rbVc7cPg=='],
+  ['IndiMail bare $5$', '$5$indimailsalt$mLeBNUO.4YrM4uDxwOQ3vh1kN.vWn6FfhbmNK32Ncy8'],
+  ['IndiMail bare $6$', '$6$pfTuMx1g/6PNgPst$zjiBQhQTfuMz4OsN0AFptNXvf/PtS3IFdWHEQPYfhvHqnTclj3MQu0zvebIDMb1xnVHKiN9iRX52/Ix..wGS//'],
+]
+
+t.test('the forms PostfixAdmin, iRedMail and IndiMail store verify, and refuse wrong passwords', async (t) => {
+  for (const [what, stored] of STORED_FORMS) {
+    t.equal(await verifyPassword(stored, 'Secr3t-pässwörd'), 'ok', what)
+    t.equal(await verifyPassword(stored, 'Secr3t-passwörd'), 'mismatch', `${what}, wrong password`)
+    t.equal(await verifyPassword(stored, ''), 'mismatch', `${what}, empty password`)
+  }
+})
+
+t.test('only values whose check costs real work go to the worker threads', async (t) => {
+  const costly = STORED_FORMS.filter(([, stored]) => verifyIsCostly(stored)).map(([what]) => what)
+  t.same(
+    STORED_FORMS.filter(([, stored]) => !/^\{(?:SSHA|SSHA512|PLAIN-MD5|PLAIN-MD5\.B64|LDAP-MD5)\}|^\{MD5\}[0-9a-f]/.test(stored)).map(([what]) => what),
+    costly,
+  )
+  t.equal(verifyIsCostly('abJnggxhB/yWI'), false, 'refused at once: DES crypt')
+  t.equal(verifyIsCostly('hunter2'), false, 'refused at once: no prefix')
+  t.equal(verifyIsCostly('{MD4}00'), false)
 })
 
 t.test('bcrypt: $2a$, $2b$ and $2y$ are one computation; the salt is compared as written', async (t) => {
@@ -259,6 +327,7 @@ t.test('every scheme decides through one of those helpers', async (t) => {
   const shaCrypt = await load<typeof import('../../src/auth/sha-crypt.js')>('../../src/auth/sha-crypt.js')
   const bcrypt = await load<typeof import('../../src/auth/bcrypt.js')>('../../src/auth/bcrypt.js')
   const argon2 = await load<typeof import('../../src/auth/argon2.js')>('../../src/auth/argon2.js')
+  const md5Crypt = await load<typeof import('../../src/auth/md5-crypt.js')>('../../src/auth/md5-crypt.js')
   const key = Buffer.from('right')
   const cases: [string, () => Promise<string>, (stored: string, k: Buffer) => Promise<boolean> | boolean][] = [
     ['PLAIN', async () => '{PLAIN}right', async (s, k) => (await passwords.verifyPassword(s, k.toString())) === 'ok'],
@@ -266,6 +335,8 @@ t.test('every scheme decides through one of those helpers', async (t) => {
     ['SHA512-CRYPT', async () => (await hashPassword('right', 'SHA512-CRYPT')).slice(14), (s, k) => shaCrypt.verifyShaCrypt('CRYPT', s, k)],
     ['BLF-CRYPT', async () => (await hashPassword('right', 'BLF-CRYPT')).slice(11), (s, k) => bcrypt.verifyBcrypt('CRYPT', s, k)],
     ['ARGON2ID', async () => (await hashPassword('right', 'ARGON2ID')).slice(10), (s, k) => argon2.verifyArgon2id('ARGON2ID', s, k)],
+    ['MD5-CRYPT', async () => md5Crypt.md5Crypt(key, 'saltsalt'), (s, k) => md5Crypt.verifyMd5Crypt('MD5-CRYPT', s, k)],
+    ['PLAIN-MD5', async () => `{PLAIN-MD5}${crypto.createHash('md5').update(key).digest('hex')}`, async (s, k) => (await passwords.verifyPassword(s, k.toString())) === 'ok'],
   ]
   for (const [scheme, make, verify] of cases) {
     const stored = await make()
