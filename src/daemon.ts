@@ -347,6 +347,7 @@ export class Daemon {
       niceness: c.passwords.niceness,
       logger: this.logger.child({ component: 'passwords' }),
       onJob: (operation, outcome) => this.metrics.passwordJobs.inc({ operation, outcome }),
+      onSchemeRefused: (scheme) => this.metrics.passwordSchemeRefusals.inc({ scheme }),
     })
     this.metrics.gauge('mailhostd_password_jobs_waiting', 'Password jobs waiting for a worker thread (at most passwords.maxQueue).', () => pool.waiting)
     return pool

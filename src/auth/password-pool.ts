@@ -27,6 +27,7 @@ import { MailhostdError, ErrorCodes } from '../errors.js'
 import { LogThrottle, type Logger } from '../log.js'
 import { DEFAULT_SCHEME, hashIsCostly, hashPassword, verifyIsCostly, verifyPassword, type PasswordHasher, type Scheme, type VerifyResult } from './passwords.js'
 import type { PasswordWorkerData } from './password-worker.js'
+import { SchemeRefusals } from './scheme-refusals.js'
 import { UnsupportedSchemeError } from './scheme-support.js'
 
 /** The jobs, and what became of each: the closed label sets of mailhostd_password_jobs_total. */
@@ -62,6 +63,8 @@ export interface PasswordPoolOptions {
   readonly logger: Logger
   /** Told of every job handed to the pool, once it is settled. */
   readonly onJob?: (operation: PasswordOperation, outcome: PasswordJobOutcome) => void
+  /** Told of every stored value refused as unverifiable, with its scheme's metric label (scheme-refusals.ts). */
+  readonly onSchemeRefused?: (scheme: string) => void
   /** The worker's module; tests pass one that can be made to die. */
   readonly workerUrl?: URL
   /** ABANDONED_GRACE_MS unless a test needs it shorter. */
@@ -103,6 +106,7 @@ export class PasswordPool implements PasswordHasher {
   readonly #slots: Slot[] = []
   readonly #queue: Pending[] = []
   readonly #throttle = new LogThrottle(60_000)
+  readonly #refusals: SchemeRefusals
   #nextId = 1
   /** Workers that died in a row without a job completing in between. */
   #deaths = 0
@@ -111,6 +115,7 @@ export class PasswordPool implements PasswordHasher {
   constructor(options: PasswordPoolOptions) {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new RangeError('a password pool needs at least one worker')
     this.#o = options
+    this.#refusals = new SchemeRefusals({ logger: options.logger, ...(options.onSchemeRefused ? { onRefused: options.onSchemeRefused } : {}) })
     for (let i = 0; i < options.workers; i++) {
       const slot: Slot = { worker: undefined, running: undefined, respawn: undefined, reaper: undefined }
       this.#slots.push(slot)
@@ -133,9 +138,13 @@ export class PasswordPool implements PasswordHasher {
     return this.#slots.filter((s) => s.worker !== undefined).length
   }
 
+  /** Every login endpoint's check passes here: refusals are logged (once per scheme) and counted here too. */
   verify(stored: string, plain: string, signal?: AbortSignal): Promise<VerifyResult> {
-    if (!verifyIsCostly(stored)) return verifyPassword(stored, plain)
-    return this.#submit({ id: this.#nextId++, op: 'verify', stored, plain }, signal) as Promise<VerifyResult>
+    const check = verifyIsCostly(stored) ? (this.#submit({ id: this.#nextId++, op: 'verify', stored, plain }, signal) as Promise<VerifyResult>) : verifyPassword(stored, plain)
+    return check.catch((e: unknown) => {
+      if (e instanceof UnsupportedSchemeError) this.#refusals.record(e)
+      throw e
+    })
   }
 
   hash(plain: string, scheme: Scheme = DEFAULT_SCHEME): Promise<string> {

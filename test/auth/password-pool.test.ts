@@ -12,7 +12,7 @@ import t, { type Test } from 'tap'
 import { PasswordPool, type PasswordJobOutcome, type PasswordOperation, type PasswordPoolOptions } from '../../src/auth/password-pool.js'
 import { hashPassword, UnsupportedSchemeError, verifyPassword } from '../../src/auth/passwords.js'
 import { ErrorCodes, isMailhostdError } from '../../src/errors.js'
-import { silentLogger } from '../../src/log.js'
+import { createLogger, silentLogger } from '../../src/log.js'
 
 const DYING_WORKER = new URL('../fakes/dying-password-worker.ts', import.meta.url)
 
@@ -49,8 +49,40 @@ t.test('costly schemes go to a worker and agree with the inline functions', asyn
   t.equal(await p.verify('{PLAIN}pw', 'pw'), 'ok')
   t.equal(await p.hash('pw', 'PLAIN'), '{PLAIN}pw')
   await t.rejects(p.verify('no prefix', 'pw'), UnsupportedSchemeError)
-  await t.rejects(p.verify('{ARGON2ID.HEX}00', 'pw'), UnsupportedSchemeError, 'a crypt scheme with an encoding suffix is refused inline')
-  t.same(jobs, [], 'PLAIN, salted SHA and unreadable prefixes never reach a worker')
+  await t.rejects(p.verify('abJnggxhB/yWI', 'pw'), UnsupportedSchemeError, 'bare DES crypt is refused inline')
+  t.equal(await p.verify('{PLAIN-MD5}8fe4c11451281c094a6578e6ddbf5eed', 'pw'), 'ok')
+  t.same(jobs, [], 'PLAIN, salted SHA, MD5 digests and unreadable prefixes never reach a worker')
+  t.equal(await p.verify('$1$ab$U8jv6p.D2WDJLEY1puNWT1', 'pass'), 'ok', 'bare MD5-crypt: on a worker')
+  t.same(jobs, ['verify:done'])
+})
+
+t.test('refused stored values: each counted, logged once per scheme and fault, inline or from a worker', async (t) => {
+  let text = ''
+  const refused: string[] = []
+  const { p } = pool(t, { logger: createLogger('info', { write: (s: string) => void (text += s) }), onSchemeRefused: (scheme) => refused.push(scheme) })
+  const lines = () => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
+  // A table of DES-crypt users logging in, bare and under {CRYPT} (the latter checked on a worker).
+  for (let i = 0; i < 5; i++) {
+    await t.rejects(p.verify('abJnggxhB/yWI', 'pw'), { name: 'UnsupportedSchemeError', scheme: 'CRYPT' })
+    await t.rejects(p.verify('{CRYPT}abJnggxhB/yWI', 'pw'), { name: 'UnsupportedSchemeError', scheme: 'CRYPT' })
+  }
+  await t.rejects(p.verify('{SHA512}MJ7MSJwS1utMxA9QyQLytNDtd+5RGnx6m808qG1M2G+YndNbxf9JlnDaNCVbRbDP2DDoH2Bdz33FVC6TrpzXbw==', 'pw'), UnsupportedSchemeError)
+  await t.rejects(p.verify('{sha512}MJ7MSJwS1utMxA9QyQLytNDtd+5RGnx6m808qG1M2G+YndNbxf9JlnDaNCVbRbDP2DDoH2Bdz33FVC6TrpzXbw==', 'pw'), UnsupportedSchemeError)
+  await t.rejects(p.verify('{FANCY-NEW}x', 'pw'), UnsupportedSchemeError)
+  await t.rejects(p.verify('hunter2', 'pw'), UnsupportedSchemeError)
+  await t.rejects(p.verify('{CRYPT}$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7', 'pw'), UnsupportedSchemeError)
+  t.same(refused, [...Array<string>(10).fill('CRYPT'), 'SHA512', 'SHA512', 'other', 'none', 'CRYPT'], 'every refusal counted; unknown names are "other"')
+  const logged = lines().map((l) => [l.scheme, l.problem, l.suppressed])
+  t.same(logged, [
+    ['CRYPT', 'traditional DES crypt is not supported (it reads only 8 characters of a password); rehash the password in another scheme', 0],
+    ['SHA512', 'scheme not supported', 0],
+    ['FANCY-NEW', 'scheme not supported', 0],
+    ['(no prefix)', 'no {SCHEME} prefix', 0],
+    ['CRYPT', 'crypt method not supported for this scheme', 0],
+  ], 'one line per scheme and fault, not per login')
+  t.ok(lines().every((l) => l.level === 'error' && l.code === 'MH_PASSWORD_SCHEME' && !JSON.stringify(l).includes('abJnggxhB')), 'errors, with the code, without the stored value')
+  t.equal(await p.verify('{PLAIN}pw', 'pw'), 'ok')
+  t.equal(refused.length, 15, 'checks that succeed are not refusals')
 })
 
 t.test("errors thrown in a worker reach the caller as the inline function's would", async (t) => {
