@@ -218,6 +218,9 @@ t.test('only values whose check costs real work go to the worker threads', async
     STORED_FORMS.filter(([, stored]) => !/^\{(?:SSHA|SSHA512|PLAIN-MD5|PLAIN-MD5\.B64|LDAP-MD5)\}|^\{MD5\}[0-9a-f]/.test(stored)).map(([what]) => what),
     costly,
   )
+  const md5b64 = `{MD5.B64}${Buffer.from('$1$GfHYI7OE$lVMPNN5Z8oXJSOgOZXCnk/').toString('base64')}`
+  t.equal(verifyIsCostly(md5b64), true, 'an encoded {MD5} may be MD5-crypt')
+  t.equal(await verifyPassword(md5b64, 'Secr3t-pässwörd'), 'ok')
   t.equal(verifyIsCostly('abJnggxhB/yWI'), false, 'refused at once: DES crypt')
   t.equal(verifyIsCostly('hunter2'), false, 'refused at once: no prefix')
   t.equal(verifyIsCostly('{MD4}00'), false)
