@@ -49,7 +49,7 @@ export class LdapWatcher {
   readonly #attributes: string[]
   readonly #throttle = new LogThrottle(60_000)
   /** Newest modifyTimestamp seen (ms since the epoch, whole seconds). */
-  #watermark = Date.now() - START_MARGIN_MS
+  #watermark = wholeSeconds(Date.now() - START_MARGIN_MS)
   /** `dn \n change stamp` -> its modifyTimestamp, for the changes inside the overlap window. */
   readonly #seen = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
@@ -178,7 +178,7 @@ export class LdapWatcher {
       "LDAP watch: more changed entries than the server's size limit returns; dropping the whole cache",
     )
     // Skip past the burst: what it changed is covered by the resync.
-    this.#watermark = Math.max(this.#watermark, Date.now() - OVERLAP_MS)
+    this.#watermark = Math.max(this.#watermark, wholeSeconds(Date.now() - OVERLAP_MS))
     this.#seen.clear()
     try {
       this.#opts.onResync?.()
@@ -187,6 +187,14 @@ export class LdapWatcher {
     }
   }
 }
+
+/**
+ * The watermark is kept in whole seconds, as the search filter states it: with a fraction, a
+ * poll's filter (floored to the second) would return entries from the part of a second that the
+ * forgetting of seen entries (at the unfloored bound) had already dropped, and report them again
+ * on every poll until a newer change moved the watermark.
+ */
+const wholeSeconds = (ms: number) => Math.floor(ms / 1000) * 1000
 
 /** `YYYYMMDDHHMMSSZ` (GeneralizedTime, UTC, whole seconds). */
 export function generalizedTime(ms: number): string {
